@@ -1,0 +1,1 @@
+"""Benchmarks behind `phobos bench`: each measures this project beside its peer in one run."""

@@ -1,0 +1,129 @@
+"""Store-and-forward router: holds messages until their link exists, then delivers them late.
+
+One router serves every transport: the environments call it in-process, and the world server
+runs the same object behind ZeroMQ, so a seeded episode delivers the same messages either way.
+
+Semantics, per directed link (sender, receiver):
+- A message waits in the sender's buffer for that link until the link model's next contact,
+  then travels for one light time. Departures are first-in first-out.
+- At most ``buffer_limit`` messages wait per link. A message that finds the buffer full is
+  rejected and counted (tail drop): nothing already accepted is ever evicted.
+- A message the channel loses is counted as lost when it would have arrived.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from phobos.comms.link import LinkModel
+from phobos.comms.message import BROADCAST, Message
+
+
+@dataclass
+class RouterStats:
+    """Counters since the router was created (per episode in the environments).
+
+    Attributes:
+        sent: Copies offered to links (a broadcast counts once per receiver).
+        rejected: Copies refused because the link's buffer was full.
+        delivered: Copies handed to their receiver.
+        lost: Copies the channel lost in flight.
+    """
+
+    sent: int = 0
+    rejected: int = 0
+    delivered: int = 0
+    lost: int = 0
+
+
+class Router:
+    """Delay-tolerant store-and-forward router between named endpoints.
+
+    Args:
+        endpoints: Every endpoint id that may send or receive.
+        links: The contact plan.
+        buffer_limit: Most messages that may wait for one link at once.
+    """
+
+    def __init__(self, endpoints: Sequence[str], links: LinkModel, buffer_limit: int) -> None:
+        if buffer_limit < 1:
+            raise ValueError(f"buffer_limit must be at least 1, got {buffer_limit}")
+        self.endpoints = tuple(endpoints)
+        self.links = links
+        self.buffer_limit = buffer_limit
+        self.stats = RouterStats()
+        self._others = {e: tuple(o for o in self.endpoints if o != e) for e in self.endpoints}
+        self._waiting: dict[tuple[str, str], deque[float]] = {
+            (a, b): deque() for a in self.endpoints for b in self.endpoints if a != b
+        }
+        self._in_flight: list[tuple[float, int, str, Message, bool]] = []
+        self._order = itertools.count()
+
+    def send(self, message: Message) -> int:
+        """Accept ``message`` (to one receiver or a broadcast); return how many copies were taken.
+
+        Raises:
+            ValueError: if the sender or receiver is not an endpoint of this router.
+        """
+        others = self._others.get(message.sender)
+        if others is None:
+            raise ValueError(
+                f"unknown sender {message.sender!r}; endpoints: {', '.join(self.endpoints)}"
+            )
+        if message.receiver == BROADCAST:
+            receivers = others
+        elif message.receiver in others:
+            receivers = (message.receiver,)
+        else:
+            raise ValueError(
+                f"unknown receiver {message.receiver!r} for sender {message.sender!r}; "
+                f"endpoints: {', '.join(self.endpoints)}"
+            )
+        now = message.send_time
+        taken = 0
+        for receiver in receivers:
+            self.stats.sent += 1
+            waiting = self._waiting[message.sender, receiver]
+            while waiting and waiting[0] <= now:
+                waiting.popleft()
+            if len(waiting) >= self.buffer_limit:
+                self.stats.rejected += 1
+                continue
+            taken += 1
+            transit = self.links.transit(message.sender, receiver, now)
+            if transit is None:
+                # No contact in the plan: it waits (and fills the buffer) for good.
+                waiting.append(math.inf)
+                continue
+            waiting.append(transit.depart_time)
+            heapq.heappush(
+                self._in_flight,
+                (transit.arrival_time, next(self._order), receiver, message, transit.lost),
+            )
+        return taken
+
+    def deliver(self, until: float) -> list[tuple[str, Message]]:
+        """Pop every copy that has arrived by ``until``, as ``(receiver, message)`` pairs."""
+        delivered = []
+        in_flight = self._in_flight
+        while in_flight and in_flight[0][0] <= until:
+            _, _, receiver, message, lost = heapq.heappop(in_flight)
+            if lost:
+                self.stats.lost += 1
+            else:
+                self.stats.delivered += 1
+                delivered.append((receiver, message))
+        return delivered
+
+    def held(self, now: float) -> int:
+        """Copies accepted but not yet departed at ``now`` (waiting for a contact)."""
+        return sum(sum(1 for t in q if t > now) for q in self._waiting.values())
+
+    def in_flight(self) -> int:
+        """Copies that have departed or are scheduled, not yet delivered or lost."""
+        return len(self._in_flight)

@@ -1,0 +1,1 @@
+"""Evaluation: parallel rollouts, statistics, oracle and reports (see the evaluation issue)."""

@@ -1,0 +1,1 @@
+"""Training: RLlib multi-agent PPO and Stable-Baselines3 with Ray Tune (see the training issue)."""
