@@ -30,6 +30,7 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T
 
     Raises:
         ConfigError: for an unknown key (naming the valid ones) or a value of the wrong type.
+
     """
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")

@@ -23,6 +23,7 @@ class Transit:
         depart_time: When it leaves the sender's buffer (the link's next contact).
         arrival_time: ``depart_time`` plus the light time then.
         lost: Whether the channel loses it in flight.
+
     """
 
     depart_time: float
@@ -53,6 +54,7 @@ class TabulatedLinks(LinkModel):
         delay: Float array ``[steps, sender, receiver]``: one-way light time in seconds.
         lost: Bool array ``[steps, sender, receiver]``: a message sent during that step is lost
             in flight (the environments send at most one message per link and step).
+
     """
 
     def __init__(
@@ -83,9 +85,7 @@ class TabulatedLinks(LinkModel):
         if depart >= self._steps:
             return None
         depart_time = depart * self.step_seconds
-        return Transit(
-            depart_time, depart_time + self._delay[depart][i][j], self._lost[step][i][j]
-        )
+        return Transit(depart_time, depart_time + self._delay[depart][i][j], self._lost[step][i][j])
 
 
 def next_open_step(open_: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ class Message:
         seq: Sender's sequence number, counting from 0 each episode.
         payload: Plain data; numpy arrays are allowed.
         version: Envelope version, :data:`PROTOCOL_VERSION` when created here.
+
     """
 
     sender: str

@@ -33,6 +33,7 @@ class RouterStats:
         rejected: Copies refused because the link's buffer was full.
         delivered: Copies handed to their receiver.
         lost: Copies the channel lost in flight.
+
     """
 
     sent: int = 0
@@ -48,6 +49,7 @@ class Router:
         endpoints: Every endpoint id that may send or receive.
         links: The contact plan.
         buffer_limit: Most messages that may wait for one link at once.
+
     """
 
     def __init__(self, endpoints: Sequence[str], links: LinkModel, buffer_limit: int) -> None:
@@ -69,6 +71,7 @@ class Router:
 
         Raises:
             ValueError: if the sender or receiver is not an endpoint of this router.
+
         """
         others = self._others.get(message.sender)
         if others is None:

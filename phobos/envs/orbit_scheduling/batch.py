@@ -1,0 +1,271 @@
+"""The orbit-scheduling simulation, stepping many episodes at once in numpy arrays.
+
+This is the task's core: it knows nothing of gymnasium, PettingZoo or ZeroMQ. The
+``ParallelEnv`` in ``env.py`` runs it with one episode and routes intent messages through the
+real store-and-forward router; here the same deliveries are computed vectorised from the
+contact plan, so that a seeded batch of one equals the ``ParallelEnv`` step for step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from phobos.comms.link import next_open_step
+from phobos.envs.orbit_scheduling.config import (
+    DOWNLINK,
+    OCCULTATION,
+    OrbitSchedulingConfig,
+)
+from phobos.envs.orbit_scheduling.layout import (
+    BATTERY,
+    STORAGE,
+    STORED_VALUE,
+    ObservationLayout,
+)
+from phobos.envs.orbit_scheduling.observation import (
+    STORED_VALUE_SCALE,
+    CraftTables,
+    combine_masks,
+    intent_features,
+    static_masks,
+    static_observation,
+)
+from phobos.envs.orbit_scheduling.plan import EpisodePlan, plan_episodes
+
+SCIENCE, OCCULTATION_KIND = 0, 1
+"""Kinds of stored and delivered value."""
+PLASMA, MAGNETOMETER = 4, 5
+"""Yinghuo-1's field and particle instruments, boosted in the induced magnetosphere."""
+
+
+class OrbitSchedulingBatch:
+    """``num_envs`` orbit-scheduling episodes in lock-step.
+
+    Arrays are indexed ``[env, agent, ...]`` with agents in ``config.agents`` order.
+
+    Args:
+        config: Task arguments.
+        num_envs: Episodes stepped together.
+
+    """
+
+    def __init__(self, config: OrbitSchedulingConfig | None = None, num_envs: int = 1) -> None:
+        self.config = config = config or OrbitSchedulingConfig()
+        config.validate()
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+        self.num_envs = num_envs
+        self.agents = config.agents
+        self.layout = ObservationLayout(len(config.stations), len(self.agents))
+        self._tables = CraftTables.from_config(config)
+        self._rngs: list[np.random.Generator] = [np.random.default_rng() for _ in range(num_envs)]
+        self._env = np.arange(num_envs)[:, None]
+        self._craft = np.arange(2)[None, :]
+        self._agent = np.arange(len(self.agents))[None, :]
+        self.plan: EpisodePlan | None = None
+
+    # ----------------------------------------------------------------------------- episode
+    def reset(self, seeds: Sequence[int | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Start new episodes; ``seeds[i]`` reseeds episode ``i``'s own generator.
+
+        Returns:
+            Observations ``[env, agent, layout.size]`` float32 and masks ``[env, agent, 7]`` int8.
+
+        """
+        if seeds is not None:
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} environments")
+            for i, seed in enumerate(seeds):
+                if seed is not None:
+                    self._rngs[i] = np.random.default_rng(seed)
+        config, tables = self.config, self._tables
+        self.plan = plan = plan_episodes(config, self._rngs)
+        n, steps = self.num_envs, config.horizon_steps
+        self.battery, self.storage, self.stored_value = initial_state(plan, tables)
+        lag = int(np.ceil(plan.light_time_s.max() / config.step_seconds)) + 2
+        self.pending = np.zeros((n, steps + lag + 1, 2))
+        self.intents = np.zeros((n, steps, len(self.agents), 3))
+        self._latest, self.delivered_at, self.rejected_at = intent_deliveries(config, plan)
+        self.step_index = 0
+        self.totals = {
+            "science": np.zeros(n),
+            "occultation": np.zeros(n),
+            "energy_violations": np.zeros(n, dtype=np.int64),
+            "occultations": np.zeros(n, dtype=np.int64),
+            "masked_actions": np.zeros(n, dtype=np.int64),
+        }
+        return self._observe()
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, dict[str, np.ndarray]]:
+        """Advance every episode one step.
+
+        Args:
+            actions: Int array ``[env, agent]``, already checked to lie in each action space;
+                a masked action is carried out as idle and flagged.
+
+        Returns:
+            observations, masks, team rewards ``[env]``, whether the episodes were truncated
+            (all share one horizon), and info arrays: reward parts and flags per agent.
+
+        """
+        plan, config, tb = self.plan, self.config, self._tables
+        s, dt = self.step_index, config.step_seconds
+        if plan is None or s >= config.horizon_steps:
+            raise RuntimeError("call reset() before step(), and again after truncation")
+        env, craft = self._env, self._craft
+        allowed = self.mask[env, self._agent, actions].astype(bool)
+        executed = np.where(allowed, actions, 0)
+        act = executed[:, :2]
+        self.intents[:, s, :, 0] = executed
+        self.intents[:, s, :2, 1] = self.battery / tb.battery_wh
+        self.intents[:, s, :2, 2] = self.storage / tb.storage_bits
+
+        solar = (
+            tb.peak_w * plan.solar_scale[:, s, None] * plan.sunlit[:, s] * tb.pointing[craft, act]
+        )
+        battery = self.battery + (solar - tb.bus_w - tb.load_w[craft, act]) * tb.step_hours
+        violation = battery < 0.0
+        self.battery = np.clip(battery, 0.0, tb.battery_wh)
+
+        joint = (act[:, 0] == OCCULTATION) & (act[:, 1] == OCCULTATION)
+        factor = np.where(act == OCCULTATION, (joint * plan.occultation_boost[:, s])[:, None], 1.0)
+        field_data = (act[:, 1] == PLASMA) | (act[:, 1] == MAGNETOMETER)
+        factor[:, 1] *= np.where(
+            field_data & plan.magnetosphere[:, s], config.magnetosphere_boost, 1.0
+        )
+        kind = (act == OCCULTATION).astype(np.int64)
+        self.storage = self.storage + tb.data_bits[craft, act] * (factor > 0)
+        self.stored_value[env, craft, kind] += tb.value[craft, act] * factor
+
+        tracked = executed[:, 2:, None] == (craft + 1)[:, None, :]  # [n, S, 2]
+        available = (plan.downlink_bits[:, s] * tracked).max(axis=1)
+        sent = np.where(act == DOWNLINK, np.minimum(self.storage, available), 0.0)
+        share = sent / np.maximum(self.storage, 1.0)
+        sent_value = self.stored_value * share[..., None]
+        self.stored_value -= sent_value
+        self.storage = self.storage - sent
+        arrival = s + 1 + np.ceil(plan.light_time_s[:, s] / dt).astype(np.int64)
+        self.pending[env[:, 0], arrival] += sent_value[:, 0] + sent_value[:, 1]
+
+        self.step_index = s + 1
+        arrived = self.pending[:, s + 1]
+        penalty = violation.sum(axis=1) * config.energy_violation_penalty
+        reward = arrived[:, SCIENCE] + arrived[:, OCCULTATION_KIND] - penalty
+        totals = self.totals
+        totals["science"] += arrived[:, SCIENCE]
+        totals["occultation"] += arrived[:, OCCULTATION_KIND]
+        totals["energy_violations"] += violation.sum(axis=1)
+        totals["occultations"] += joint
+        totals["masked_actions"] += (~allowed).sum(axis=1)
+        info = {
+            "science": arrived[:, SCIENCE],
+            "occultation": arrived[:, OCCULTATION_KIND],
+            "energy_penalty": penalty,
+            "masked": ~allowed,
+            "executed": executed,
+            "messages_delivered": self.delivered_at[:, s + 1],
+            "messages_rejected": self.rejected_at[:, s],
+        }
+        obs, mask = self._observe()
+        return obs, mask, reward, self.step_index >= config.horizon_steps, info
+
+    # ----------------------------------------------------------------------- observations
+    def _observe(self) -> tuple[np.ndarray, np.ndarray]:
+        config, layout = self.config, self.layout
+        k = self.step_index
+        g = np.array([min(k, config.horizon_steps - 1)])
+        n, agents = self.num_envs, len(self.agents)
+        tb = self._tables
+        obs = static_observation(self.plan, config, layout, tb, np.array([k]))[:, 0]
+        obs[:, :2, layout.own_field(BATTERY)] = self.battery / tb.battery_wh
+        obs[:, :2, layout.own_field(STORAGE)] = self.storage / tb.storage_bits
+        obs[:, :2, layout.own_field(STORED_VALUE)] = np.minimum(
+            self.stored_value.sum(axis=2) / STORED_VALUE_SCALE, 1.0
+        )
+        latest = self._latest[:, k]  # [n, receiver, sender], -1 when nothing arrived
+        received = latest >= 0
+        content = self.intents[env_index(n), np.maximum(latest, 0), self._agent[:, None, :]]
+        intent = intent_features(content, received, (k - latest) / config.horizon_steps)
+        obs[:, :, layout.intent(0).start :] = intent.reshape(n, agents, -1)
+
+        static = static_masks(self.plan, tb, g)
+        self.mask = combine_masks(static, self.battery, self.storage, tb)[:, 0]
+        return obs.astype(np.float32), self.mask
+
+
+def initial_state(
+    plan: EpisodePlan, tables: CraftTables
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Battery (Wh) and storage (bits) ``[n, 2]`` and stored value ``[n, 2, kind]`` at reset.
+
+    Batteries start 60-100% full and memories 0-20% full, with data worth the spacecraft's
+    least valuable observation per bit.
+    """
+    init = plan.initial_state
+    battery = tables.battery_wh * (0.6 + 0.4 * init[:, :2])
+    storage = tables.storage_bits * 0.2 * init[:, 2:]
+    per_bit = (tables.value[:, 4:] / tables.data_bits[:, 4:]).min(axis=1)
+    stored_value = np.zeros(storage.shape + (2,))
+    stored_value[..., SCIENCE] = storage * per_bit
+    return battery, storage, stored_value
+
+
+def env_index(n: int) -> np.ndarray:
+    """Index broadcasting over the environment axis of ``[n, A, A]`` gathers."""
+    return np.arange(n)[:, None, None]
+
+
+def intent_deliveries(
+    config: OrbitSchedulingConfig, plan: EpisodePlan
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """When each intent message arrives, computed from the contact plan like the router does.
+
+    Every agent sends one intent to every other agent each step. Per link: a message sent
+    while the link is closed waits (tail drop once ``message_buffer`` are waiting), leaves at
+    the next open step, arrives one light time later and is seen in the first observation at
+    or after its arrival (never the one it was sent from). Returns, for every observation
+    index ``k`` in ``0..T``, the latest send step delivered from each sender to each receiver
+    (``-1`` if none) as ``[n, T + 1, receiver, sender]``; the copies delivered by each ``k``
+    ``[n, T + 1]``; and the copies rejected at each send step ``[n, T]``.
+    """
+    n, steps, agents, _ = plan.link_open.shape
+    dt = config.step_seconds
+    link_open = plan.link_open
+    index = np.arange(steps)[None, :, None, None]
+    last_open = np.maximum.accumulate(np.where(link_open, index, -1), axis=1)
+    accepted = link_open | (index - last_open - 1 < config.message_buffer)
+    depart = next_open_step(link_open)
+    departs = depart < steps
+    depart_c = np.minimum(depart, steps - 1)
+    delay = np.take_along_axis(plan.link_delay_s, depart_c, axis=1)
+    arrival = depart_c * dt + delay
+    # First observation time k * dt at or after arrival, compared exactly as the router does.
+    k = np.ceil(arrival / dt).astype(np.int64)
+    k = np.where((k - 1) * dt >= arrival, k - 1, k)
+    k = np.where(k * dt < arrival, k + 1, k)
+    k = np.maximum(k, index + 1)
+    valid = accepted & departs & ~plan.message_lost
+    for i in range(agents):
+        valid[:, :, i, i] = False
+    k = np.where(valid, np.minimum(k, steps + 1), steps + 1)  # steps + 1: not in this episode
+
+    # Latest send step seen by observation k: max{s : k(s) <= k}. The suffix minimum of k(s)
+    # is non-decreasing, so that set is a prefix of s; count its length with a histogram.
+    suffix_min = np.flip(np.minimum.accumulate(np.flip(k, axis=1), axis=1), axis=1)
+    rows = np.moveaxis(suffix_min, 1, -1).reshape(-1, steps)  # [n * A * A, T]
+    width = steps + 2
+    flat = (np.arange(rows.shape[0])[:, None] * width + rows).ravel()
+    counts = np.bincount(flat, minlength=rows.shape[0] * width).reshape(-1, width)
+    latest = np.cumsum(counts, axis=1)[:, : steps + 1] - 1
+    latest = np.moveaxis(latest.reshape(n, agents, agents, steps + 1), -1, 1)  # [n, k, s, r]
+    latest = np.swapaxes(latest, 2, 3)  # [n, k, receiver, sender]
+
+    flat_k = (np.arange(n)[:, None] * width + k.reshape(n, -1)).ravel()
+    delivered = np.bincount(flat_k, minlength=n * width).reshape(n, width)[:, : steps + 1]
+    off_diagonal = ~np.eye(agents, dtype=bool)
+    rejected = (~accepted & off_diagonal).sum(axis=(2, 3))
+    return latest, delivered, rejected
