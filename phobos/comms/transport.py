@@ -10,10 +10,13 @@ test suite (STYLE 9: the perfect in-memory channel first, then the same tests ov
 - :mod:`phobos.comms.zmq_transport`: ZeroMQ ROUTER (server) and DEALER (clients) over
   ``inproc://``, ``ipc://`` or ``tcp://``, plus a PUB/SUB pair for telemetry that may drop.
 
-Addressing is by endpoint name. ``send(message)`` goes to ``message.receiver`` unless ``to``
-names another next hop, as when a relay forwards a broadcast copy to each receiver in turn.
-Transports carry one copy to one endpoint: they refuse :data:`~phobos.comms.message.BROADCAST`
-as a destination (expand broadcasts with :class:`~phobos.comms.router.Router` first).
+Addressing is by endpoint name. A server-like endpoint (a ROUTER, or an in-process endpoint
+made without ``via``) sends to ``message.receiver`` unless ``to`` names another next hop, as
+when a relay forwards a broadcast's copy to each receiver in turn; it carries one copy to one
+endpoint and refuses :data:`~phobos.comms.message.BROADCAST` as a destination (expand
+broadcasts with :class:`~phobos.comms.router.Router` first). A client-like endpoint (a DEALER,
+or an in-process endpoint made with ``via``) has one next hop, its server, which routes every
+message onwards, broadcasts included; it refuses ``to``.
 """
 
 from __future__ import annotations
@@ -56,10 +59,11 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     def send(self, message: Message, to: str | None = None) -> None:
-        """Hand ``message`` to the endpoint ``to`` (default ``message.receiver``).
+        """Hand ``message`` to its next hop: ``to``, else ``message.receiver``, else the server.
 
         Raises:
-            ValueError: if the destination is :data:`~phobos.comms.message.BROADCAST`.
+            ValueError: if a server-like endpoint is asked to send to
+                :data:`~phobos.comms.message.BROADCAST`, or a client-like one is given ``to``.
             phobos.comms.codec.EncodeError: if the message cannot be encoded.
             TransportError: if the peer is unknown or does not take the message in time.
 
@@ -136,8 +140,13 @@ class InProcessHub:
         self._queues: dict[str, queue.SimpleQueue] = {}
         self._lock = threading.Lock()
 
-    def endpoint(self, name: str) -> InProcessTransport:
+    def endpoint(self, name: str, via: str | None = None) -> InProcessTransport:
         """Create the endpoint ``name``.
+
+        Args:
+            name: Its name.
+            via: For a client-like endpoint, the endpoint every send goes to (as a DEALER's
+                go to its ROUTER); None for a server-like one that sends by receiver.
 
         Raises:
             ValueError: if ``name`` is taken or is the broadcast id.
@@ -150,7 +159,7 @@ class InProcessHub:
                 raise ValueError(f"endpoint {name!r} already exists")
             inbox: queue.SimpleQueue = queue.SimpleQueue()
             self._queues[name] = inbox
-        return InProcessTransport(self, name, inbox)
+        return InProcessTransport(self, name, inbox, via)
 
     def names(self) -> tuple[str, ...]:
         """Names of the open endpoints."""
@@ -168,8 +177,11 @@ class InProcessHub:
 class InProcessTransport(Transport):
     """An endpoint of an :class:`InProcessHub`; create it with :meth:`InProcessHub.endpoint`."""
 
-    def __init__(self, hub: InProcessHub, name: str, inbox: queue.SimpleQueue) -> None:
+    def __init__(
+        self, hub: InProcessHub, name: str, inbox: queue.SimpleQueue, via: str | None
+    ) -> None:
         self.name = name
+        self.via = via
         self.rejected = 0
         self._hub = hub
         self._inbox = inbox
@@ -179,7 +191,12 @@ class InProcessTransport(Transport):
         """See :meth:`Transport.send`."""
         if self._closed:
             raise TransportError(f"endpoint {self.name!r} is closed")
-        dest = destination(message, to)
+        if self.via is None:
+            dest = destination(message, to)
+        elif to is None:
+            dest = self.via
+        else:
+            raise ValueError(f"endpoint {self.name!r} sends only via {self.via!r}; got to={to!r}")
         inbox = self._hub._inbox(dest)
         if inbox is None:
             raise TransportError(f"no endpoint named {dest!r}")

@@ -1,0 +1,388 @@
+"""Cooperative observation scheduling in Mars orbit, as a PettingZoo ``ParallelEnv``.
+
+## Description
+Phobos-Grunt and Yinghuo-1 orbit Mars on real dates; ground stations on Earth see Mars part of
+each day. Every five minutes each spacecraft picks one activity and each station picks which
+spacecraft to track. Science counts only when its data reaches Earth, one light time after a
+downlink that a tracking station receives. A satellite-to-satellite radio occultation counts
+only when both spacecraft take part while their radio path grazes Mars's ionosphere. Power,
+memory, eclipses, Mars blocking the line of sight and station visibility all bind.
+
+## Agents
+``phobos_grunt``, ``yinghuo1`` and ``ground_<station>`` for each configured station.
+
+## Observation
+``Dict(observations=Box(0, 1, (D,), float32), action_mask=Box(0, 1, (n,), int8))``; the
+vector's layout is :class:`~phobos.envs.orbit_scheduling.layout.ObservationLayout`. It holds
+the intent messages received so far: each agent sends one every step through the
+store-and-forward router, and it arrives one light time later, only while a link exists.
+
+## Action
+``Discrete(7)`` for a spacecraft (``config.ACTIVITIES``), ``Discrete(3)`` for a station (idle,
+track Phobos-Grunt, track Yinghuo-1). An action outside the space raises ``ValueError``; an
+action the mask forbids is carried out as idle and flagged in ``info["action_masked"]``.
+
+## Reward
+Team reward, the same for every agent: science value arriving on Earth this step, minus
+``energy_violation_penalty`` per spacecraft whose battery ran flat. ``info`` holds the parts.
+
+## Termination
+None; every episode is truncated after ``horizon_steps`` (one day by default).
+
+## Arguments
+:class:`~phobos.envs.orbit_scheduling.config.OrbitSchedulingConfig`.
+
+## Version history
+- v0: first version.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium
+import numpy as np
+from pettingzoo import ParallelEnv
+
+from phobos.comms.link import TabulatedLinks
+from phobos.comms.message import BROADCAST, Message
+from phobos.comms.router import Router
+from phobos.envs.orbit_scheduling.batch import (
+    MAGNETOMETER,
+    PLASMA,
+    initial_state,
+)
+from phobos.envs.orbit_scheduling.config import (
+    ACTIVITIES,
+    DOWNLINK,
+    OCCULTATION,
+    SPACECRAFT,
+    STATION_ACTIVITIES,
+    OrbitSchedulingConfig,
+)
+from phobos.envs.orbit_scheduling.layout import (
+    BATTERY,
+    STORAGE,
+    STORED_VALUE,
+    ObservationLayout,
+)
+from phobos.envs.orbit_scheduling.observation import (
+    STORED_VALUE_SCALE,
+    CraftTables,
+    StaticMasks,
+    combine_masks,
+    intent_features,
+    static_masks,
+    static_observation,
+)
+from phobos.envs.orbit_scheduling.plan import EpisodePlan, plan_episodes
+
+INTENT = "intent"
+"""Message kind of the per-step intent: (activity, battery fraction, storage fraction)."""
+
+
+class OrbitSchedulingEnv(ParallelEnv):
+    """``orbit-scheduling-v0``; see the module docstring for the full card.
+
+    Args:
+        config: Task arguments; defaults to :class:`OrbitSchedulingConfig`.
+        render_mode: Only ``None`` is supported (the live dashboard renders instead).
+    """
+
+    metadata = {"name": "orbit_scheduling_v0", "render_modes": [], "is_parallelizable": True}
+
+    def __init__(
+        self, config: OrbitSchedulingConfig | None = None, render_mode: str | None = None
+    ) -> None:
+        if render_mode is not None:
+            raise ValueError(f"render_mode {render_mode!r} is not supported; use None")
+        self.render_mode = render_mode
+        self.config = config = config or OrbitSchedulingConfig()
+        config.validate()
+        self.possible_agents = list(config.agents)
+        self._agent_index = {agent: i for i, agent in enumerate(self.possible_agents)}
+        self.agents: list[str] = []
+        self.layout = ObservationLayout(len(config.stations), len(self.possible_agents))
+        self._tables = CraftTables.from_config(config)
+        self._action_counts = {
+            agent: len(ACTIVITIES[agent]) if agent in SPACECRAFT else len(STATION_ACTIVITIES)
+            for agent in self.possible_agents
+        }
+        self._observation_spaces = {
+            agent: gymnasium.spaces.Dict(
+                {
+                    "observations": gymnasium.spaces.Box(
+                        0.0, 1.0, (self.layout.size,), dtype=np.float32
+                    ),
+                    "action_mask": gymnasium.spaces.Box(0, 1, (count,), dtype=np.int8),
+                }
+            )
+            for agent, count in self._action_counts.items()
+        }
+        self._action_spaces = {
+            agent: gymnasium.spaces.Discrete(count) for agent, count in self._action_counts.items()
+        }
+        self._rng: np.random.Generator | None = None
+        self.plan: EpisodePlan | None = None
+        self.router: Router | None = None
+
+    def observation_space(self, agent: str) -> gymnasium.spaces.Dict:
+        """The (cached) observation space of ``agent``."""
+        return self._observation_spaces[self._check_agent(agent)]
+
+    def action_space(self, agent: str) -> gymnasium.spaces.Discrete:
+        """The (cached) action space of ``agent``."""
+        return self._action_spaces[self._check_agent(agent)]
+
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, Any]]]:
+        """Start an episode; ``seed`` reseeds the environment's own generator only."""
+        if seed is not None or self._rng is None:
+            self._rng = np.random.default_rng(seed)
+        config, tables = self.config, self._tables
+        self.plan = plan = plan_episodes(config, [self._rng])
+        steps = config.horizon_steps
+        agents = self.possible_agents
+        self._static_obs = static_observation(
+            plan, config, self.layout, tables, np.arange(steps + 1)
+        )[0]
+        whole = static_masks(plan, tables, np.arange(steps))
+        self._static_masks = whole
+        battery, storage, stored_value = initial_state(plan, tables)
+        self._battery = battery[0].tolist()
+        self._storage = storage[0].tolist()
+        self._stored_value = stored_value[0].tolist()
+        lag = math.ceil(float(plan.light_time_s.max()) / config.step_seconds) + 2
+        self._pending = [[0.0, 0.0] for _ in range(steps + lag + 1)]
+        # Per-step tables as Python lists: scalar indexing of lists is 5x cheaper than numpy's.
+        self._sunlit = plan.sunlit[0].tolist()
+        self._solar_scale = plan.solar_scale[0].tolist()
+        self._magnetosphere = plan.magnetosphere[0].tolist()
+        self._boost = plan.occultation_boost[0].tolist()
+        self._light_time = plan.light_time_s[0].tolist()
+        self._downlink = plan.downlink_bits[0].tolist()
+        self.router = Router(
+            agents,
+            TabulatedLinks(
+                agents,
+                config.step_seconds,
+                plan.link_open[0],
+                plan.link_delay_s[0],
+                plan.message_lost[0],
+            ),
+            config.message_buffer,
+        )
+        count = len(agents)
+        self._intent_content = np.zeros((count, count, 3))
+        self._intent_sent = np.full((count, count), -1, dtype=np.int64)
+        self._seq = [0] * count
+        self._step = 0
+        self._totals = {
+            "science": 0.0,
+            "occultation": 0.0,
+            "energy_violations": 0,
+            "occultations": 0,
+            "masked_actions": 0,
+        }
+        self.agents = list(agents)
+        observations = self._observe()
+        return observations, {agent: {} for agent in self.agents}
+
+    def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
+        """Carry out one action per agent; see the module docstring for the semantics."""
+        if not self.agents:
+            raise RuntimeError("the episode is over: call reset() before step()")
+        executed, masked = self._check_actions(actions)
+        config, tb, s = self.config, self._tables, self._step
+        act = executed[:2]
+        step_seconds = config.step_seconds
+
+        now = s * step_seconds
+        for i, agent in enumerate(self.agents):
+            payload = (
+                (executed[i], self._battery[i] / tb.battery_wh[i], self._storage[i] / tb.storage_bits[i])
+                if i < 2
+                else (executed[i], 0.0, 0.0)
+            )
+            self.router.send(Message(agent, BROADCAST, INTENT, now, self._seq[i], payload))
+            self._seq[i] += 1
+
+        scale, sunlit = self._solar_scale[s], self._sunlit[s]
+        joint = act[0] == OCCULTATION and act[1] == OCCULTATION
+        field_data = act[1] == PLASMA or act[1] == MAGNETOMETER
+        violations = 0
+        delivered_value = [0.0, 0.0]
+        downlink = self._downlink[s]
+        arrival = s + 1 + math.ceil(self._light_time[s] / step_seconds)
+        for c in (0, 1):
+            a = act[c]
+            solar = float(tb.peak_w[c]) * scale * sunlit[c] * float(tb.pointing[c, a])
+            load = float(tb.bus_w[c])
+            battery = self._battery[c] + (solar - load - float(tb.load_w[c, a])) * tb.step_hours
+            if battery < 0.0:
+                violations += 1
+            self._battery[c] = min(max(battery, 0.0), float(tb.battery_wh[c]))
+
+            factor = (self._boost[s] if joint else 0.0) if a == OCCULTATION else 1.0
+            if c == 1 and field_data and self._magnetosphere[s]:
+                factor *= config.magnetosphere_boost
+            kind = 1 if a == OCCULTATION else 0
+            if factor > 0:
+                self._storage[c] = self._storage[c] + float(tb.data_bits[c, a])
+            stored = self._stored_value[c]
+            stored[kind] += float(tb.value[c, a]) * factor
+
+            if a == DOWNLINK:
+                available = max(
+                    row[c] if executed[2 + st] == c + 1 else 0.0 for st, row in enumerate(downlink)
+                )
+                sent = min(self._storage[c], available)
+                share = sent / max(self._storage[c], 1.0)
+                for k in (0, 1):
+                    moved = stored[k] * share
+                    stored[k] -= moved
+                    delivered_value[k] += moved
+                self._storage[c] = self._storage[c] - sent
+        pending = self._pending[arrival]
+        pending[0] += delivered_value[0]
+        pending[1] += delivered_value[1]
+
+        self._step = s + 1
+        self._deliver_intents((s + 1) * step_seconds)
+        science, occultation = self._pending[s + 1]
+        penalty = violations * config.energy_violation_penalty
+        reward = science + occultation - penalty
+        totals = self._totals
+        totals["science"] += science
+        totals["occultation"] += occultation
+        totals["energy_violations"] += violations
+        totals["occultations"] += joint
+        totals["masked_actions"] += sum(masked)
+
+        truncated = self._step >= config.horizon_steps
+        observations = self._observe()
+        agents = self.agents
+        rewards = dict.fromkeys(agents, reward)
+        terminations = dict.fromkeys(agents, False)
+        truncations = dict.fromkeys(agents, truncated)
+        infos = {
+            agent: {
+                "science": science,
+                "occultation": occultation,
+                "energy_penalty": penalty,
+                "action_masked": masked[i],
+                "executed_action": executed[i],
+            }
+            for i, agent in enumerate(agents)
+        }
+        if truncated:
+            summary = self.episode_summary()
+            for info in infos.values():
+                info["episode"] = summary
+            self.agents = []
+        return observations, rewards, terminations, truncations, infos
+
+    def episode_summary(self) -> dict[str, float]:
+        """Totals of the episode so far: science, occultations, violations and messages."""
+        stats = self.router.stats
+        return {
+            **self._totals,
+            "messages_sent": stats.sent,
+            "messages_delivered": stats.delivered,
+            "messages_rejected": stats.rejected,
+            "messages_lost": stats.lost,
+        }
+
+    def render(self) -> None:
+        """Rendering lives in the live dashboard; this environment draws nothing."""
+        return None
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    # -------------------------------------------------------------------------- internals
+    def _check_agent(self, agent: str) -> str:
+        if agent not in self._action_spaces:
+            raise ValueError(
+                f"unknown agent id {agent!r}; agents: {', '.join(self.possible_agents)}"
+            )
+        return agent
+
+    def _check_actions(self, actions: dict[str, Any]) -> tuple[list[int], list[bool]]:
+        if len(actions) != len(self.agents) or any(a not in self._action_counts for a in actions):
+            unknown = [a for a in actions if a not in self._action_counts]
+            if unknown:
+                raise ValueError(
+                    f"unknown agent id {unknown[0]!r} in actions; "
+                    f"agents: {', '.join(self.possible_agents)}"
+                )
+            missing = [a for a in self.agents if a not in actions]
+            raise ValueError(f"no action for agent(s) {', '.join(missing)}")
+        mask = self._mask
+        executed, masked = [], []
+        for i, agent in enumerate(self.agents):
+            action = actions[agent]
+            if isinstance(action, np.ndarray) and action.shape in ((), (1,)):
+                action = action.reshape(())[()]
+            if isinstance(action, bool | np.bool_) or not isinstance(action, int | np.integer):
+                raise ValueError(
+                    f"action {action!r} of agent {agent!r} is not an integer; "
+                    f"valid actions: 0..{self._action_counts[agent] - 1}"
+                )
+            index = int(action)
+            if not 0 <= index < self._action_counts[agent]:
+                raise ValueError(
+                    f"action {index} of agent {agent!r} is outside Discrete("
+                    f"{self._action_counts[agent]}); valid actions: "
+                    f"{', '.join(f'{n}={name}' for n, name in enumerate(self._names(agent)))}"
+                )
+            allowed = bool(mask[i, index])
+            executed.append(index if allowed else 0)
+            masked.append(not allowed)
+        return executed, masked
+
+    def _names(self, agent: str) -> tuple[str, ...]:
+        return ACTIVITIES[agent] if agent in ACTIVITIES else STATION_ACTIVITIES
+
+    def _deliver_intents(self, until: float) -> None:
+        index = self._agent_index
+        content, sent = self._intent_content, self._intent_sent
+        for receiver, message in self.router.deliver(until):
+            r, i = index[receiver], index[message.sender]
+            # One intent per agent and step, so the sequence number is the send step.
+            if message.seq > sent[r, i]:
+                sent[r, i] = message.seq
+                content[r, i] = message.payload
+
+    def _observe(self) -> dict[str, dict[str, np.ndarray]]:
+        k, layout, tb = self._step, self.layout, self._tables
+        obs = self._static_obs[k].copy()
+        obs[:2, layout.own_field(BATTERY)] = np.divide(self._battery, tb.battery_wh)
+        obs[:2, layout.own_field(STORAGE)] = np.divide(self._storage, tb.storage_bits)
+        stored = [sum(v) for v in self._stored_value]
+        obs[:2, layout.own_field(STORED_VALUE)] = np.minimum(
+            np.divide(stored, STORED_VALUE_SCALE), 1.0
+        )
+        received = self._intent_sent >= 0
+        age = (k - self._intent_sent) / self.config.horizon_steps
+        intent = intent_features(self._intent_content, received, age)
+        obs[:, layout.intent(0).start :] = intent.reshape(len(self.possible_agents), -1)
+        obs32 = obs.astype(np.float32)
+
+        g = min(k, self.config.horizon_steps - 1)
+        whole = self._static_masks
+        static = StaticMasks(
+            whole.condition[:, g : g + 1], whole.net_wh[:, g : g + 1], whole.stations[:, g : g + 1]
+        )
+        self._mask = mask = combine_masks(
+            static, np.array([self._battery]), np.array([self._storage]), tb
+        )[0, 0]
+        return {
+            agent: {
+                "observations": obs32[i],
+                "action_mask": mask[i, : self._action_counts[agent]],
+            }
+            for i, agent in enumerate(self.possible_agents)
+        }
