@@ -12,8 +12,10 @@ from many agents binds its SUB.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from types import TracebackType
+from typing import Self
 
 import zmq
 
@@ -21,7 +23,7 @@ from phobos.comms.codec import MAX_FRAME_SIZE, DecodeError, decode, encode
 from phobos.comms.message import Message
 from phobos.comms.security import KeyPair
 from phobos.comms.transport import TransportError, check_timeout, log_rejection
-from phobos.comms.zmq_transport import make_socket
+from phobos.comms.zmq_transport import make_socket, milliseconds
 
 _SEPARATOR = b"\x00"
 
@@ -56,7 +58,7 @@ class _TelemetryEnd:
         if not self._sock.closed:
             self._sock.close(linger=0)
 
-    def __enter__(self):  # noqa: D105
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -179,8 +181,8 @@ class TelemetrySubscriber(_TelemetryEnd):
         check_timeout(timeout)
         if self._sock.closed:
             raise TransportError("telemetry subscriber is closed")
-        poller_timeout = timeout
-        while self._sock.poll(_ms(poller_timeout), zmq.POLLIN):
+        deadline = time.monotonic() + timeout
+        while self._sock.poll(milliseconds(timeout), zmq.POLLIN):
             frame = self._sock.recv()
             extra = 0
             while self._sock.rcvmore:
@@ -189,8 +191,7 @@ class TelemetrySubscriber(_TelemetryEnd):
             message = self._parse(frame, extra)
             if message is not None:
                 return message
-            # Rejected: look once more without waiting again, so garbage cannot stall us.
-            poller_timeout = 0.0
+            timeout = max(0.0, deadline - time.monotonic())
         return None
 
     def _parse(self, frame: bytes, extra: int) -> Message | None:
@@ -208,7 +209,3 @@ class TelemetrySubscriber(_TelemetryEnd):
             log_rejection("telemetry subscriber", self.rejected, str(exc))
             return None
         return message
-
-
-def _ms(seconds: float) -> int:
-    return min(int(seconds * 1000 + 0.999), 2**31 - 1)

@@ -57,7 +57,7 @@ def make_socket(
     try:
         sock.linger = 0
         sock.maxmsgsize = max_size
-        sock.sndtimeo = _milliseconds(check_timeout(send_timeout))
+        sock.sndtimeo = milliseconds(check_timeout(send_timeout))
         if curve is not None:
             configure_curve(sock, curve, server_key)
         elif server_key is not None:
@@ -68,7 +68,8 @@ def make_socket(
     return sock
 
 
-def _milliseconds(seconds: float) -> int:
+def milliseconds(seconds: float) -> int:
+    """Round a timeout up to whole milliseconds, capped where ZeroMQ's C int ends."""
     return min(math.ceil(seconds * 1000), _MAX_TIMEOUT_MS)
 
 
@@ -99,7 +100,7 @@ class _ZmqEndpoint(Transport):
             raise TransportError(f"endpoint {self.name!r} is closed")
         deadline = time.monotonic() + timeout
         while True:
-            ms = _milliseconds(timeout)
+            ms = milliseconds(timeout)
             if ms != self._rcvtimeo:
                 # RCVTIMEO makes libzmq poll inside recv: one call instead of poll + recv.
                 self._sock.rcvtimeo = self._rcvtimeo = ms
