@@ -10,13 +10,12 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 
-@dataclass(frozen=True, slots=True)
-class Transit:
+class Transit(NamedTuple):
     """How one message crosses one link.
 
     Attributes:
@@ -36,7 +35,10 @@ class LinkModel(abc.ABC):
 
     @abc.abstractmethod
     def transit(self, sender: str, receiver: str, send_time: float) -> Transit | None:
-        """Transit of a message sent at ``send_time``, or None if no contact comes in the plan."""
+        """Transit of a message sent at ``send_time``, or None if no contact comes in the plan.
+
+        Any ``(depart_time, arrival_time, lost)`` tuple will do in place of a :class:`Transit`.
+        """
 
 
 class TabulatedLinks(LinkModel):
@@ -75,7 +77,9 @@ class TabulatedLinks(LinkModel):
         self._lost = lost.tolist()
         self._steps = steps
 
-    def transit(self, sender: str, receiver: str, send_time: float) -> Transit | None:
+    def transit(
+        self, sender: str, receiver: str, send_time: float
+    ) -> tuple[float, float, bool] | None:
         """See :meth:`LinkModel.transit`."""
         i, j = self._index[sender], self._index[receiver]
         step = math.floor(send_time / self.step_seconds)
@@ -85,7 +89,9 @@ class TabulatedLinks(LinkModel):
         if depart >= self._steps:
             return None
         depart_time = depart * self.step_seconds
-        return Transit(depart_time, depart_time + self._delay[depart][i][j], self._lost[step][i][j])
+        # A plain tuple in Transit's field order: building the NamedTuple costs more than the
+        # lookup itself on the env's hot path, and the router unpacks it either way.
+        return (depart_time, depart_time + self._delay[depart][i][j], self._lost[step][i][j])
 
 
 def next_open_step(open_: np.ndarray) -> np.ndarray:

@@ -88,27 +88,30 @@ class Router:
                 f"endpoints: {', '.join(self.endpoints)}"
             )
         now = message.send_time
-        taken = 0
+        sender = message.sender
+        limit = self.buffer_limit
+        transit = self.links.transit
+        in_flight = self._in_flight
+        rejected = 0
         for receiver in receivers:
-            self.stats.sent += 1
-            waiting = self._waiting[message.sender, receiver]
+            waiting = self._waiting[sender, receiver]
             while waiting and waiting[0] <= now:
                 waiting.popleft()
-            if len(waiting) >= self.buffer_limit:
-                self.stats.rejected += 1
+            if len(waiting) >= limit:
+                rejected += 1
                 continue
-            taken += 1
-            transit = self.links.transit(message.sender, receiver, now)
-            if transit is None:
+            route = transit(sender, receiver, now)
+            if route is None:
                 # No contact in the plan: it waits (and fills the buffer) for good.
                 waiting.append(math.inf)
                 continue
-            waiting.append(transit.depart_time)
-            heapq.heappush(
-                self._in_flight,
-                (transit.arrival_time, next(self._order), receiver, message, transit.lost),
-            )
-        return taken
+            depart_time, arrival_time, lost = route
+            waiting.append(depart_time)
+            heapq.heappush(in_flight, (arrival_time, next(self._order), receiver, message, lost))
+        stats = self.stats
+        stats.sent += len(receivers)
+        stats.rejected += rejected
+        return len(receivers) - rejected
 
     def deliver(self, until: float) -> list[tuple[str, Message]]:
         """Pop every copy that has arrived by ``until``, as ``(receiver, message)`` pairs."""

@@ -141,9 +141,18 @@ class CurveAuthenticator:
         self._thread: _NamingAuthenticator | None = None
 
     def allow(self, name: str, public_key: bytes) -> None:
-        """Admit ``public_key`` as agent ``name`` from now on."""
-        z85.decode(public_key)  # raises on a malformed key, here rather than at handshake
-        self._names[bytes(public_key)] = name
+        """Admit ``public_key`` as agent ``name`` from now on.
+
+        Raises:
+            ValueError: if ``public_key`` is not a Z85-encoded CURVE key.
+
+        """
+        key = bytes(public_key)
+        # Fail here, with the agent's name, rather than silently at every handshake.
+        if len(key) != 40:
+            raise ValueError(f"public key of {name!r} must be 40 Z85 bytes, got {len(key)}")
+        z85.decode(key)
+        self._names[key] = name
 
     def revoke(self, name: str) -> None:
         """Stop admitting ``name``'s key for new connections (existing ones stay up)."""

@@ -16,7 +16,8 @@ when a relay forwards a broadcast's copy to each receiver in turn; it carries on
 endpoint and refuses :data:`~phobos.comms.message.BROADCAST` as a destination (expand
 broadcasts with :class:`~phobos.comms.router.Router` first). A client-like endpoint (a DEALER,
 or an in-process endpoint made with ``via``) has one next hop, its server, which routes every
-message onwards, broadcasts included; it refuses ``to``.
+message onwards, broadcasts included; it refuses ``to`` and messages whose sender is not
+itself (its server enforces the latter too, against peers that skip this check).
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class Transport(abc.ABC):
 
         Raises:
             ValueError: if a server-like endpoint is asked to send to
-                :data:`~phobos.comms.message.BROADCAST`, or a client-like one is given ``to``.
+                :data:`~phobos.comms.message.BROADCAST`, or a client-like one is given ``to``
+                or a message whose sender is not itself.
             phobos.comms.codec.EncodeError: if the message cannot be encoded.
             TransportError: if the peer is unknown or does not take the message in time.
 
@@ -193,10 +195,12 @@ class InProcessTransport(Transport):
             raise TransportError(f"endpoint {self.name!r} is closed")
         if self.via is None:
             dest = destination(message, to)
-        elif to is None:
-            dest = self.via
-        else:
+        elif to is not None:
             raise ValueError(f"endpoint {self.name!r} sends only via {self.via!r}; got to={to!r}")
+        elif message.sender != self.name:
+            raise ValueError(f"endpoint {self.name!r} cannot send as {message.sender!r}")
+        else:
+            dest = self.via
         inbox = self._hub._inbox(dest)
         if inbox is None:
             raise TransportError(f"no endpoint named {dest!r}")

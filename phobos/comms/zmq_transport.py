@@ -258,13 +258,16 @@ class ZmqClient(_ZmqEndpoint):
         """Send ``message`` to the server, which routes it to its receiver (or receivers).
 
         Raises:
-            ValueError: if ``to`` is given (a client has a single next hop, its server).
+            ValueError: if ``to`` is given (a client has a single next hop, its server), or
+                the sender is not this client.
             phobos.comms.codec.EncodeError: if the message cannot be encoded.
             TransportError: if the server does not take the message in time.
 
         """
         if to is not None:
             raise ValueError("a client sends only to its server; address the message instead")
+        if message.sender != self.name:
+            raise ValueError(f"client {self.name!r} cannot send as {message.sender!r}")
         frame = encode(message, self.max_size)
         if self._sock.closed:
             raise TransportError(f"endpoint {self.name!r} is closed")

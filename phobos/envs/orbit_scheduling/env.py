@@ -63,6 +63,11 @@ from phobos.envs.orbit_scheduling.config import (
 )
 from phobos.envs.orbit_scheduling.layout import (
     BATTERY,
+    INTENT_AGE,
+    INTENT_BATTERY,
+    INTENT_RECEIVED,
+    INTENT_STORAGE,
+    MAX_ACTIONS,
     STORAGE,
     STORED_VALUE,
     ObservationLayout,
@@ -70,8 +75,6 @@ from phobos.envs.orbit_scheduling.layout import (
 from phobos.envs.orbit_scheduling.observation import (
     STORED_VALUE_SCALE,
     CraftTables,
-    StaticMasks,
-    combine_masks,
     intent_features,
     static_masks,
     static_observation,
@@ -88,6 +91,7 @@ class OrbitSchedulingEnv(ParallelEnv):
     Args:
         config: Task arguments; defaults to :class:`OrbitSchedulingConfig`.
         render_mode: Only ``None`` is supported (the live dashboard renders instead).
+
     """
 
     metadata = {"name": "orbit_scheduling_v0", "render_modes": [], "is_parallelizable": True}
@@ -104,7 +108,20 @@ class OrbitSchedulingEnv(ParallelEnv):
         self._agent_index = {agent: i for i, agent in enumerate(self.possible_agents)}
         self.agents: list[str] = []
         self.layout = ObservationLayout(len(config.stations), len(self.possible_agents))
-        self._tables = CraftTables.from_config(config)
+        self._tables = tables = CraftTables.from_config(config)
+        # Python lists of the spacecraft tables for the scalar step (numpy scalars are slow).
+        self._craft = {
+            name: getattr(tables, name).tolist()
+            for name in (
+                "peak_w",
+                "bus_w",
+                "load_w",
+                "pointing",
+                "battery_wh",
+                "data_bits",
+                "value",
+            )
+        }
         self._action_counts = {
             agent: len(ACTIVITIES[agent]) if agent in SPACECRAFT else len(STATION_ACTIVITIES)
             for agent in self.possible_agents
@@ -149,7 +166,6 @@ class OrbitSchedulingEnv(ParallelEnv):
             plan, config, self.layout, tables, np.arange(steps + 1)
         )[0]
         whole = static_masks(plan, tables, np.arange(steps))
-        self._static_masks = whole
         battery, storage, stored_value = initial_state(plan, tables)
         self._battery = battery[0].tolist()
         self._storage = storage[0].tolist()
@@ -175,8 +191,16 @@ class OrbitSchedulingEnv(ParallelEnv):
             config.message_buffer,
         )
         count = len(agents)
-        self._intent_content = np.zeros((count, count, 3))
         self._intent_sent = np.full((count, count), -1, dtype=np.int64)
+        received = self._intent_sent >= 0
+        self._intent_block = intent_features(
+            np.zeros((count, count, 3)), received, np.ones((count, count))
+        )
+        # Station rows of the mask never depend on state: tabulate them for the episode.
+        self._station_masks = np.zeros((steps, len(agents) - 2, MAX_ACTIONS), dtype=np.int8)
+        self._station_masks[:, :, :3] = whole.stations[0]
+        self._condition = whole.condition[0]
+        self._net_wh = whole.net_wh[0]
         self._seq = [0] * count
         self._step = 0
         self._totals = {
@@ -202,7 +226,11 @@ class OrbitSchedulingEnv(ParallelEnv):
         now = s * step_seconds
         for i, agent in enumerate(self.agents):
             payload = (
-                (executed[i], self._battery[i] / tb.battery_wh[i], self._storage[i] / tb.storage_bits[i])
+                (
+                    executed[i],
+                    self._battery[i] / tb.battery_wh[i],
+                    self._storage[i] / tb.storage_bits[i],
+                )
                 if i < 2
                 else (executed[i], 0.0, 0.0)
             )
@@ -216,23 +244,24 @@ class OrbitSchedulingEnv(ParallelEnv):
         delivered_value = [0.0, 0.0]
         downlink = self._downlink[s]
         arrival = s + 1 + math.ceil(self._light_time[s] / step_seconds)
+        craft = self._craft
         for c in (0, 1):
             a = act[c]
-            solar = float(tb.peak_w[c]) * scale * sunlit[c] * float(tb.pointing[c, a])
-            load = float(tb.bus_w[c])
-            battery = self._battery[c] + (solar - load - float(tb.load_w[c, a])) * tb.step_hours
+            solar = craft["peak_w"][c] * scale * sunlit[c] * craft["pointing"][c][a]
+            load = craft["bus_w"][c]
+            battery = self._battery[c] + (solar - load - craft["load_w"][c][a]) * tb.step_hours
             if battery < 0.0:
                 violations += 1
-            self._battery[c] = min(max(battery, 0.0), float(tb.battery_wh[c]))
+            self._battery[c] = min(max(battery, 0.0), craft["battery_wh"][c])
 
             factor = (self._boost[s] if joint else 0.0) if a == OCCULTATION else 1.0
             if c == 1 and field_data and self._magnetosphere[s]:
                 factor *= config.magnetosphere_boost
             kind = 1 if a == OCCULTATION else 0
             if factor > 0:
-                self._storage[c] = self._storage[c] + float(tb.data_bits[c, a])
+                self._storage[c] = self._storage[c] + craft["data_bits"][c][a]
             stored = self._stored_value[c]
-            stored[kind] += float(tb.value[c, a]) * factor
+            stored[kind] += craft["value"][c][a] * factor
 
             if a == DOWNLINK:
                 available = max(
@@ -348,13 +377,24 @@ class OrbitSchedulingEnv(ParallelEnv):
 
     def _deliver_intents(self, until: float) -> None:
         index = self._agent_index
-        content, sent = self._intent_content, self._intent_sent
+        sent = self._intent_sent
+        updates: dict[tuple[int, int], tuple[int, float, float]] = {}
         for receiver, message in self.router.deliver(until):
-            r, i = index[receiver], index[message.sender]
+            pair = (index[receiver], index[message.sender])
             # One intent per agent and step, so the sequence number is the send step.
-            if message.seq > sent[r, i]:
-                sent[r, i] = message.seq
-                content[r, i] = message.payload
+            if message.seq > sent[pair]:
+                sent[pair] = message.seq
+                updates[pair] = message.payload
+        if updates:
+            receivers, senders = zip(*updates, strict=True)
+            activity, battery, storage = zip(*updates.values(), strict=True)
+            rows = self._intent_block[receivers, senders]
+            rows[:, :MAX_ACTIONS] = 0.0
+            rows[np.arange(len(activity)), activity] = 1.0
+            rows[:, INTENT_BATTERY] = battery
+            rows[:, INTENT_STORAGE] = storage
+            rows[:, INTENT_RECEIVED] = 1.0
+            self._intent_block[receivers, senders] = rows
 
     def _observe(self) -> dict[str, dict[str, np.ndarray]]:
         k, layout, tb = self._step, self.layout, self._tables
@@ -365,20 +405,23 @@ class OrbitSchedulingEnv(ParallelEnv):
         obs[:2, layout.own_field(STORED_VALUE)] = np.minimum(
             np.divide(stored, STORED_VALUE_SCALE), 1.0
         )
-        received = self._intent_sent >= 0
-        age = (k - self._intent_sent) / self.config.horizon_steps
-        intent = intent_features(self._intent_content, received, age)
-        obs[:, layout.intent(0).start :] = intent.reshape(len(self.possible_agents), -1)
+        sent = self._intent_sent
+        block = self._intent_block
+        block[..., INTENT_AGE] = np.where(sent >= 0, (k - sent) / self.config.horizon_steps, 1.0)
+        obs[:, layout.intent(0).start :] = block.reshape(len(self.possible_agents), -1)
         obs32 = obs.astype(np.float32)
 
         g = min(k, self.config.horizon_steps - 1)
-        whole = self._static_masks
-        static = StaticMasks(
-            whole.condition[:, g : g + 1], whole.net_wh[:, g : g + 1], whole.stations[:, g : g + 1]
+        battery = np.array(self._battery)[:, None]
+        storage = np.array(self._storage)[:, None]
+        craft = (
+            self._condition[g]
+            & (battery + self._net_wh[g] >= 0.0)
+            & (storage + tb.data_bits <= tb.storage_bits[:, None])
         )
-        self._mask = mask = combine_masks(
-            static, np.array([self._battery]), np.array([self._storage]), tb
-        )[0, 0]
+        craft[:, DOWNLINK] &= storage[:, 0] > 0.0
+        craft[:, :2] = True  # idle and charge: the safe fallbacks (as in combine_masks)
+        self._mask = mask = np.concatenate([craft.astype(np.int8), self._station_masks[g]])
         return {
             agent: {
                 "observations": obs32[i],

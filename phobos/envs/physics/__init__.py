@@ -1,1 +1,1 @@
-"""TODO."""
+"""Mission physics: ephemeris tables, Kepler orbits, visibility geometry (numpy only)."""
