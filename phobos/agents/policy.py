@@ -26,10 +26,11 @@ class Policy(abc.ABC):
     def act(self, observation: Any) -> Any:
         """The action for ``observation``."""
 
-    def reset(self, seed: int | None = None) -> None:
+    def reset(self, seed: int | None = None) -> None:  # noqa: B027 - an optional hook
         """Start of an episode; ``seed`` reseeds the policy's own generator, if it has one."""
 
     def __call__(self, observation: Any) -> Any:
+        """Same as :meth:`act`."""
         return self.act(observation)
 
 
