@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,16 +132,20 @@ def compute_table(start: str, days: float, grid_hours: float = 3.0) -> Ephemeris
     import astropy.units as u
     from astropy.coordinates import CIRS, get_body, get_body_barycentric
     from astropy.time import Time
+    from erfa import ErfaWarning
 
     _configure_offline_iers()
     try:
-        t0 = Time(start, scale="utc")
+        with warnings.catch_warnings():
+            # ERFA warns of "dubious years" far from its tables; the range check below says it.
+            warnings.simplefilter("ignore", ErfaWarning)
+            t0 = Time(start, scale="utc")
+            end = t0 + days * u.day
     except ValueError as error:
         raise ValueError(f"start date {start!r} is not an ISO date: {error}") from None
     if days <= 0:
         raise ValueError(f"days must be positive, got {days}")
     first, last = supported_range()
-    end = t0 + days * u.day
     if t0 < Time(first) or end > Time(last):
         raise ValueError(
             f"dates {t0.isot} to {end.isot} leave the supported range {first} to {last} "
