@@ -1,0 +1,158 @@
+"""Environment throughput: ``orbit-scheduling-v0`` beside PettingZoo MPE ``simple_spread_v3``.
+
+Measured in one process, in alternating rounds so that a busy machine slows both alike:
+
+- env-steps/s and agent-steps/s of each ``ParallelEnv`` driven the same way: actions drawn
+  in advance uniformly from each agent's action space (a masked action runs as idle), and
+  a reset whenever the episode ends (resets count in the time);
+- the batch core's agent-steps/s at 1, 64 and 1,024 environments, stepping only and with
+  its resets included;
+- the per-episode preparation once the ephemeris is cached (``plan_episodes`` for one
+  episode: orbits, eclipses, visibility, contact plan) and a whole ``reset()``.
+
+Targets:
+    - ``ParallelEnv``: at least 5x MPE ``simple_spread_v3``'s env-steps/s.
+    - Batch: at least 1,000,000 agent-steps/s at 1,024 environments on one core.
+    - A full episode's ephemeris preparation, once cached: under 50 ms.
+
+Benchmarks are not tests: CI checks that :func:`run` runs, not how fast.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+from phobos.envs import make
+from phobos.envs.orbit_scheduling.batch import OrbitSchedulingBatch
+from phobos.envs.orbit_scheduling.plan import ephemeris_for, plan_episodes
+
+BATCH_SIZES = (1, 64, 1024)
+
+
+def run(seconds: float = 2.0, rounds: int = 3) -> dict[str, Any]:
+    """Measure everything above; ``seconds`` per measurement and round."""
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    try:
+        from mpe2 import simple_spread_v3
+    except ImportError as error:  # a dev dependency: the peer must be measured, not assumed
+        raise RuntimeError("the MPE peer needs the 'mpe2' package (pip install mpe2)") from error
+
+    ours = make("orbit-scheduling-v0")
+    peer = simple_spread_v3.parallel_env(max_cycles=25)
+    ours_rates, peer_rates = [], []
+    for _ in range(rounds):
+        ours_rates.append(_parallel_rate(ours, seconds))
+        peer_rates.append(_parallel_rate(peer, seconds))
+    ours_rate, peer_rate = statistics.median(ours_rates), statistics.median(peer_rates)
+
+    batch = {}
+    for size in BATCH_SIZES:
+        batch[size] = _batch_rates(size, seconds)
+
+    config = ours.config
+    ephemeris_for(config)  # warm the cache: the target is for cached tables
+    plan_ms = _median_ms(lambda: plan_episodes(config, [np.random.default_rng(1)]), 50)
+    reset_ms = _median_ms(ours.reset, 50)
+    return {
+        "orbit_env_steps_per_s": ours_rate,
+        "orbit_agent_steps_per_s": ours_rate * len(ours.possible_agents),
+        "mpe_env_steps_per_s": peer_rate,
+        "mpe_agent_steps_per_s": peer_rate * len(peer.possible_agents),
+        "ratio_env_steps": ours_rate / peer_rate,
+        "batch": batch,
+        "episode_plan_ms": plan_ms,
+        "reset_ms": reset_ms,
+        "horizon_steps": config.horizon_steps,
+        "agents": len(ours.possible_agents),
+    }
+
+
+def report(results: dict[str, Any]) -> str:
+    """Markdown tables of :func:`run`'s results."""
+    r = results
+    lines = [
+        "| environment | env-steps/s | agent-steps/s | agents |",
+        "|---|---:|---:|---:|",
+        f"| `orbit-scheduling-v0` ParallelEnv | {r['orbit_env_steps_per_s']:,.0f} | "
+        f"{r['orbit_agent_steps_per_s']:,.0f} | {r['agents']} |",
+        f"| MPE `simple_spread_v3` (peer, same run) | {r['mpe_env_steps_per_s']:,.0f} | "
+        f"{r['mpe_agent_steps_per_s']:,.0f} | 3 |",
+        "",
+        f"Ratio of env-steps/s: **{r['ratio_env_steps']:.2f}x** (target: at least 5x).",
+        "",
+        "| batch core, environments | agent-steps/s stepping | agent-steps/s with resets |",
+        "|---:|---:|---:|",
+    ]
+    for size, rates in r["batch"].items():
+        lines.append(f"| {size:,} | {rates['stepping']:,.0f} | {rates['with_resets']:,.0f} |")
+    lines += [
+        "",
+        "Target: at least 1,000,000 agent-steps/s at 1,024 environments on one core.",
+        "",
+        f"Episode preparation once the ephemeris is cached ({r['horizon_steps']} steps): "
+        f"plan {r['episode_plan_ms']:.1f} ms, whole `reset()` {r['reset_ms']:.1f} ms "
+        "(target: under 50 ms).",
+    ]
+    return "\n".join(lines)
+
+
+def _parallel_rate(env: Any, seconds: float) -> float:
+    rng = np.random.default_rng(0)
+    pool = [
+        {agent: int(rng.integers(env.action_space(agent).n)) for agent in env.possible_agents}
+        for _ in range(256)
+    ]
+    env.reset(seed=0)
+    steps = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while True:
+        for _ in range(100):
+            if not env.agents:
+                env.reset()
+            env.step(pool[steps % 256])
+            steps += 1
+        if time.perf_counter() >= deadline:
+            return steps / (time.perf_counter() - start)
+
+
+def _batch_rates(size: int, seconds: float) -> dict[str, float]:
+    batch = OrbitSchedulingBatch(num_envs=size)
+    agents = len(batch.agents)
+    rng = np.random.default_rng(0)
+    counts = np.array([7, 7] + [3] * (agents - 2))
+    pool = (rng.random((16, size, agents)) * counts).astype(np.int64)
+    stepping_time = reset_time = 0.0
+    steps = 0
+    t0 = time.perf_counter()
+    batch.reset(list(range(size)))
+    reset_time += time.perf_counter() - t0
+    while stepping_time + reset_time < seconds or steps == 0:
+        t0 = time.perf_counter()
+        truncated = False
+        while not truncated:
+            _, _, _, truncated, _ = batch.step(pool[steps % 16])
+            steps += 1
+        stepping_time += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        batch.reset()
+        reset_time += time.perf_counter() - t0
+    agent_steps = steps * size * agents
+    return {
+        "stepping": agent_steps / stepping_time,
+        "with_resets": agent_steps / (stepping_time + reset_time),
+    }
+
+
+def _median_ms(call: Any, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000.0

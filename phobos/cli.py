@@ -1,0 +1,145 @@
+"""The ``phobos`` command: ``phobos run``, ``phobos bench env|comms``, ``phobos keys``.
+
+Run ``phobos <command> --help`` for each command's options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime
+import os
+import platform
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from phobos import config as config_tools
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``phobos`` console script."""
+    parser = argparse.ArgumentParser(prog="phobos", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="fly one orbit-scheduling episode and summarise it")
+    run.add_argument("--policy", default="greedy", help="team: greedy or random")
+    run.add_argument("--seed", type=int, default=0, help="episode seed")
+    run.add_argument("--config", type=Path, help="YAML file of OrbitSchedulingConfig fields")
+    run.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a field"
+    )
+    run.set_defaults(handler=_run)
+
+    bench = commands.add_parser("bench", help="benchmarks beside their peers")
+    bench.add_argument("suite", choices=["env", "comms"], help="what to measure")
+    bench.add_argument("--seconds", type=float, default=2.0, help="seconds per measurement")
+    bench.add_argument("--write", type=Path, help="update this Markdown file's section")
+    bench.set_defaults(handler=_bench)
+
+    keys = commands.add_parser("keys", help="create CURVE key pairs for agents")
+    keys.add_argument("directory", type=Path, help="folder for the key files")
+    keys.add_argument("names", nargs="+", help="agent ids (and 'world' for the server)")
+    keys.set_defaults(handler=_keys)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ValueError, config_tools.ConfigError, FileNotFoundError) as error:
+        print(f"phobos {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from phobos.agents import make_team
+    from phobos.envs import make
+    from phobos.envs.orbit_scheduling import ACTIVITIES, STATION_ACTIVITIES, OrbitSchedulingConfig
+
+    config = config_tools.load(OrbitSchedulingConfig, args.config, args.set)
+    env = make("orbit-scheduling-v0", config)
+    team = make_team(args.policy, env, seed=args.seed)
+    observations, _ = env.reset(seed=args.seed)
+    activity = {agent: collections.Counter() for agent in env.possible_agents}
+    total = 0.0
+    while env.agents:
+        actions = {agent: team[agent](observations[agent]) for agent in env.agents}
+        observations, rewards, _, _, infos = env.step(actions)
+        total += rewards[env.possible_agents[0]]
+        for agent, info in infos.items():
+            names = ACTIVITIES.get(agent, STATION_ACTIVITIES)
+            activity[agent][names[info["executed_action"]]] += 1
+    summary = infos[env.possible_agents[0]]["episode"]
+    plan = env.plan
+    from astropy.time import Time, TimeDelta
+
+    start = Time(config.start) + TimeDelta(float(plan.start_offset_s[0]), format="sec")
+    hours = config.horizon_steps * config.step_seconds / 3600.0
+    print(f"orbit-scheduling-v0 | {args.policy} team | seed {args.seed}")
+    print(
+        f"  {start.isot[:16]} UTC, {hours:.0f} h in {config.horizon_steps} steps of "
+        f"{config.step_seconds:.0f} s; light time {plan.light_time_s.min():.0f}-"
+        f"{plan.light_time_s.max():.0f} s"
+    )
+    for s, key in enumerate(config.stations):
+        seen = plan.station_sees_mars[0, :, s].mean() * hours
+        print(f"  ground_{key}: Mars above {config.elevation_mask_deg:.0f} deg for {seen:.1f} h")
+    print(
+        f"  team return {total:.2f}: science {summary['science']:.2f}, occultations "
+        f"{summary['occultation']:.2f} ({summary['occultations']} joint), energy violations "
+        f"{summary['energy_violations']}, masked actions {summary['masked_actions']}"
+    )
+    print(
+        f"  intents: {summary['messages_sent']} sent, {summary['messages_delivered']} "
+        f"delivered, {summary['messages_rejected']} rejected (buffer), "
+        f"{summary['messages_lost']} lost"
+    )
+    for agent, counts in activity.items():
+        top = ", ".join(f"{name} {n}" for name, n in counts.most_common(4))
+        print(f"  {agent:>20}: {top}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    if args.suite == "env":
+        from phobos.benchmarks import env as suite
+
+        body = suite.report(suite.run(seconds=args.seconds))
+    else:
+        from phobos.benchmarks import comms as suite
+
+        body = suite.format_markdown(suite.run(seconds_per_case=args.seconds))
+    command = "phobos bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else [])
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
+    section = f"Command: `{command.strip()}` ({stamp}; {machine})\n\n{body}\n"
+    print(section)
+    if args.write:
+        _write_section(args.write, args.suite, section)
+        print(f"updated {args.write}")
+    return 0
+
+
+def _write_section(path: Path, name: str, section: str) -> None:
+    begin, end = f"<!-- begin bench {name} -->", f"<!-- end bench {name} -->"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    block = f"{begin}\n{section}{end}"
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else f"{text}\n{block}\n"
+    path.write_text(text)
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from phobos.comms.security import generate_keys
+
+    for name in args.names:
+        keys = generate_keys(args.directory, name)
+        print(f"{name}: public key {keys.public.decode()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
