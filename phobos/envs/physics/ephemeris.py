@@ -147,8 +147,11 @@ def compute_table(start: str, days: float, grid_hours: float = 3.0) -> Ephemeris
         raise ValueError(f"days must be positive, got {days}")
     first, last = supported_range()
     if t0 < Time(first) or end > Time(last):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ErfaWarning)
+            span = f"{t0.isot} to {end.isot}"
         raise ValueError(
-            f"dates {t0.isot} to {end.isot} leave the supported range {first} to {last} "
+            f"dates {span} leave the supported range {first} to {last} "
             "(the IERS table bundled with astropy; nothing is downloaded at run time)"
         )
     count = int(np.ceil(days * 24.0 / grid_hours)) + 1
