@@ -3,16 +3,18 @@
 For each transport (``inproc``, ``ipc``, ``tcp`` on 127.0.0.1, and ``tcp+curve``) and each
 stack it measures, with 64-byte payloads:
 
-- round-trip latency, p50 and p99: a client sends, an echo server in another thread sends it
-  back, the client times send-to-receive;
-- one-way throughput: a client thread sends as fast as it can, the server counts what it
-  receives per second.
+- round-trip latency, p50 and p99: the server (ROUTER, in this process) sends a ping, the
+  client (DEALER) answers, the server times send-to-receive;
+- one-way throughput: the client sends as fast as it can, the server counts what it receives
+  per second from the first arrival to the end-of-stream marker.
+
+The client runs in a spawned process over ``ipc://`` and ``tcp://``, as agents do, and in a
+thread over ``inproc://``, which needs one context; there the two ends share a GIL.
 
 The two stacks do the same work apart from this layer's: raw pyzmq sends the 64 payload bytes
-with single-frame ``send``/``recv`` (the ROUTER's identity frame apart) and blocking receives;
-this layer builds a :class:`~phobos.comms.message.Message` around them, encodes and decodes
-it on both sides, checks the sender, and receives with a timeout. Both ends of a case run in
-one process (``inproc://`` requires it), so they share the GIL.
+with single-frame ``send``/``recv`` (the ROUTER's identity frame apart) and blocking receives
+under a socket timeout; this layer builds a :class:`~phobos.comms.message.Message` around them,
+encodes and decodes it on both sides, checks the sender, and receives with a timeout.
 
 Targets:
     - Round-trip p50 through this layer at most 1.5x raw pyzmq's on the same transport.
@@ -23,11 +25,14 @@ Benchmarks are not tests: CI checks that :func:`run` runs, not how fast.
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
+import multiprocessing.process
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -35,13 +40,17 @@ import zmq
 
 from phobos.comms.message import Message
 from phobos.comms.security import CurveAuthenticator, KeyPair, configure_curve
+from phobos.comms.transport import TransportError
 from phobos.comms.zmq_transport import ZmqClient, ZmqServer
+
+log = logging.getLogger(__name__)
 
 TRANSPORTS = ("inproc", "ipc", "tcp", "tcp+curve")
 """Transports measured, in report order."""
 
 PAYLOAD = bytes(range(64))
 _CLIENT = "client"
+_CLIENT_ID = _CLIENT.encode()
 _SERVER = "server"
 _STOP = b""  # raw stacks: an empty frame ends the echo or the stream
 _TIMEOUT = 5.0  # seconds any single wait may take before the case is declared broken
@@ -49,8 +58,9 @@ _TIMEOUT = 5.0  # seconds any single wait may take before the case is declared b
 
 @dataclass(frozen=True)
 class _Case:
-    """One transport's sockets: addresses, context and keys."""
+    """One transport's set-up: where the server binds, its context and the CURVE keys."""
 
+    transport: str
     context: zmq.Context
     address: str
     server_keys: KeyPair | None
@@ -96,12 +106,10 @@ def format_markdown(rows: list[dict]) -> str:
 
 
 def _measure(transport: str, stack: str, seconds: float) -> dict:
-    latency = _raw_latency if stack == "pyzmq" else _layer_latency
-    throughput = _raw_throughput if stack == "pyzmq" else _layer_throughput
     with _case(transport) as case:
-        samples = latency(case, seconds)
+        samples = _latency(case, stack, seconds)
     with _case(transport) as case:
-        rate = throughput(case, seconds)
+        rate = _throughput(case, stack, seconds)
     samples.sort()
     return {
         "transport": transport,
@@ -130,7 +138,7 @@ def _case(transport: str) -> Iterator[_Case]:
         if transport == "tcp+curve":
             server_keys, client_keys = KeyPair(*zmq.curve_keypair()), KeyPair(*zmq.curve_keypair())
             auth = CurveAuthenticator(context, {_CLIENT: client_keys.public}).start()
-        yield _Case(context, address, server_keys, client_keys)
+        yield _Case(transport, context, address, server_keys, client_keys)
     finally:
         if auth is not None:
             auth.stop()
@@ -138,169 +146,213 @@ def _case(transport: str) -> Iterator[_Case]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-# -- raw pyzmq ---------------------------------------------------------------------------------
+# -- the server side, in this process ----------------------------------------------------------
 
 
-def _raw_pair(case: _Case) -> tuple[zmq.Socket, zmq.Socket]:
-    router = case.context.socket(zmq.ROUTER)
-    dealer = case.context.socket(zmq.DEALER)
-    for sock in (router, dealer):
-        sock.linger = 0
-        sock.rcvtimeo = sock.sndtimeo = int(_TIMEOUT * 1000)
-    if case.server_keys is not None:
-        configure_curve(router, case.server_keys)
-        configure_curve(dealer, case.client_keys, case.server_keys.public)
-    router.bind(case.address)
-    dealer.routing_id = _CLIENT.encode()
-    dealer.connect(router.last_endpoint.decode())
-    return router, dealer
+class _RawServer:
+    """Raw pyzmq ROUTER with the same three operations as the layer's server."""
+
+    def __init__(self, case: _Case) -> None:
+        self.router = case.context.socket(zmq.ROUTER)
+        self.router.linger = 0
+        self.router.rcvtimeo = self.router.sndtimeo = int(_TIMEOUT * 1000)
+        if case.server_keys is not None:
+            configure_curve(self.router, case.server_keys)
+        self.router.bind(case.address)
+        self.address = self.router.last_endpoint.decode()
+
+    def ping(self, seq: int) -> None:
+        self.router.send(_CLIENT_ID, zmq.SNDMORE)
+        self.router.send(PAYLOAD)
+
+    def receive(self) -> bool:
+        """Receive one message; False for the end-of-stream marker."""
+        self.router.recv()
+        return self.router.recv() != _STOP
 
 
-def _raw_latency(case: _Case, seconds: float) -> list[int]:
-    router, dealer = _raw_pair(case)
+class _LayerServer:
+    """The layer's server, doing what an application would: build, encode, decode, check."""
 
-    def echo() -> None:
-        while True:
-            identity = router.recv()
-            body = router.recv()
-            router.send(identity, zmq.SNDMORE)
-            router.send(body)
-            if body == _STOP:
-                return
+    def __init__(self, case: _Case) -> None:
+        self.server = ZmqServer(
+            case.address,
+            _SERVER,
+            context=case.context,
+            curve=case.server_keys,
+            send_timeout=_TIMEOUT,
+        )
+        self.address = self.server.address
 
-    return _time_round_trips(
-        echo, lambda: dealer.send(PAYLOAD), dealer.recv, lambda: dealer.send(_STOP), seconds
-    )
+    def ping(self, seq: int) -> None:
+        self.server.send(Message(_SERVER, _CLIENT, "ping", 0.0, seq, PAYLOAD))
 
-
-def _raw_throughput(case: _Case, seconds: float) -> float:
-    router, dealer = _raw_pair(case)
-
-    def flood(stop: threading.Event) -> None:
-        while not stop.is_set():
-            dealer.send(PAYLOAD)
-        dealer.send(_STOP)
-
-    def receive() -> bool:
-        router.recv()
-        return router.recv() != _STOP
-
-    return _count_one_way(flood, receive, seconds)
-
-
-# -- this layer --------------------------------------------------------------------------------
-
-
-def _layer_pair(case: _Case) -> tuple[ZmqServer, ZmqClient]:
-    server = ZmqServer(
-        case.address, _SERVER, context=case.context, curve=case.server_keys, send_timeout=_TIMEOUT
-    )
-    client = ZmqClient(
-        server.address,
-        _CLIENT,
-        context=case.context,
-        curve=case.client_keys,
-        server_key=None if case.server_keys is None else case.server_keys.public,
-        send_timeout=_TIMEOUT,
-    )
-    return server, client
-
-
-def _layer_latency(case: _Case, seconds: float) -> list[int]:
-    server, client = _layer_pair(case)
-    seq = iter(range(1 << 62))
-
-    def echo() -> None:
-        while True:
-            message = server.recv(_TIMEOUT)
-            if message is None:
-                raise TimeoutError("benchmark echo server waited too long")
-            server.send(message, to=message.sender)
-            if message.kind == "stop":
-                return
-
-    def ping() -> None:
-        client.send(Message(_CLIENT, _SERVER, "ping", 0.0, next(seq), PAYLOAD))
-
-    def pong() -> Message:
-        message = client.recv(_TIMEOUT)
+    def receive(self) -> bool:
+        message = self.server.recv(_TIMEOUT)
         if message is None:
-            raise TimeoutError("benchmark client waited too long for its echo")
-        return message
-
-    def stop() -> None:
-        client.send(Message(_CLIENT, _SERVER, "stop", 0.0, 0))
-
-    return _time_round_trips(echo, ping, pong, stop, seconds)
-
-
-def _layer_throughput(case: _Case, seconds: float) -> float:
-    server, client = _layer_pair(case)
-
-    def flood(stop: threading.Event) -> None:
-        seq = 0
-        while not stop.is_set():
-            client.send(Message(_CLIENT, _SERVER, "data", 0.0, seq, PAYLOAD))
-            seq += 1
-        client.send(Message(_CLIENT, _SERVER, "stop", 0.0, seq))
-
-    def receive() -> bool:
-        message = server.recv(_TIMEOUT)
-        if message is None:
-            raise TimeoutError("benchmark receiver waited too long")
+            raise TimeoutError("benchmark server waited too long for its peer")
         return message.kind != "stop"
 
-    return _count_one_way(flood, receive, seconds)
 
-
-# -- shared drivers ----------------------------------------------------------------------------
-
-
-def _time_round_trips(
-    echo: Callable[[], None],
-    send: Callable[[], None],
-    recv: Callable[[], object],
-    stop: Callable[[], None],
-    seconds: float,
-) -> list[int]:
-    """Run ``echo`` in a thread; time send/recv pairs for ``seconds`` after a short warm-up."""
-    thread = threading.Thread(target=echo, daemon=True)
-    thread.start()
-    clock = time.perf_counter_ns
-    for _ in range(200):
-        send()
-        recv()
-    samples = []
-    end = clock() + int(seconds * 1e9)
-    while True:
-        start = clock()
-        send()
-        recv()
-        now = clock()
-        samples.append(now - start)
-        if now > end:
-            break
-    stop()
-    recv()
-    thread.join(_TIMEOUT)
+def _latency(case: _Case, stack: str, seconds: float) -> list[int]:
+    server = _RawServer(case) if stack == "pyzmq" else _LayerServer(case)
+    with _peer(case, stack, "echo", server.address, seconds):
+        server.receive()  # the peer's hello: from here on the ROUTER can address it
+        for seq in range(200):  # warm-up
+            server.ping(seq)
+            server.receive()
+        clock = time.perf_counter_ns
+        samples = []
+        end = clock() + int(seconds * 1e9)
+        seq = 0
+        while True:
+            start = clock()
+            server.ping(seq)
+            server.receive()
+            now = clock()
+            samples.append(now - start)
+            seq += 1
+            if now > end:
+                break
+        _send_stop(server, stack)
     return samples
 
 
-def _count_one_way(
-    flood: Callable[[threading.Event], None], receive: Callable[[], bool], seconds: float
-) -> float:
-    """Run ``flood`` in a thread for ``seconds``; return messages received per second."""
-    stop = threading.Event()
-    thread = threading.Thread(target=flood, args=(stop,), daemon=True)
-    thread.start()
-    receive()  # the clock starts at the first arrival, once the connection is up
-    start = time.perf_counter()
-    timer = threading.Timer(seconds, stop.set)
-    timer.start()
-    count = 0
-    while receive():
-        count += 1
-    elapsed = time.perf_counter() - start
-    timer.cancel()
-    thread.join(_TIMEOUT)
-    return count / elapsed
+def _send_stop(server: _RawServer | _LayerServer, stack: str) -> None:
+    if isinstance(server, _RawServer):
+        server.router.send(_CLIENT_ID, zmq.SNDMORE)
+        server.router.send(_STOP)
+    else:
+        server.server.send(Message(_SERVER, _CLIENT, "stop", 0.0, 0))
+
+
+def _throughput(case: _Case, stack: str, seconds: float) -> float:
+    server = _RawServer(case) if stack == "pyzmq" else _LayerServer(case)
+    with _peer(case, stack, "flood", server.address, seconds):
+        server.receive()  # the clock starts at the first arrival, once the connection is up
+        start = time.perf_counter()
+        count = 0
+        while server.receive():
+            count += 1
+        rate = count / (time.perf_counter() - start)
+        # Sockets close with linger 0, which drops unsent messages: the client waits for this.
+        server.ping(-1)
+    return rate
+
+
+# -- the client side: a thread for inproc, a process otherwise ---------------------------------
+
+
+@contextmanager
+def _peer(case: _Case, stack: str, mode: str, address: str, seconds: float) -> Iterator[None]:
+    client = (case.client_keys, case.server_keys.public) if case.server_keys else (None, None)
+    args = (stack, mode, address, *client, seconds)
+    if case.transport == "inproc":
+        worker: threading.Thread | multiprocessing.process.BaseProcess = threading.Thread(
+            target=_client_main, args=(*args, case.context), daemon=True
+        )
+    else:
+        # Its own process, as agents run: the two ends do not share a GIL.
+        worker = multiprocessing.get_context("spawn").Process(
+            target=_client_main, args=args, daemon=True
+        )
+    worker.start()
+    try:
+        yield
+    finally:
+        worker.join(_TIMEOUT)
+        if isinstance(worker, multiprocessing.process.BaseProcess) and worker.is_alive():
+            worker.terminate()
+            worker.join(_TIMEOUT)
+
+
+def _client_main(
+    stack: str,
+    mode: str,
+    address: str,
+    keys: KeyPair | None,
+    server_key: bytes | None,
+    seconds: float,
+    context: zmq.Context | None = None,
+) -> None:
+    """Run the DEALER end: ``"echo"`` answers pings until told to stop, ``"flood"`` streams."""
+    own = context is None
+    context = zmq.Context() if own else context
+    try:
+        if stack == "pyzmq":
+            _raw_client(context, mode, address, keys, server_key, seconds)
+        else:
+            _layer_client(context, mode, address, keys, server_key, seconds)
+    finally:
+        if own:
+            context.destroy(linger=0)
+
+
+def _raw_client(
+    context: zmq.Context,
+    mode: str,
+    address: str,
+    keys: KeyPair | None,
+    server_key: bytes | None,
+    seconds: float,
+) -> None:
+    dealer = context.socket(zmq.DEALER)
+    dealer.linger = 0
+    dealer.rcvtimeo = dealer.sndtimeo = int(_TIMEOUT * 1000)
+    if keys is not None:
+        configure_curve(dealer, keys, server_key)
+    dealer.routing_id = _CLIENT_ID
+    dealer.connect(address)
+    try:
+        if mode == "echo":
+            dealer.send(PAYLOAD)
+            while (body := dealer.recv()) != _STOP:
+                dealer.send(body)
+        else:
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                for _ in range(100):  # read the clock once per hundred sends
+                    dealer.send(PAYLOAD)
+            dealer.send(_STOP)
+            dealer.recv()  # the server's acknowledgement: everything sent has arrived
+    except zmq.Again:
+        log.warning("raw benchmark client: the server stopped answering")
+    finally:
+        dealer.close(linger=0)
+
+
+def _layer_client(
+    context: zmq.Context,
+    mode: str,
+    address: str,
+    keys: KeyPair | None,
+    server_key: bytes | None,
+    seconds: float,
+) -> None:
+    client = ZmqClient(
+        address,
+        _CLIENT,
+        context=context,
+        curve=keys,
+        server_key=server_key,
+        send_timeout=_TIMEOUT,
+    )
+    try:
+        if mode == "echo":
+            client.send(Message(_CLIENT, _SERVER, "hello", 0.0, 0))
+            while (ping := client.recv(_TIMEOUT)) is not None and ping.kind != "stop":
+                client.send(Message(_CLIENT, _SERVER, "pong", ping.send_time, ping.seq, PAYLOAD))
+        else:
+            end = time.perf_counter() + seconds
+            seq = 0
+            while time.perf_counter() < end:
+                for _ in range(100):
+                    client.send(Message(_CLIENT, _SERVER, "data", 0.0, seq, PAYLOAD))
+                    seq += 1
+            client.send(Message(_CLIENT, _SERVER, "stop", 0.0, seq))
+            if client.recv(_TIMEOUT) is None:  # everything sent has arrived
+                log.warning("benchmark client: no acknowledgement from the server")
+    except TransportError as exc:
+        log.warning("benchmark client: %s", exc)
+    finally:
+        client.close()

@@ -36,6 +36,8 @@ from phobos.comms.message import PROTOCOL_VERSION, Message
 MAGIC = b"PH"
 """First two bytes of every frame."""
 
+_FRAME_HEADER = MAGIC + bytes((PROTOCOL_VERSION,))
+
 MAX_FRAME_SIZE = 1 << 20
 """Default largest frame, in bytes, that :func:`encode` writes and :func:`decode` reads."""
 
@@ -91,9 +93,14 @@ def encode(message: Message, max_size: int = MAX_FRAME_SIZE) -> bytes:
         raise EncodeError(
             f"message version {message.version!r}: this encoder writes version {PROTOCOL_VERSION}"
         )
-    for name in ("sender", "receiver", "kind"):
-        if type(getattr(message, name)) is not str:
-            raise EncodeError(f"{name} must be a str, got {type(getattr(message, name)).__name__}")
+    if not (
+        type(message.sender) is str and type(message.receiver) is str and type(message.kind) is str
+    ):
+        for name in ("sender", "receiver", "kind"):
+            if type(getattr(message, name)) is not str:
+                raise EncodeError(
+                    f"{name} must be a str, got {type(getattr(message, name)).__name__}"
+                )
     try:
         envelope = [
             message.sender,
@@ -110,10 +117,10 @@ def encode(message: Message, max_size: int = MAX_FRAME_SIZE) -> bytes:
         raise
     except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         raise EncodeError(f"cannot encode message {message.message_id}: {exc}") from exc
-    size = len(MAGIC) + 1 + len(body)
-    if size > max_size:
-        raise EncodeError(f"frame of {size} bytes exceeds max_size {max_size}")
-    return MAGIC + bytes((PROTOCOL_VERSION,)) + body
+    frame = _FRAME_HEADER + body
+    if len(frame) > max_size:
+        raise EncodeError(f"frame of {len(frame)} bytes exceeds max_size {max_size}")
+    return frame
 
 
 def decode(frame: bytes | bytearray | memoryview, max_size: int = MAX_FRAME_SIZE) -> Message:
@@ -134,30 +141,29 @@ def decode(frame: bytes | bytearray | memoryview, max_size: int = MAX_FRAME_SIZE
     size = len(frame)
     if size > max_size:
         raise DecodeError(f"frame of {size} bytes exceeds max_size {max_size}")
-    if size < 3:
-        raise DecodeError(f"frame of {size} bytes is shorter than the 3-byte header")
-    view = memoryview(frame)
-    if view[:2] != MAGIC:
-        raise DecodeError(f"bad magic {bytes(view[:2])!r}, expected {MAGIC!r}")
-    version = view[2]
-    if version != PROTOCOL_VERSION:
+    if frame[:3] != _FRAME_HEADER:
+        if size < 3:
+            raise DecodeError(f"frame of {size} bytes is shorter than the 3-byte header")
+        if frame[:2] != MAGIC:
+            raise DecodeError(f"bad magic {bytes(frame[:2])!r}, expected {MAGIC!r}")
         raise DecodeError(
-            f"unsupported protocol version {version} (this decoder reads {PROTOCOL_VERSION})"
+            f"unsupported protocol version {frame[2]} (this decoder reads {PROTOCOL_VERSION})"
         )
+    # Slicing bytes copies; cheaper than a memoryview below a few KiB, dearer above.
+    body = frame[3:] if size < 4096 else memoryview(frame)[3:]
     try:
-        body = msgpack.unpackb(
-            view[3:], ext_hook=_ExtDecoder(), raw=False, strict_map_key=True, use_list=True
-        )
+        # msgpack's defaults already give str for str, lists, and str/bytes-only map keys.
+        envelope = msgpack.unpackb(body, ext_hook=_TOP_LEVEL_HOOK)
     except DecodeError:
         raise
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         # ValueError covers msgpack's truncated input, extra data, bad bytes, too-deep nesting
         # and invalid UTF-8; TypeError an unhashable map key.
         raise DecodeError(f"malformed msgpack body: {type(exc).__name__}: {exc}") from exc
-    if type(body) is not list or len(body) != len(_ENVELOPE_FIELDS):
-        got = f"list of {len(body)}" if type(body) is list else type(body).__name__
+    if type(envelope) is not list or len(envelope) != len(_ENVELOPE_FIELDS):
+        got = f"list of {len(envelope)}" if type(envelope) is list else type(envelope).__name__
         raise DecodeError(f"envelope must be a list of {len(_ENVELOPE_FIELDS)} fields, got {got}")
-    sender, receiver, kind, send_time, seq, payload = body
+    sender, receiver, kind, send_time, seq, payload = envelope
     if not (
         type(sender) is str
         and type(receiver) is str
@@ -165,12 +171,12 @@ def decode(frame: bytes | bytearray | memoryview, max_size: int = MAX_FRAME_SIZE
         and type(send_time) is float
         and type(seq) is int
     ):
-        for name, value, expected in zip(_ENVELOPE_FIELDS, body, _ENVELOPE_TYPES, strict=False):
+        for name, value, expected in zip(_ENVELOPE_FIELDS, envelope, _ENVELOPE_TYPES, strict=False):
             if type(value) is not expected:
                 raise DecodeError(
                     f"envelope field {name} must be {expected.__name__}, got {type(value).__name__}"
                 )
-    return Message(sender, receiver, kind, send_time, seq, payload, version)
+    return Message(sender, receiver, kind, send_time, seq, payload, PROTOCOL_VERSION)
 
 
 def _check_keys(payload: Any) -> None:
@@ -265,12 +271,12 @@ def _array_bytes(array: np.ndarray) -> bytes:
 
 
 class _ExtDecoder:
-    """msgpack ext hook for one decode call; counts tuple nesting to bound recursion."""
+    """msgpack ext hook for values nested in ``depth`` tuples; stateless, so shareable."""
 
     __slots__ = ("depth",)
 
-    def __init__(self) -> None:
-        self.depth = 0
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
 
     def __call__(self, code: int, data: bytes) -> Any:
         if code == _EXT_ARRAY:
@@ -283,17 +289,14 @@ class _ExtDecoder:
         if code == _EXT_TUPLE:
             if self.depth >= _MAX_TUPLE_DEPTH:
                 raise DecodeError(f"tuples nested deeper than {_MAX_TUPLE_DEPTH}")
-            self.depth += 1
-            try:
-                items = msgpack.unpackb(
-                    data, ext_hook=self, raw=False, strict_map_key=True, use_list=True
-                )
-            finally:
-                self.depth -= 1
+            items = msgpack.unpackb(data, ext_hook=_ExtDecoder(self.depth + 1))
             if type(items) is not list:
                 raise DecodeError(f"tuple extension holds a {type(items).__name__}, not a list")
             return tuple(items)
         raise DecodeError(f"unknown msgpack extension type {code}")
+
+
+_TOP_LEVEL_HOOK = _ExtDecoder(0)
 
 
 def _array_from(data: bytes) -> np.ndarray:

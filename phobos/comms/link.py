@@ -74,7 +74,7 @@ class TabulatedLinks(LinkModel):
         # Python lists: scalar lookups in the env's hot path are 5x cheaper than numpy's.
         self._next_open = next_open.tolist()
         self._delay = delay.tolist()
-        self._lost = lost.tolist()
+        self._lost = lost.tolist() if lost.any() else None
         self._steps = steps
 
     def transit(
@@ -91,7 +91,8 @@ class TabulatedLinks(LinkModel):
         depart_time = depart * self.step_seconds
         # A plain tuple in Transit's field order: building the NamedTuple costs more than the
         # lookup itself on the env's hot path, and the router unpacks it either way.
-        return (depart_time, depart_time + self._delay[depart][i][j], self._lost[step][i][j])
+        lost = self._lost is not None and self._lost[step][i][j]
+        return (depart_time, depart_time + self._delay[depart][i][j], lost)
 
 
 def next_open_step(open_: np.ndarray) -> np.ndarray:

@@ -128,7 +128,7 @@ class _ZmqEndpoint(Transport):
     def _drain(self) -> int:
         """Discard the remaining frames of a multipart message; return how many."""
         extra = 0
-        while self._sock.rcvmore:
+        while self._sock.getsockopt(zmq.RCVMORE):
             self._sock.recv()
             extra += 1
         return extra
@@ -188,19 +188,14 @@ class ZmqServer(_ZmqEndpoint):
 
     def _recv_one(self) -> Message | None:
         sock = self._sock
+        # A ROUTER hands over [identity, part, ...] and a DEALER sends at least one part, so
+        # the body is there. Its Frame tells whether more follow more cheaply than RCVMORE.
         identity = sock.recv()
-        if not sock.rcvmore:
-            self._reject(f"peer {identity!r} sent an empty message")
-            return None
-        if self._authenticated:
-            part = sock.recv(copy=False)
-            user = part.get("User-Id")
-            frame = part.bytes
-        else:
-            frame = sock.recv()
-        if sock.rcvmore:
+        part = sock.recv(copy=False)
+        if part.more:
             self._reject(f"peer {identity!r} sent {self._drain() + 1} frames, expected 1")
             return None
+        frame = part.bytes
         try:
             message = decode(frame, self.max_size)
         except DecodeError as exc:
@@ -210,7 +205,8 @@ class ZmqServer(_ZmqEndpoint):
         if sender != identity:
             self._reject(f"peer {identity!r} sent a message as {message.sender!r}")
             return None
-        if self._authenticated and user != message.sender:
+        if self._authenticated and part.get("User-Id") != message.sender:
+            user = part.get("User-Id")
             self._reject(f"peer authenticated as {user!r} sent a message as {message.sender!r}")
             return None
         return message
@@ -277,10 +273,9 @@ class ZmqClient(_ZmqEndpoint):
             raise TransportError("the server did not take a message in time") from None
 
     def _recv_one(self) -> Message | None:
+        # No RCVMORE check (it costs more than the recv): a DEALER's frames carry no
+        # envelope, so each part of a multipart message is judged, and rejected, on its own.
         frame = self._sock.recv()
-        if self._sock.rcvmore:
-            self._reject(f"server sent {self._drain() + 1} frames, expected 1")
-            return None
         try:
             return decode(frame, self.max_size)
         except DecodeError as exc:

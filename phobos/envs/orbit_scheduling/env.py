@@ -118,6 +118,7 @@ class OrbitSchedulingEnv(ParallelEnv):
                 "load_w",
                 "pointing",
                 "battery_wh",
+                "storage_bits",
                 "data_bits",
                 "value",
             )
@@ -199,8 +200,8 @@ class OrbitSchedulingEnv(ParallelEnv):
         # Station rows of the mask never depend on state: tabulate them for the episode.
         self._station_masks = np.zeros((steps, len(agents) - 2, MAX_ACTIONS), dtype=np.int8)
         self._station_masks[:, :, :3] = whole.stations[0]
-        self._condition = whole.condition[0]
-        self._net_wh = whole.net_wh[0]
+        self._condition = whole.condition[0].tolist()
+        self._net_wh = whole.net_wh[0].tolist()
         self._seq = [0] * count
         self._step = 0
         self._totals = {
@@ -412,16 +413,21 @@ class OrbitSchedulingEnv(ParallelEnv):
         obs32 = obs.astype(np.float32)
 
         g = min(k, self.config.horizon_steps - 1)
-        battery = np.array(self._battery)[:, None]
-        storage = np.array(self._storage)[:, None]
-        craft = (
-            self._condition[g]
-            & (battery + self._net_wh[g] >= 0.0)
-            & (storage + tb.data_bits <= tb.storage_bits[:, None])
-        )
-        craft[:, DOWNLINK] &= storage[:, 0] > 0.0
-        craft[:, :2] = True  # idle and charge: the safe fallbacks (as in combine_masks)
-        self._mask = mask = np.concatenate([craft.astype(np.int8), self._station_masks[g]])
+        condition, net_wh = self._condition[g], self._net_wh[g]
+        data, room = self._craft["data_bits"], self._craft["storage_bits"]
+        rows = []
+        for c in (0, 1):
+            battery, storage = self._battery[c], self._storage[c]
+            ok, energy, extra = condition[c], net_wh[c], data[c]
+            # Same tests, in the same float order, as observation.combine_masks.
+            row = [
+                ok[a] and battery + energy[a] >= 0.0 and storage + extra[a] <= room[c]
+                for a in range(MAX_ACTIONS)
+            ]
+            row[DOWNLINK] = row[DOWNLINK] and storage > 0.0
+            row[0] = row[1] = True  # idle and charge: the safe fallbacks
+            rows.append(row)
+        self._mask = mask = np.concatenate([np.array(rows, dtype=np.int8), self._station_masks[g]])
         return {
             agent: {
                 "observations": obs32[i],
