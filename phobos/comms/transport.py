@@ -101,7 +101,7 @@ class Transport(abc.ABC):
 
 def check_timeout(timeout: float) -> float:
     """Validate a receive timeout in seconds: finite and non-negative (never block forever)."""
-    if not (timeout >= 0 and math.isfinite(timeout)):
+    if not 0 <= timeout < math.inf:  # also refuses NaN
         raise ValueError(f"timeout must be finite and >= 0 seconds, got {timeout!r}")
     return timeout
 

@@ -81,7 +81,7 @@ class _ZmqEndpoint(Transport):
         self.rejected = 0
         self.max_size = max_size
         self._sock = sock
-        self._rcvtimeo = -1
+        self._timeout = -1.0  # the receive timeout RCVTIMEO now holds, in seconds
 
     @property
     def socket(self) -> zmq.Socket:
@@ -95,15 +95,15 @@ class _ZmqEndpoint(Transport):
 
     def recv(self, timeout: float) -> Message | None:
         """See :meth:`Transport.recv`."""
-        check_timeout(timeout)
         if self._sock.closed:
             raise TransportError(f"endpoint {self.name!r} is closed")
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + check_timeout(timeout)
         while True:
-            ms = milliseconds(timeout)
-            if ms != self._rcvtimeo:
+            if timeout != self._timeout:
                 # RCVTIMEO makes libzmq poll inside recv: one call instead of poll + recv.
-                self._sock.rcvtimeo = self._rcvtimeo = ms
+                # Loops call recv with one timeout, so setting it is rare.
+                self._sock.rcvtimeo = milliseconds(timeout)
+                self._timeout = timeout
             try:
                 message = self._recv_one()
             except zmq.Again:

@@ -234,38 +234,43 @@ def intent_deliveries(
     """
     n, steps, agents, _ = plan.link_open.shape
     dt = config.step_seconds
-    link_open = plan.link_open
-    index = np.arange(steps)[None, :, None, None]
-    last_open = np.maximum.accumulate(np.where(link_open, index, -1), axis=1)
-    accepted = link_open | (index - last_open - 1 < config.message_buffer)
-    depart = next_open_step(link_open)
+    # Link-major layout [n, sender, receiver, T]: every scan below runs along contiguous time.
+    link_open = np.ascontiguousarray(np.moveaxis(plan.link_open, 1, -1))
+    delay_s = np.ascontiguousarray(np.moveaxis(plan.link_delay_s, 1, -1))
+    lost = np.moveaxis(plan.message_lost, 1, -1)
+    index = np.arange(steps, dtype=np.int32)
+    last_open = np.where(link_open, index, np.int32(-1))
+    np.maximum.accumulate(last_open, axis=-1, out=last_open)
+    accepted = (index - last_open <= config.message_buffer) | link_open
+    depart = next_open_step(np.moveaxis(link_open, -1, -3))
+    depart = np.ascontiguousarray(np.moveaxis(depart, -3, -1)).astype(np.int32)
     departs = depart < steps
-    depart_c = np.minimum(depart, steps - 1)
-    delay = np.take_along_axis(plan.link_delay_s, depart_c, axis=1)
-    arrival = depart_c * dt + delay
+    np.minimum(depart, steps - 1, out=depart)
+    arrival = np.take_along_axis(delay_s, depart, axis=-1)
+    arrival += depart * dt
     # First observation time k * dt at or after arrival, compared exactly as the router does.
-    k = np.ceil(arrival / dt).astype(np.int64)
-    k = np.where((k - 1) * dt >= arrival, k - 1, k)
-    k = np.where(k * dt < arrival, k + 1, k)
-    k = np.maximum(k, index + 1)
-    valid = accepted & departs & ~plan.message_lost
-    for i in range(agents):
-        valid[:, :, i, i] = False
-    k = np.where(valid, np.minimum(k, steps + 1), steps + 1)  # steps + 1: not in this episode
+    k = np.ceil(arrival / dt).astype(np.int32)
+    k -= (k - 1) * dt >= arrival
+    k += k * dt < arrival
+    np.maximum(k, index + 1, out=k)
+    valid = accepted & departs & ~lost
+    valid[:, np.arange(agents), np.arange(agents)] = False
+    np.minimum(k, steps + 1, out=k)
+    k[~valid] = steps + 1  # steps + 1: not seen in this episode
 
     # Latest send step seen by observation k: max{s : k(s) <= k}. The suffix minimum of k(s)
     # is non-decreasing, so that set is a prefix of s; count its length with a histogram.
-    suffix_min = np.flip(np.minimum.accumulate(np.flip(k, axis=1), axis=1), axis=1)
-    rows = np.moveaxis(suffix_min, 1, -1).reshape(-1, steps)  # [n * A * A, T]
+    suffix_min = np.minimum.accumulate(k[..., ::-1], axis=-1)[..., ::-1]
+    rows = suffix_min.reshape(-1, steps)
     width = steps + 2
-    flat = (np.arange(rows.shape[0])[:, None] * width + rows).ravel()
-    counts = np.bincount(flat, minlength=rows.shape[0] * width).reshape(-1, width)
-    latest = np.cumsum(counts, axis=1)[:, : steps + 1] - 1
-    latest = np.moveaxis(latest.reshape(n, agents, agents, steps + 1), -1, 1)  # [n, k, s, r]
-    latest = np.swapaxes(latest, 2, 3)  # [n, k, receiver, sender]
+    flat = (np.arange(rows.shape[0], dtype=np.int64)[:, None] * width + rows).ravel()
+    counts = np.bincount(flat, minlength=rows.shape[0] * width).reshape(n, agents, agents, width)
+    latest = np.cumsum(counts[..., : steps + 1], axis=-1, dtype=np.int32) - 1
+    # [n, k, receiver, sender]: one step's table is then a single slice.
+    latest = np.ascontiguousarray(np.transpose(latest, (0, 3, 2, 1)))
 
-    flat_k = (np.arange(n)[:, None] * width + k.reshape(n, -1)).ravel()
+    flat_k = (np.arange(n, dtype=np.int64)[:, None] * width + k.reshape(n, -1)).ravel()
     delivered = np.bincount(flat_k, minlength=n * width).reshape(n, width)[:, : steps + 1]
-    off_diagonal = ~np.eye(agents, dtype=bool)
-    rejected = (~accepted & off_diagonal).sum(axis=(2, 3))
+    off_diagonal = ~np.eye(agents, dtype=bool)[..., None]
+    rejected = (~accepted & off_diagonal).sum(axis=(1, 2))
     return latest, delivered, rejected

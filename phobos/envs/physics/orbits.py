@@ -57,7 +57,7 @@ def solve_kepler(mean_anomaly: np.ndarray, eccentricity: float) -> np.ndarray:
 @functools.lru_cache(maxsize=8)
 def _kepler_table(e: float) -> tuple[np.ndarray, np.ndarray]:
     # Tabulate M(E) on a grid of E, dense where M changes slowly (near periapsis for high e).
-    anomaly = np.linspace(0.0, 2.0 * np.pi, 4097)
+    anomaly = np.linspace(0.0, 2.0 * np.pi, 65537)
     return anomaly - e * np.sin(anomaly), anomaly
 
 
