@@ -26,9 +26,9 @@ Benchmarks are not tests: CI checks that :func:`run` runs, not how fast.
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import multiprocessing.process
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -245,25 +245,50 @@ def _throughput(case: _Case, stack: str, seconds: float) -> float:
 
 @contextmanager
 def _peer(case: _Case, stack: str, mode: str, address: str, seconds: float) -> Iterator[None]:
-    client = (case.client_keys, case.server_keys.public) if case.server_keys else (None, None)
-    args = (stack, mode, address, *client, seconds)
+    keys, server_key = (
+        (case.client_keys, case.server_keys.public) if case.server_keys else (None, None)
+    )
     if case.transport == "inproc":
-        worker: threading.Thread | multiprocessing.process.BaseProcess = threading.Thread(
-            target=_client_main, args=(*args, case.context), daemon=True
+        thread = threading.Thread(
+            target=_client_main,
+            args=(stack, mode, address, keys, server_key, seconds, case.context),
+            daemon=True,
         )
-    else:
-        # Its own process, as agents run: the two ends do not share a GIL.
-        worker = multiprocessing.get_context("spawn").Process(
-            target=_client_main, args=args, daemon=True
-        )
-    worker.start()
+        thread.start()
+        try:
+            yield
+        finally:
+            thread.join(_TIMEOUT)
+        return
+    # Its own process, as agents run, so that the two ends do not share a GIL. A plain
+    # subprocess rather than multiprocessing: spawning would re-run the caller's __main__.
+    process = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, stack, mode, address, str(seconds)],
+        stdin=subprocess.PIPE,
+    )
+    # Keys go through stdin, not argv, where any user could read them.
+    keys_line = b"" if keys is None else b" ".join((keys.public, keys.secret, server_key))
+    process.stdin.write(keys_line + b"\n")
+    process.stdin.close()
     try:
         yield
     finally:
-        worker.join(_TIMEOUT)
-        if isinstance(worker, multiprocessing.process.BaseProcess) and worker.is_alive():
-            worker.terminate()
-            worker.join(_TIMEOUT)
+        try:
+            process.wait(_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(_TIMEOUT)
+
+
+_CHILD = "import sys; from phobos.benchmarks.comms import _child; _child(sys.argv[1:])"
+
+
+def _child(argv: list[str]) -> None:
+    """Entry point of the client process: argv ``stack mode address seconds``, keys on stdin."""
+    stack, mode, address, seconds = argv
+    words = sys.stdin.buffer.readline().split()
+    keys, server_key = (KeyPair(words[0], words[1]), words[2]) if words else (None, None)
+    _client_main(stack, mode, address, keys, server_key, float(seconds))
 
 
 def _client_main(
