@@ -226,3 +226,10 @@ def test_stepping_after_the_episode_ends_is_an_error():
     assert "episode" in infos["phobos_grunt"]
     with pytest.raises(RuntimeError, match="reset"):
         env.step({})
+
+
+def test_one_step_quasi_synchronous_episode_runs():
+    env = make("orbit-scheduling-v0", horizon_steps=1, phobos_grunt_orbit="quasi_synchronous")
+    env.reset(seed=0)
+    *_, truncations, _ = env.step({a: 0 for a in env.agents})
+    assert all(truncations.values())

@@ -78,7 +78,9 @@ YINGHUO1 = SpacecraftConfig(
     # MISSION_FACTS: 90 W average, 180 W peak; the average is the off-sun share of the peak.
     solar_peak_w=180.0,
     off_sun_fraction=0.5,
-    battery_wh=300.0,  # assumption: sized for eclipses of several hours near apoapsis
+    # Assumption, sized so the bus (45 W) survives the longest eclipse the orbit allows: about
+    # 8.5 h near apoapsis (the test of eclipse bounds computes it), 383 Wh.
+    battery_wh=400.0,
     bus_load_w=45.0,  # assumption
     activity_load_w=(0.0, 0.0, 55.0, 20.0, 12.0, 4.0, 15.0),  # assumption; 12 W RF -> ~55 W DC
     storage_mbit=32.0,  # assumption

@@ -26,7 +26,12 @@ from phobos.envs.physics.constants import (
     PHOBOS_SEMI_MAJOR_AXIS_KM,
 )
 from phobos.envs.physics.ephemeris import EphemerisTable, ephemeris_table
-from phobos.envs.physics.orbits import OrbitShape, kepler_positions, quasi_synchronous_positions
+from phobos.envs.physics.orbits import (
+    OrbitShape,
+    kepler_positions,
+    orbit_normal,
+    quasi_synchronous_positions,
+)
 
 PHOBOS_ORBIT = OrbitShape(PHOBOS_SEMI_MAJOR_AXIS_KM, PHOBOS_ECCENTRICITY, PHOBOS_INCLINATION_DEG)
 PHASING_ORBIT = OrbitShape(PHOBOS_SEMI_MAJOR_AXIS_KM + 500.0, 0.005, PHOBOS_INCLINATION_DEG)
@@ -113,6 +118,7 @@ def plan_episodes(config: OrbitSchedulingConfig, rngs: list[np.random.Generator]
                 seconds,
                 config.quasi_synchronous_radius_km,
                 col[:, 2],
+                normal=orbit_normal(PHOBOS_ORBIT.inclination_deg, col[:, 1]),
             )
         yinghuo = kepler_positions(YINGHUO1_ORBIT, seconds, col[:, 3], col[:, 4], col[:, 5])
         return np.stack([grunt, yinghuo], axis=2)  # [n, times, 2, 3]
@@ -203,7 +209,6 @@ def _occultation_windows(
     leaves or stays in it). Its value is boosted when the tangent point's solar zenith angle
     is one Earth-based occultation cannot reach.
     """
-    craft.shape[0]
     steps, sub = config.horizon_steps, config.substeps
     altitude, tangent = geometry.occultation_tangent(craft[:, :, 0], craft[:, :, 1])
     index = np.arange(steps)[:, None] * sub + np.arange(sub + 1)[None, :]  # [T, sub + 1]

@@ -61,6 +61,15 @@ def _kepler_table(e: float) -> tuple[np.ndarray, np.ndarray]:
     return anomaly - e * np.sin(anomaly), anomaly
 
 
+def orbit_normal(inclination_deg: float, raan: np.ndarray) -> np.ndarray:
+    """Unit normal of orbits with this inclination and ascending node (radians), ``[..., 3]``."""
+    inc = np.radians(inclination_deg)
+    raan = np.asarray(raan, dtype=np.float64)
+    return np.stack(
+        [np.sin(inc) * np.sin(raan), -np.sin(inc) * np.cos(raan), np.cos(inc) + 0.0 * raan], axis=-1
+    )
+
+
 def kepler_positions(
     shape: OrbitShape,
     seconds: np.ndarray,
@@ -91,7 +100,12 @@ def kepler_positions(
 
 
 def quasi_synchronous_positions(
-    host: np.ndarray, host_period_s: float, seconds: np.ndarray, radius_km: float, phase: np.ndarray
+    host: np.ndarray,
+    host_period_s: float,
+    seconds: np.ndarray,
+    radius_km: float,
+    phase: np.ndarray,
+    normal: np.ndarray | None = None,
 ) -> np.ndarray:
     """Positions of a craft in a quasi-synchronous (retrograde 2:1) orbit around a moon.
 
@@ -99,9 +113,16 @@ def quasi_synchronous_positions(
     (``[..., steps, 3]``): ``radius_km`` in the radial direction, twice that along track,
     one loop per orbit of the moon. Phobos's own gravity is neglected, as the
     Clohessy-Wiltshire model assumes; at 50-130 km it changes the shape, not the scale.
+    The along-track direction is ``normal x radial`` when the moon's orbit normal
+    (``[..., 1, 3]``) is given, else it is differenced from the samples.
     """
     radial = host / np.linalg.norm(host, axis=-1, keepdims=True)
-    ahead = np.gradient(host, axis=-2)
+    if normal is not None:
+        ahead = np.cross(normal, radial)
+    elif host.shape[-2] >= 2:
+        ahead = np.gradient(host, axis=-2)
+    else:
+        raise ValueError("one host sample gives no direction of motion: pass the orbit normal")
     ahead -= np.sum(ahead * radial, axis=-1, keepdims=True) * radial
     ahead /= np.linalg.norm(ahead, axis=-1, keepdims=True)
     angle = 2.0 * np.pi * seconds / host_period_s + phase
