@@ -39,6 +39,7 @@ None; every episode is truncated after ``horizon_steps`` (one day by default).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium
@@ -97,7 +98,10 @@ class OrbitSchedulingEnv(ParallelEnv):
     metadata = {"name": "orbit_scheduling_v0", "render_modes": [], "is_parallelizable": True}
 
     def __init__(
-        self, config: OrbitSchedulingConfig | None = None, render_mode: str | None = None
+        self,
+        config: OrbitSchedulingConfig | None = None,
+        render_mode: str | None = None,
+        message_bus: Callable[[Sequence[str], TabulatedLinks, int], Router] | None = None,
     ) -> None:
         if render_mode is not None:
             raise ValueError(f"render_mode {render_mode!r} is not supported; use None")
@@ -141,6 +145,7 @@ class OrbitSchedulingEnv(ParallelEnv):
         self._action_spaces = {
             agent: gymnasium.spaces.Discrete(count) for agent, count in self._action_counts.items()
         }
+        self._message_bus = message_bus or Router
         self._rng: np.random.Generator | None = None
         self.plan: EpisodePlan | None = None
         self.router: Router | None = None
@@ -180,7 +185,8 @@ class OrbitSchedulingEnv(ParallelEnv):
         self._boost = plan.occultation_boost[0].tolist()
         self._light_time = plan.light_time_s[0].tolist()
         self._downlink = plan.downlink_bits[0].tolist()
-        self.router = Router(
+        self.close()
+        self.router = self._message_bus(
             agents,
             TabulatedLinks(
                 agents,
@@ -229,8 +235,8 @@ class OrbitSchedulingEnv(ParallelEnv):
             payload = (
                 (
                     executed[i],
-                    self._battery[i] / tb.battery_wh[i],
-                    self._storage[i] / tb.storage_bits[i],
+                    float(self._battery[i] / tb.battery_wh[i]),
+                    float(self._storage[i] / tb.storage_bits[i]),
                 )
                 if i < 2
                 else (executed[i], 0.0, 0.0)
@@ -330,7 +336,10 @@ class OrbitSchedulingEnv(ParallelEnv):
         return None
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Close the message bus, if it holds sockets."""
+        close = getattr(self.router, "close", None)
+        if close is not None:
+            close()
 
     # -------------------------------------------------------------------------- internals
     def _check_agent(self, agent: str) -> str:
