@@ -8,7 +8,10 @@ test suite (STYLE 9: the perfect in-memory channel first, then the same tests ov
 - :class:`InProcessHub` / :class:`InProcessTransport`: queues inside one process, for training
   and for tests; optionally round-trips every message through the wire codec.
 - :mod:`phobos.comms.zmq_transport`: ZeroMQ ROUTER (server) and DEALER (clients) over
-  ``inproc://``, ``ipc://`` or ``tcp://``, plus a PUB/SUB pair for telemetry that may drop.
+  ``inproc://``, ``ipc://`` or ``tcp://``.
+
+Telemetry that may drop goes over PUB/SUB instead (:mod:`phobos.comms.telemetry`); it is not a
+transport, since each end only publishes or only receives.
 
 Addressing is by endpoint name. A server-like endpoint (a ROUTER, or an in-process endpoint
 made without ``via``) sends to ``message.receiver`` unless ``to`` names another next hop, as
