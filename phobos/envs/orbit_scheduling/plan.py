@@ -21,27 +21,16 @@ from phobos.envs.physics.constants import (
     MARS_MEAN_SUN_DISTANCE_KM,
     MARS_RADIUS_KM,
     OCCULTATION_RARE_SZA_DEG,
-    PHOBOS_ECCENTRICITY,
-    PHOBOS_INCLINATION_DEG,
-    PHOBOS_SEMI_MAJOR_AXIS_KM,
 )
 from phobos.envs.physics.ephemeris import EphemerisTable, ephemeris_table
 from phobos.envs.physics.orbits import (
-    OrbitShape,
+    PHASING_ORBIT,
+    PHOBOS_ORBIT,
+    YINGHUO1_ORBIT,
     kepler_positions,
     orbit_normal,
     quasi_synchronous_positions,
 )
-
-PHOBOS_ORBIT = OrbitShape(PHOBOS_SEMI_MAJOR_AXIS_KM, PHOBOS_ECCENTRICITY, PHOBOS_INCLINATION_DEG)
-PHASING_ORBIT = OrbitShape(PHOBOS_SEMI_MAJOR_AXIS_KM + 500.0, 0.005, PHOBOS_INCLINATION_DEG)
-"""Phobos-Grunt's near-circular orbit about 500 km above Phobos's (MISSION_FACTS: 8.3 h)."""
-YINGHUO1_ORBIT = OrbitShape(
-    MARS_RADIUS_KM + (800.0 + 80_000.0) / 2.0,
-    (80_000.0 - 800.0) / (80_000.0 + 800.0 + 2.0 * MARS_RADIUS_KM),
-    5.0,
-)
-"""Yinghuo-1's 800 x 80,000 km (altitudes) orbit inclined 5 deg: period 77.3 h."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from phobos.envs.physics.constants import MARS_GM_KM3_S2
+from phobos.envs.physics.constants import (
+    MARS_GM_KM3_S2,
+    MARS_RADIUS_KM,
+    PHOBOS_ECCENTRICITY,
+    PHOBOS_INCLINATION_DEG,
+    PHOBOS_SEMI_MAJOR_AXIS_KM,
+)
 
 
 @dataclass(frozen=True)
@@ -129,3 +135,14 @@ def quasi_synchronous_positions(
     x = radius_km * np.cos(angle)[..., None]
     y = -2.0 * radius_km * np.sin(angle)[..., None]
     return host + x * radial + y * ahead
+
+
+PHOBOS_ORBIT = OrbitShape(PHOBOS_SEMI_MAJOR_AXIS_KM, PHOBOS_ECCENTRICITY, PHOBOS_INCLINATION_DEG)
+PHASING_ORBIT = OrbitShape(PHOBOS_SEMI_MAJOR_AXIS_KM + 500.0, 0.005, PHOBOS_INCLINATION_DEG)
+"""Phobos-Grunt's near-circular orbit about 500 km above Phobos's (MISSION_FACTS: 8.3 h)."""
+YINGHUO1_ORBIT = OrbitShape(
+    MARS_RADIUS_KM + (800.0 + 80_000.0) / 2.0,
+    (80_000.0 - 800.0) / (80_000.0 + 800.0 + 2.0 * MARS_RADIUS_KM),
+    5.0,
+)
+"""Yinghuo-1's 800 x 80,000 km (altitudes) orbit inclined 5 deg: period 77.3 h."""
