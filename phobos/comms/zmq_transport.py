@@ -145,6 +145,9 @@ class ZmqServer(_ZmqEndpoint):
             :class:`~phobos.comms.security.CurveAuthenticator`.
         max_size: Largest frame, in bytes, sent or accepted.
         send_timeout: Seconds a send may wait for a client that does not keep up.
+        wire_max_size: Largest frame libzmq reads off ``ipc://`` and ``tcp://`` before it drops
+            the connection instead (``ZMQ_MAXMSGSIZE``); default ``max_size``. Set it above
+            ``max_size`` to have frames between the two counted in :attr:`rejected`.
 
     """
 
@@ -157,8 +160,10 @@ class ZmqServer(_ZmqEndpoint):
         curve: KeyPair | None = None,
         max_size: int = MAX_FRAME_SIZE,
         send_timeout: float = 1.0,
+        wire_max_size: int | None = None,
     ) -> None:
-        sock = make_socket(context, zmq.ROUTER, max_size, send_timeout, curve, None)
+        wire = max_size if wire_max_size is None else max(wire_max_size, max_size)
+        sock = make_socket(context, zmq.ROUTER, wire, send_timeout, curve, None)
         super().__init__(sock, name, max_size)
         self._authenticated = curve is not None
         try:
