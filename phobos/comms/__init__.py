@@ -3,11 +3,26 @@
 The ZeroMQ pieces live in their own modules, imported where needed, so that code that only
 runs in-process never loads pyzmq: :mod:`phobos.comms.zmq_transport` (ROUTER/DEALER),
 :mod:`phobos.comms.telemetry` (PUB/SUB) and :mod:`phobos.comms.security` (CURVE).
+
+Reliable, durable delivery between processes: :mod:`phobos.comms.reliable` (acknowledgements,
+retransmission, duplicate window), :mod:`phobos.comms.endpoint` (an agent's end),
+:mod:`phobos.comms.relay` (the journaled relay, ``python -m phobos.comms.relay``),
+:mod:`phobos.comms.journal` (SQLite) and :mod:`phobos.comms.liveness` (heartbeats).
 """
 
 from phobos.comms.codec import MAX_FRAME_SIZE, DecodeError, EncodeError, decode, encode
+from phobos.comms.endpoint import ReliableEndpoint
+from phobos.comms.journal import Journal
 from phobos.comms.link import LinkModel, TabulatedLinks, Transit
 from phobos.comms.message import BROADCAST, PROTOCOL_VERSION, Message
+from phobos.comms.relay import Relay, RelayConfig
+from phobos.comms.reliable import (
+    DedupWindow,
+    ReliableConfig,
+    ReliableStats,
+    RetransmitQueue,
+    RetryPolicy,
+)
 from phobos.comms.router import Router, RouterStats
 from phobos.comms.transport import InProcessHub, InProcessTransport, Transport, TransportError
 
@@ -16,11 +31,20 @@ __all__ = [
     "MAX_FRAME_SIZE",
     "PROTOCOL_VERSION",
     "DecodeError",
+    "DedupWindow",
     "EncodeError",
     "InProcessHub",
     "InProcessTransport",
+    "Journal",
     "LinkModel",
     "Message",
+    "Relay",
+    "RelayConfig",
+    "ReliableConfig",
+    "ReliableEndpoint",
+    "ReliableStats",
+    "RetransmitQueue",
+    "RetryPolicy",
     "Router",
     "RouterStats",
     "TabulatedLinks",

@@ -1,0 +1,402 @@
+"""The relay: store-and-forward between agents, durable across crashes, aware of who is alive.
+
+Run one per bus::
+
+    python -m phobos.comms.relay --address tcp://127.0.0.1:5555 --journal relay.db [--keys DIR]
+
+Agents connect with a :class:`~phobos.comms.endpoint.ReliableEndpoint` over a
+:class:`~phobos.comms.zmq_transport.ZmqClient`. For each message of a reliable kind the relay
+
+1. drops it if it is a duplicate (acknowledging it again), or refuses it (no acknowledgement;
+   the sender tries again later) if a receiver already has ``max_held`` messages waiting;
+2. journals one copy per receiver (every known peer but the sender, for a broadcast) and
+   only then acknowledges it to the sender: custody has passed to the relay;
+3. sends each copy to its receiver while the receiver is alive, in order, at most
+   ``window`` in flight, again on the retry schedule, until the receiver acknowledges it,
+   and then deletes it from the journal.
+
+Peers and the relay exchange heartbeats; a peer silent for ``lost_after`` intervals is lost,
+and what is addressed to it is held until it is heard again. Killed (SIGKILL) at any point and
+started again on the same journal, the relay resumes with every copy it had acknowledged.
+Best-effort kinds are forwarded at once to receivers alive now, and never journaled.
+
+Every receive waits at most its timeout; a frame that is not a valid message (garbage,
+truncated, oversized, another version, a spoofed sender, a broken protocol message) is
+counted in the rejections and dropped, and the relay keeps serving the others. The relay
+serves until SIGTERM or SIGINT, then closes its sockets with linger 0 and exits with 0.
+
+The contact plan is not modelled here: copies go as soon as their receiver is alive. A
+light-time :class:`~phobos.comms.router.Router` would sit between step 2 and step 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import signal
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from phobos.comms.codec import MAX_FRAME_SIZE
+from phobos.comms.journal import Journal
+from phobos.comms.liveness import Change, Liveness
+from phobos.comms.message import BROADCAST, Message
+from phobos.comms.reliable import (
+    ACK,
+    CONTROL_PREFIX,
+    HEARTBEAT,
+    MAX_ACK_IDS,
+    STATS,
+    DedupWindow,
+    Key,
+    ReliableConfig,
+    ReliableStats,
+    RetransmitQueue,
+    ack_keys,
+    ack_message,
+    heartbeat,
+    incarnation_of,
+)
+from phobos.comms.transport import Transport, TransportError, check_timeout, log_rejection
+
+log = logging.getLogger(__name__)
+
+_SEQ_RANGE = range(-(2**63), 2**63)  # what SQLite's INTEGER holds
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    """Settings of a relay."""
+
+    name: str = "relay"
+    """The relay's endpoint name: agents address acknowledgements and heartbeats to it."""
+    reliable: ReliableConfig = field(default_factory=ReliableConfig)
+    """Retransmission, heartbeat and duplicate-window settings (agents should use the same)."""
+    max_held: int = 10_000
+    """Most copies held for one receiver; more are refused until it catches up."""
+    batch: int = 256
+    """Most messages received, journaled in one transaction and acknowledged together."""
+    peers: tuple[str, ...] = ()
+    """Agents expected before they first connect: broadcasts include them from the start."""
+    synchronous: Literal["NORMAL", "FULL"] = "FULL"
+    """SQLite ``synchronous`` level of the journal; FULL survives power loss, NORMAL only
+    process crashes (see :mod:`phobos.comms.journal`)."""
+
+    def __post_init__(self) -> None:
+        if self.max_held < 1 or self.batch < 1:
+            raise ValueError(f"max_held and batch must be >= 1, got {self.max_held}, {self.batch}")
+        if self.name == BROADCAST or self.name in self.peers:
+            raise ValueError(f"relay name {self.name!r} is the broadcast id or a peer's name")
+
+
+class Relay:
+    """Store-and-forward relay over a server-like transport, journaled in SQLite.
+
+    Drive it with :meth:`step` (or :meth:`serve`); it is used from one thread.
+
+    Args:
+        transport: Server-like endpoint the agents' clients connect to; the relay owns it.
+        journal: Its journal; what it holds is recovered now. The relay owns it.
+        config: Settings; default :class:`RelayConfig`.
+        clock: Monotonic clock in seconds (tests pass a fake one).
+
+    Attributes:
+        stats: Counters; ``held`` is the number of journaled copies, ``rejected`` counts
+            protocol violations (see :meth:`counters` for the transport's rejections too).
+
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        journal: Journal,
+        config: RelayConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config if config is not None else RelayConfig()
+        self.name = self.config.name
+        self.transport = transport
+        self.journal = journal
+        self.stats = ReliableStats()
+        self._clock = clock
+        self._reliable = self.config.reliable
+        self._incarnation = random.getrandbits(62)
+        self._window = DedupWindow(self._reliable.dedup_capacity)
+        self._queues: dict[str, RetransmitQueue] = {}
+        self._liveness = Liveness(
+            self.name, self._reliable.heartbeat_interval, self._reliable.lost_after, self.stats
+        )
+        recovered = journal.recover()
+        for sender, (floor, seen) in recovered.windows.items():
+            self._window.restore(sender, floor, seen)
+        for name in (*recovered.peers, *self.config.peers):
+            self._liveness.remember(name)
+        for receiver, message in recovered.held:
+            self._queue(receiver).push(message)
+        self.stats.held = len(recovered.held)
+        log.info(
+            "%s: journal %s (synchronous=%s) holds %d copies for %d receivers; %d known peers",
+            self.name,
+            journal.path,
+            journal.synchronous,
+            len(recovered.held),
+            len({receiver for receiver, _ in recovered.held}),
+            len(self._liveness.known()),
+        )
+        self._next_beat = clock()
+
+    def counters(self) -> dict[str, int]:
+        """Every counter, with the transport's rejected frames added to ``rejected``."""
+        counters = self.stats.as_dict()
+        counters["rejected"] += self.transport.rejected
+        counters["peers_alive"] = sum(map(self._liveness.alive, self._liveness.known()))
+        return counters
+
+    def alive(self, peer: str) -> bool:
+        """Whether ``peer`` is alive (heard from within ``lost_after`` heartbeat intervals)."""
+        return self._liveness.alive(peer)
+
+    def serve(self, stop: Callable[[], bool], tick: float = 0.1) -> None:
+        """Serve until ``stop()`` is true; it is checked at least every ``tick`` seconds."""
+        while not stop():
+            self.step(tick)
+
+    def step(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for messages, handle a batch, and do what is due."""
+        now = self._clock()
+        wait = max(0.0, min(now + check_timeout(timeout), self._next_wake()) - now)
+        message = self.transport.recv(wait)
+        if message is not None:
+            batch = [message]
+            while len(batch) < self.config.batch:
+                message = self.transport.recv(0.0)
+                if message is None:
+                    break
+                batch.append(message)
+            self._handle(batch, self._clock())
+        self._service(self._clock())
+
+    def close(self) -> None:
+        """Close the transport (linger 0) and the journal. Closing twice is allowed."""
+        self.transport.close()
+        self.journal.close()
+
+    def _queue(self, receiver: str) -> RetransmitQueue:
+        queue = self._queues.get(receiver)
+        if queue is None:
+            queue = self._queues[receiver] = RetransmitQueue(self._reliable.retry)
+        return queue
+
+    def _handle(self, batch: Sequence[Message], now: float) -> None:
+        accepted: list[tuple[Message, tuple[str, ...]]] = []
+        acks: defaultdict[str, list[Key]] = defaultdict(list)  # custody, to send after commit
+        delivered: list[tuple[str, Key]] = []
+        senders: set[str] = set()
+        joined: list[str] = []
+        waiting = {receiver: len(queue) for receiver, queue in self._queues.items()}
+        for message in batch:
+            sender, kind = message.sender, message.kind
+            if kind == STATS:
+                self._send(Message(self.name, sender, STATS, 0.0, 0, self.counters()), sender)
+                continue  # a probe, not a peer
+            incarnation = None
+            if kind == HEARTBEAT:
+                try:
+                    incarnation = incarnation_of(message)
+                except ValueError as exc:
+                    self._reject(str(exc))
+                    continue
+            change = self._liveness.heard(sender, now, incarnation)
+            if change is Change.JOINED:
+                joined.append(sender)
+            elif change in (Change.REJOINED, Change.RESTARTED) and sender in self._queues:
+                self._queues[sender].reset(now)
+            if kind == HEARTBEAT:
+                continue
+            if kind == ACK:
+                try:
+                    keys = ack_keys(message)
+                except ValueError as exc:
+                    self._reject(str(exc))
+                    continue
+                queue = self._queues.get(sender)
+                for key in keys:
+                    if queue is not None and queue.ack(key):
+                        delivered.append((sender, key))
+                continue
+            if kind.startswith(CONTROL_PREFIX) or message.receiver == self.name:
+                self._reject(
+                    f"{message.message_id} from {sender!r}: {kind!r} to {message.receiver!r}"
+                )
+                continue
+            receivers = self._receivers(message)
+            if not self._reliable.is_reliable(kind):
+                for receiver in receivers:
+                    if self._liveness.alive(receiver):
+                        self._send(message, receiver)
+                continue
+            if message.seq not in _SEQ_RANGE:
+                self._reject(f"{message.message_id}: seq beyond 64 bits")
+                continue
+            if (sender, message.seq) in self._window:
+                self.stats.duplicates += 1
+                acks[sender].append((sender, message.seq))
+                continue
+            full = [r for r in receivers if waiting.get(r, 0) >= self.config.max_held]
+            if full:
+                self.stats.refused += 1
+                log_rejection(self.name, self.stats.refused, f"{message.message_id}: {full} full")
+                continue
+            for receiver in receivers:
+                waiting[receiver] = waiting.get(receiver, 0) + 1
+            self._window.add(sender, message.seq)
+            senders.add(sender)
+            accepted.append((message, receivers))
+            acks[sender].append((sender, message.seq))
+        # Durable first: nothing is acknowledged to a sender before its commit returns.
+        self.journal.commit(
+            accepted=accepted,
+            delivered=delivered,
+            windows={sender: self._window.state(sender) for sender in senders},
+            peers=joined,
+        )
+        for message, receivers in accepted:
+            for receiver in receivers:
+                self._queue(receiver).push(message)
+        copies = sum(len(receivers) for _, receivers in accepted)
+        self.stats.accepted += len(accepted)
+        self.stats.acked += len(delivered)
+        self.stats.held += copies - len(delivered)
+        for sender, keys in acks.items():
+            for start in range(0, len(keys), MAX_ACK_IDS):
+                self._send(
+                    ack_message(self.name, sender, keys[start : start + MAX_ACK_IDS]), sender
+                )
+
+    def _receivers(self, message: Message) -> tuple[str, ...]:
+        if message.receiver != BROADCAST:
+            return (message.receiver,)
+        return tuple(sorted(p for p in self._liveness.known() if p != message.sender))
+
+    def _service(self, now: float) -> None:
+        """Heartbeats, liveness and the sends due at ``now``."""
+        if now >= self._next_beat:
+            self._next_beat = now + self._reliable.heartbeat_interval
+            for peer in self._liveness.known():
+                if self._liveness.alive(peer):
+                    self._send(heartbeat(self.name, peer, self._incarnation), peer)
+        self._liveness.check(now)
+        expired: list[tuple[str, Key]] = []
+        for receiver, queue in self._queues.items():
+            if not self._liveness.alive(receiver):
+                continue  # held: it goes when the receiver is heard again
+            sends, gone = queue.due(now)
+            for send in sends:
+                if send.attempt == 1:
+                    self.stats.sent += 1
+                else:
+                    self.stats.retransmitted += 1
+                self._send(send.message, receiver)
+            for message in gone:
+                log.warning("%s: gave up on %s for %s", self.name, message.message_id, receiver)
+                expired.append((receiver, (message.sender, message.seq)))
+        if expired:
+            self.journal.commit(delivered=expired)
+            self.stats.expired += len(expired)
+            self.stats.held -= len(expired)
+
+    def _next_wake(self) -> float:
+        wake = min(self._next_beat, self._liveness.next_check())
+        for receiver, queue in self._queues.items():
+            if self._liveness.alive(receiver):
+                wake = min(wake, queue.next_due())
+        return wake
+
+    def _send(self, message: Message, to: str) -> None:
+        try:
+            self.transport.send(message, to=to)
+        except TransportError as exc:
+            # Gone or not keeping up: heartbeats and the retry schedule take care of it.
+            log.debug("%s: send of %s to %s failed: %s", self.name, message.kind, to, exc)
+
+    def _reject(self, reason: str) -> None:
+        self.stats.rejected += 1
+        log_rejection(self.name, self.stats.rejected, reason)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a relay over ZeroMQ until SIGTERM or SIGINT; return the exit status (0).
+
+    See ``python -m phobos.comms.relay --help``. Settings come from :class:`RelayConfig`,
+    read from ``--config`` (YAML) and ``--set key=value`` overrides (``reliable.`` for the
+    nested ones, e.g. ``--set reliable.heartbeat_interval=0.1``).
+    """
+    parser = argparse.ArgumentParser(prog="python -m phobos.comms.relay", description=__doc__)
+    parser.add_argument("--address", required=True, help="where to bind, e.g. tcp://127.0.0.1:5555")
+    parser.add_argument("--journal", required=True, help="SQLite journal file (created if new)")
+    parser.add_argument("--keys", help="CURVE folder: the relay's key pair and agents' .key files")
+    parser.add_argument("--config", help="YAML file of RelayConfig settings")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    # Deferred: importing this module for Relay must not load pyzmq or YAML.
+    import zmq
+
+    from phobos.comms.security import CurveAuthenticator, load_allow_list, load_keys
+    from phobos.comms.zmq_transport import ZmqServer
+    from phobos.config import load
+
+    config = load(RelayConfig, args.config, args.set)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    stopping: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopping.append(signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    context = zmq.Context()
+    auth = None
+    relay = None
+    try:
+        curve = None
+        if args.keys:
+            curve = load_keys(args.keys, config.name)
+            allowed = {n: k for n, k in load_allow_list(args.keys).items() if n != config.name}
+            auth = CurveAuthenticator(context, allowed).start()
+        server = ZmqServer(
+            args.address,
+            config.name,
+            context=context,
+            curve=curve,
+            # Frames up to 4x the limit reach the decoder and are counted as rejections;
+            # libzmq drops the connection of anything larger before it is buffered.
+            wire_max_size=4 * MAX_FRAME_SIZE,
+        )
+        # A restarted agent reconnects under its old name before the relay sees the old
+        # connection close: the new connection takes the name over.
+        server.socket.router_handover = 1
+        relay = Relay(server, Journal(args.journal, config.synchronous), config)
+        print(f"relay {config.name} listening on {server.address}", flush=True)
+        relay.serve(lambda: bool(stopping))
+        log.info(
+            "%s: stopping on signal %d; counters %s", config.name, stopping[0], relay.counters()
+        )
+    finally:
+        if relay is not None:
+            relay.close()
+        if auth is not None:
+            auth.stop()
+        context.destroy(linger=0)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
