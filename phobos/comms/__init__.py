@@ -6,7 +6,8 @@ runs in-process never loads pyzmq: :mod:`phobos.comms.zmq_transport` (ROUTER/DEA
 
 Reliable, durable delivery between processes: :mod:`phobos.comms.reliable` (acknowledgements,
 retransmission, duplicate window), :mod:`phobos.comms.endpoint` (an agent's end),
-:mod:`phobos.comms.relay` (the journaled relay, ``python -m phobos.comms.relay``),
+:mod:`phobos.comms.relay` (the journaled relay; not imported here, so that
+``python -m phobos.comms.relay`` runs it once),
 :mod:`phobos.comms.journal` (SQLite) and :mod:`phobos.comms.liveness` (heartbeats).
 """
 
@@ -15,7 +16,6 @@ from phobos.comms.endpoint import ReliableEndpoint
 from phobos.comms.journal import Journal
 from phobos.comms.link import LinkModel, TabulatedLinks, Transit
 from phobos.comms.message import BROADCAST, PROTOCOL_VERSION, Message
-from phobos.comms.relay import Relay, RelayConfig
 from phobos.comms.reliable import (
     DedupWindow,
     ReliableConfig,
@@ -38,8 +38,6 @@ __all__ = [
     "Journal",
     "LinkModel",
     "Message",
-    "Relay",
-    "RelayConfig",
     "ReliableConfig",
     "ReliableEndpoint",
     "ReliableStats",

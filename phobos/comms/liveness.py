@@ -107,6 +107,8 @@ class Liveness:
         for name, peer in self._peers.items():
             if peer.alive and now - peer.heard >= self.timeout:
                 peer.alive = False
+                # Whatever it is when heard again, its return counts once (as rejoined).
+                peer.incarnation = None
                 lost.append(name)
                 self.stats.peers_lost += 1
                 log.warning(

@@ -154,12 +154,11 @@ class Relay:
         """Every counter, with the transport's rejected frames added to ``rejected``."""
         counters = self.stats.as_dict()
         counters["rejected"] += self.transport.rejected
-        counters["peers_alive"] = sum(map(self._liveness.alive, self._liveness.known()))
         return counters
 
-    def alive(self, peer: str) -> bool:
-        """Whether ``peer`` is alive (heard from within ``lost_after`` heartbeat intervals)."""
-        return self._liveness.alive(peer)
+    def alive_peers(self) -> list[str]:
+        """Peers heard from within ``lost_after`` heartbeat intervals, sorted."""
+        return sorted(filter(self._liveness.alive, self._liveness.known()))
 
     def serve(self, stop: Callable[[], bool], tick: float = 0.1) -> None:
         """Serve until ``stop()`` is true; it is checked at least every ``tick`` seconds."""
@@ -202,15 +201,23 @@ class Relay:
         for message in batch:
             sender, kind = message.sender, message.kind
             if kind == STATS:
-                self._send(Message(self.name, sender, STATS, 0.0, 0, self.counters()), sender)
+                status = {**self.counters(), "alive": self.alive_peers()}
+                reply = Message(self.name, sender, STATS, 0.0, message.seq, status)
+                self._send(reply, sender)
                 continue  # a probe, not a peer
+            # Only a message that keeps the protocol counts as a sign of life.
             incarnation = None
-            if kind == HEARTBEAT:
-                try:
+            keys: list[Key] = []
+            try:
+                if kind == HEARTBEAT:
                     incarnation = incarnation_of(message)
-                except ValueError as exc:
-                    self._reject(str(exc))
-                    continue
+                elif kind == ACK:
+                    keys = ack_keys(message)
+                elif kind.startswith(CONTROL_PREFIX) or message.receiver == self.name:
+                    raise ValueError(f"{message.message_id}: {kind!r} to {message.receiver!r}")
+            except ValueError as exc:
+                self._reject(str(exc))
+                continue
             change = self._liveness.heard(sender, now, incarnation)
             if change is Change.JOINED:
                 joined.append(sender)
@@ -219,20 +226,10 @@ class Relay:
             if kind == HEARTBEAT:
                 continue
             if kind == ACK:
-                try:
-                    keys = ack_keys(message)
-                except ValueError as exc:
-                    self._reject(str(exc))
-                    continue
                 queue = self._queues.get(sender)
                 for key in keys:
                     if queue is not None and queue.ack(key):
                         delivered.append((sender, key))
-                continue
-            if kind.startswith(CONTROL_PREFIX) or message.receiver == self.name:
-                self._reject(
-                    f"{message.message_id} from {sender!r}: {kind!r} to {message.receiver!r}"
-                )
                 continue
             receivers = self._receivers(message)
             if not self._reliable.is_reliable(kind):

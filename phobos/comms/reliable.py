@@ -35,7 +35,8 @@ ACK = "comms.ack"
 HEARTBEAT = "comms.heartbeat"
 """Liveness beacon; payload ``{"incarnation": int}`` that changes when the process restarts."""
 STATS = "comms.stats"
-"""Request for a relay's counters (empty payload); the reply has the same kind and a dict."""
+"""Request for a relay's status; the reply has the same kind and seq, and as payload the
+relay's counters (:meth:`ReliableStats.as_dict`) and ``"alive"``, the peers alive now."""
 
 MAX_ACK_IDS = 512
 """Most ids in one acknowledgement, which keeps its frame far below the frame size limit."""
