@@ -215,6 +215,8 @@ class Relay:
                     keys = ack_keys(message)
                 elif kind.startswith(CONTROL_PREFIX) or message.receiver == self.name:
                     raise ValueError(f"{message.message_id}: {kind!r} to {message.receiver!r}")
+                elif message.seq not in _SEQ_RANGE:
+                    raise ValueError(f"{message.message_id}: seq beyond 64-bit signed")
             except ValueError as exc:
                 self._reject(str(exc))
                 continue
@@ -236,9 +238,6 @@ class Relay:
                 for receiver in receivers:
                     if self._liveness.alive(receiver):
                         self._send(message, receiver)
-                continue
-            if message.seq not in _SEQ_RANGE:
-                self._reject(f"{message.message_id}: seq beyond 64 bits")
                 continue
             if (sender, message.seq) in self._window:
                 self.stats.duplicates += 1

@@ -67,9 +67,13 @@ class Processes:
         self.started.append((label, process, err))
         return process
 
-    def relay(self, address: str, journal: Path, *settings: str) -> subprocess.Popen:
+    def relay(
+        self, address: str, journal: Path, *settings: str, keys: Path | None = None
+    ) -> subprocess.Popen:
         """Start ``python -m phobos.comms.relay``; its first stdout line names its address."""
         sets = [arg for item in (*RELAY_SETTINGS, *settings) for arg in ("--set", item)]
+        if keys is not None:
+            sets += ["--keys", str(keys)]
         return self.start(
             "relay",
             "-m",
@@ -145,8 +149,8 @@ def relay_address(process: subprocess.Popen, timeout: float = 30.0) -> str:
 class Probe:
     """Asks a relay for its counters over its own DEALER (a probe is not a peer)."""
 
-    def __init__(self, context: zmq.Context, address: str) -> None:
-        self.client = ZmqClient(address, "probe", context=context, send_timeout=0.5)
+    def __init__(self, context: zmq.Context, address: str, **options: Any) -> None:
+        self.client = ZmqClient(address, "probe", context=context, send_timeout=0.5, **options)
         self._asked = 0
 
     def stats(self, timeout: float = 1.0) -> dict[str, int] | None:
