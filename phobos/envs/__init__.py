@@ -9,5 +9,12 @@ register(
         config_entry_point="phobos.envs.orbit_scheduling.config:OrbitSchedulingConfig",
     )
 )
+register(
+    EnvSpec(
+        id="phobos-sampling-v0",
+        entry_point="phobos.envs.sampling.env:PhobosSamplingEnv",
+        config_entry_point="phobos.envs.sampling.config:SamplingConfig",
+    )
+)
 
 __all__ = ["EnvSpec", "make", "make_config", "register", "registered", "spec"]

@@ -1,0 +1,136 @@
+"""What an observer believes about each cell: Bayesian updates from noisy labels.
+
+The lander and the science team each hold a :class:`Belief`. An image gives a material label
+and a composition label per cell (the lander's onboard classifier and the team's better one
+draw separate labels from the same image) and a slope measurement; a spectrum gives one
+composition label of high accuracy. A label is right with the instrument's accuracy and
+otherwise names another class uniformly, so a belief is the prior times one likelihood row per
+label: material labels depend only on the material and composition labels only on the
+composition, so the exact posterior over the composition is
+``(material_prior * L_material) @ P(composition | material) * L_composition``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from phobos.envs.sampling.config import MATERIALS, SiteConfig
+from phobos.envs.sampling.layout import (
+    HAZARD,
+    IMAGED,
+    PROBABLE_VALUE,
+    SLOPE,
+    SLOPE_SCALE_DEG,
+    SPECTRUM,
+    SamplingLayout,
+)
+
+
+def label_log_likelihood(accuracy: float, classes: int) -> np.ndarray:
+    """``[label, truth]`` log-likelihood of a label from an instrument of this accuracy."""
+    wrong = (1.0 - accuracy) / (classes - 1)
+    table = np.full((classes, classes), wrong)
+    np.fill_diagonal(table, accuracy)
+    return np.log(np.maximum(table, 1e-12))
+
+
+def draw_labels(
+    truth: np.ndarray, accuracy: float, classes: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Labels of ``truth``: right with ``accuracy``, else another class uniformly."""
+    wrong = rng.random(truth.shape) >= accuracy
+    shift = rng.integers(1, classes, truth.shape)
+    return np.where(wrong, (truth + shift) % classes, truth)
+
+
+class Belief:
+    """One observer's beliefs over every cell, kept as log-likelihoods and written as features.
+
+    Args:
+        site: The site's priors (known to every observer: they are published).
+        layout: The observation layout whose cell blocks this belief writes.
+        cell_block: ``[cells, cell_size]`` view of the observer's observation to keep current.
+        fresh: Whether ``cell_block`` already holds the prior's features (a copy of another
+            fresh belief's block), which spares recomputing them.
+
+    """
+
+    def __init__(
+        self,
+        site: SiteConfig,
+        layout: SamplingLayout,
+        cell_block: np.ndarray,
+        fresh: bool = False,
+    ) -> None:
+        cells, classes = site.cells, len(site.compositions)
+        self.material_prior = np.asarray(site.material_prior)
+        self.composition_prior = np.asarray(site.composition_prior)  # [materials, classes]
+        self.class_value = np.asarray(site.composition_value)
+        self.value_scale = max(float(self.class_value.max()), 1e-9)
+        self._unit_value = self.class_value / self.value_scale
+        self._failure_base = np.asarray(site.failure_base)
+        self._slope_mean = np.asarray(site.slope_mean_deg)
+        self.site = site
+        self.classes = classes
+        self.block = cell_block
+        self.material_loglik = np.zeros((cells, len(MATERIALS)))
+        self.class_loglik = np.zeros((cells, classes))
+        self.slope_sum = np.zeros(cells)
+        self.slope_count = np.zeros(cells)
+        # The composition prior of each cell given what its images say of its material.
+        self.mixture = np.repeat((self.material_prior @ self.composition_prior)[None], cells, 0)
+        self._material_cols = slice(classes, classes + len(MATERIALS))
+        self._extra = classes + len(MATERIALS)
+        if not fresh:
+            self.refresh(np.arange(cells))
+
+    def add_image(
+        self, cells: np.ndarray, material_log: np.ndarray, class_log: np.ndarray, slope: np.ndarray
+    ) -> None:
+        """Fold in one image's likelihood rows (``[len(cells), ...]``) and slope readings."""
+        self.material_loglik[cells] += material_log
+        self.class_loglik[cells] += class_log
+        self.slope_sum[cells] += slope
+        self.slope_count[cells] += 1.0
+        self.block[cells, self._extra + IMAGED] = 1.0
+        self.refresh(cells)
+
+    def add_spectrum(self, cell: int, class_log: np.ndarray) -> None:
+        """Fold in one spectrum's likelihood row (only the composition changes)."""
+        self.class_loglik[cell] += class_log
+        self.block[cell, self._extra + SPECTRUM] = 1.0
+        self._composition(cell)
+
+    def refresh(self, cells: np.ndarray) -> None:
+        """Recompute the features of ``cells`` from their likelihoods."""
+        log = self.material_loglik[cells]
+        material = self.material_prior * np.exp(log - log.max(axis=1, keepdims=True))
+        material /= material.sum(axis=1, keepdims=True)
+        self.mixture[cells] = material @ self.composition_prior
+        count = self.slope_count[cells]
+        slope = np.where(
+            count > 0, self.slope_sum[cells] / np.maximum(count, 1.0), material @ self._slope_mean
+        )
+        site = self.site
+        steep = np.maximum(slope - site.safe_slope_deg, 0.0) * site.failure_per_deg
+        failure = np.minimum(self._failure_base + steep[:, None], site.max_failure)
+        block, extra = self.block, self._extra
+        block[cells, self._material_cols] = material
+        block[cells, extra + HAZARD] = (material * failure).sum(axis=1)
+        block[cells, extra + SLOPE] = np.clip(slope / SLOPE_SCALE_DEG, 0.0, 1.0)
+        self._composition(cells)
+
+    def _composition(self, cells: np.ndarray | int) -> None:
+        log = self.class_loglik[cells]
+        composition = self.mixture[cells] * np.exp(log - log.max(axis=-1, keepdims=True))
+        composition /= composition.sum(axis=-1, keepdims=True)
+        self.block[cells, : self.classes] = composition
+        self.block[cells, self._extra + PROBABLE_VALUE] = composition @ self._unit_value
+
+    def expected_value(self, cells: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Expected science value of full samples of ``cells`` under this belief."""
+        return self.block[cells, self._extra + PROBABLE_VALUE] * self.value_scale
+
+    def hazard(self, cells: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Expected failure probability of ``cells``."""
+        return self.block[cells, self._extra + HAZARD]
