@@ -2,8 +2,8 @@
 
 Layers, imports pointing only down: ``comms`` <- ``envs`` <- ``agents`` <-
 ``training`` / ``evaluation`` <- ``demo``. Importing the package registers the single-agent
-Gymnasium ids (``gymnasium.make("OrbitScheduling-v0")``); the multi-agent ids live in
-:mod:`phobos.envs`'s registry.
+Gymnasium ids (``gymnasium.make("OrbitScheduling-v0")``, ``"PhobosSampling-v0"``); the
+multi-agent ids live in :mod:`phobos.envs`'s registry.
 """
 
 import gymnasium
@@ -14,5 +14,12 @@ if "OrbitScheduling-v0" not in gymnasium.registry:
     gymnasium.register(
         "OrbitScheduling-v0",
         entry_point="phobos.agents.views:orbit_scheduling_single_agent",
+        disable_env_checker=True,  # checked by the test suite with check_env instead
+    )
+
+if "PhobosSampling-v0" not in gymnasium.registry:
+    gymnasium.register(
+        "PhobosSampling-v0",
+        entry_point="phobos.agents.views:phobos_sampling_single_agent",
         disable_env_checker=True,  # checked by the test suite with check_env instead
     )
