@@ -389,3 +389,38 @@ def test_layout_names_every_material():
     assert env.layout.decode(env.layout.sample(3)) == ("sample", 3)
     assert env.layout.decode(env.layout.image(2)) == ("image", 2)
     assert isinstance(env.config, SamplingConfig)
+
+
+def test_a_seeded_episode_is_the_same_over_the_codec_relay():
+    """Every message through a relay that encodes it on the wire (plain data payloads only),
+    and the episode matches the in-process router's step for step."""
+    from phobos.comms.bus import RELAY, RelayedBus
+    from phobos.comms.transport import InProcessHub
+    from phobos.envs.sampling import PhobosSamplingEnv
+
+    def hub_bus(endpoints, links, limit):
+        hub = InProcessHub(codec=True)
+        clients = {name: hub.endpoint(name, via=RELAY) for name in endpoints}
+        return RelayedBus(endpoints, links, limit, server=hub.endpoint(RELAY), clients=clients)
+
+    config = config_tools.replace(SamplingConfig(), message_loss=0.2)
+    trajectories = []
+    for bus in (None, hub_bus):
+        env = PhobosSamplingEnv(config, message_bus=bus)
+        lander, science = CautiousLander(config), ScienceTeam(config)
+        observations, _ = env.reset(seed=13)
+        steps = []
+        while env.agents:
+            actions = {LANDER: lander(observations[LANDER]), TEAM: science(observations[TEAM])}
+            observations, rewards, *_, infos = env.step(actions)
+            steps.append(
+                (
+                    observations[LANDER]["observations"].tobytes(),
+                    observations[TEAM]["observations"].tobytes(),
+                    rewards[LANDER],
+                )
+            )
+        env.close()
+        trajectories.append((steps, infos[LANDER]["episode"]))
+    assert trajectories[0] == trajectories[1]
+    assert trajectories[0][1]["messages_delivered"] > 2

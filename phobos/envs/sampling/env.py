@@ -24,7 +24,8 @@ vector's layout is :class:`~phobos.envs.sampling.layout.SamplingLayout`: the sky
 Earth, contact, next contact, light time), the agent's own state, and per cell the agent's
 beliefs (class and material probabilities, expected value, hazard, slope), what has been
 measured, and the latest advice. The lander's beliefs come from its own images and spectra;
-the team's only from data that has reached Earth.
+the team's only from data that has reached Earth. The truth stays hidden from both:
+``env.site`` and ``env.stowed_compositions`` exist for oracles and evaluation only.
 
 ## Action
 Lander, ``Discrete(2 + areas + 2 * cells)``: wait, send data (only in a contact window, when
@@ -76,19 +77,18 @@ from phobos.envs.sampling.plan import EpisodeSky, plan_episode
 from phobos.envs.sampling.site import Site, area_cells, generate_site, reachable_cells
 from phobos.envs.sampling.state import (
     IMAGE,
+    KINDS,
     SAMPLE,
     SEND,
     SPECTROMETER,
     WAIT,
     LanderState,
     TeamState,
+    activity_costs,
 )
 
 DATA, ADVICE = "data", "advice"
 """Message kinds: the lander's measurements and status, and the science team's ranking."""
-
-KINDS = ("wait", "send", "image", "spectrometer", "sample")
-"""Activity kinds, indexed by the constants ``WAIT`` ... ``SAMPLE`` of the state module."""
 
 
 class PhobosSamplingEnv(ParallelEnv):
@@ -139,20 +139,7 @@ class PhobosSamplingEnv(ParallelEnv):
             (KINDS.index(kind), target)
             for kind, target in map(layout.decode, range(layout.lander_actions))
         ]
-        self._steps_of = [
-            1,
-            lander.send_steps,
-            lander.image_steps,
-            lander.spectrometer_steps,
-            lander.sample_steps,
-        ]
-        self._load_w = [
-            0.0,
-            lander.send_load_w,
-            lander.image_load_w,
-            lander.spectrometer_load_w,
-            lander.sample_load_w,
-        ]
+        self._steps_of, self._load_w = activity_costs(lander)
         self._areas = area_cells(site)
         self._reachable = reachable_cells(site)
         classes = len(site.compositions)

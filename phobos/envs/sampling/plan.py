@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from phobos.envs.physics.constants import GROUND_STATIONS
-from phobos.envs.physics.ephemeris import EphemerisTable, ephemeris_table
+from phobos.envs.physics.ephemeris import ephemeris_table
 from phobos.envs.physics.surface import SkyTrack, SurfaceTables, sky_track, surface_tables
 from phobos.envs.sampling.config import SamplingConfig
 from phobos.envs.sampling.layout import (
@@ -59,11 +59,6 @@ class EpisodeSky:
     link_delay_s: np.ndarray
     message_lost: np.ndarray
     start_battery: float
-
-
-def ephemeris_for(config: SamplingConfig) -> EphemerisTable:
-    """The cached ephemeris table covering every episode ``config`` can draw."""
-    return ephemeris_table(config.start, _span_s(config) / 86400.0 + 0.5)
 
 
 def track_for(config: SamplingConfig) -> SkyTrack:

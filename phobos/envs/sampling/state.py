@@ -15,17 +15,27 @@ import numpy as np
 
 from phobos.comms.message import Message
 from phobos.envs.sampling.belief import Belief
-from phobos.envs.sampling.config import SamplingConfig
+from phobos.envs.sampling.config import LanderConfig, SamplingConfig
 from phobos.envs.sampling.layout import (
     ADVICE_RANK,
     ADVICE_VALUE,
     IMAGED,
     SAMPLED,
+    SPECTRUM,
     SamplingLayout,
 )
 from phobos.envs.sampling.site import reachable_cells
 
-WAIT, SEND, IMAGE, SPECTROMETER, SAMPLE = range(5)
+KINDS = ("wait", "send", "image", "spectrometer", "sample")
+"""The lander's activities; the constants below index them."""
+WAIT, SEND, IMAGE, SPECTROMETER, SAMPLE = range(len(KINDS))
+
+
+def activity_costs(lander: LanderConfig) -> tuple[list[int], list[float]]:
+    """Steps each activity takes and its load on top of the base load (W), in KINDS order."""
+    steps = [1, lander.send_steps, lander.image_steps, lander.spectrometer_steps]
+    loads = [0.0, lander.send_load_w, lander.image_load_w, lander.spectrometer_load_w]
+    return steps + [lander.sample_steps], loads + [lander.sample_load_w]
 
 
 class LanderState:
@@ -64,18 +74,12 @@ class LanderState:
         self._unsent_cells: set[int] = set()
         self._cell_ok = reachable_cells(config.site).astype(np.int8)
         self._extra = layout.classes + layout.materials
-        self._longest = max(
-            lander.send_steps, lander.image_steps, lander.spectrometer_steps, lander.sample_steps
-        )
+        steps_of, load_w = activity_costs(lander)
+        self._longest = max(steps_of)
+        # Energy an activity needs from the battery, ignoring the Sun: the mask's test.
         self._need = [
             (lander.base_load_w + load) * config.step_seconds / 3600.0 * steps
-            for load, steps in (
-                (0.0, 1),
-                (lander.send_load_w, lander.send_steps),
-                (lander.image_load_w, lander.image_steps),
-                (lander.spectrometer_load_w, lander.spectrometer_steps),
-                (lander.sample_load_w, lander.sample_steps),
-            )
+            for steps, load in zip(steps_of, load_w, strict=True)
         ]
         self._busy_mask = np.zeros(layout.lander_actions, dtype=np.int8)
         self._busy_mask[0] = 1
@@ -278,8 +282,10 @@ class TeamState:
             ]
         self.data_step = step
         self.new_data = True
-        imaged = self.block[:, self._extra + IMAGED] > 0
-        self.mask[1:] = imaged & ~self.known_attempted
+        measured = (self.block[:, self._extra + IMAGED] > 0) | (
+            self.block[:, self._extra + SPECTRUM] > 0
+        )
+        self.mask[1:] = measured & ~self.known_attempted
 
     def ranking(self, first: int) -> tuple[list[int], list[float]]:
         """``first``, then the ground's next best cells by expected value net of the hazard."""
