@@ -8,7 +8,8 @@ Agents connect with a :class:`~phobos.comms.endpoint.ReliableEndpoint` over a
 :class:`~phobos.comms.zmq_transport.ZmqClient`. For each message of a reliable kind the relay
 
 1. drops it if it is a duplicate (acknowledging it again), or refuses it (no acknowledgement;
-   the sender tries again later) if a receiver already has ``max_held`` messages waiting;
+   the sender tries again later) if its receiver already has ``max_held`` copies waiting; a
+   broadcast skips the receivers that are full and goes to the others;
 2. journals one copy per receiver (every known peer but the sender, for a broadcast) and
    only then acknowledges it to the sender: custody has passed to the relay;
 3. sends each copy to its receiver while the receiver is alive, in order, at most
@@ -245,9 +246,14 @@ class Relay:
                 continue
             full = [r for r in receivers if waiting.get(r, 0) >= self.config.max_held]
             if full:
-                self.stats.refused += 1
-                log_rejection(self.name, self.stats.refused, f"{message.message_id}: {full} full")
-                continue
+                self.stats.refused += len(full)
+                reason = f"{message.message_id}: buffer of {', '.join(full)} full"
+                log_rejection(self.name, self.stats.refused, reason)
+                if message.receiver != BROADCAST:
+                    continue  # not acknowledged: the sender tries again later
+                # A broadcast cannot be acknowledged in part: the full receivers miss it
+                # (as the router's tail drop), lest one dead peer block everyone's.
+                receivers = tuple(r for r in receivers if r not in full)
             for receiver in receivers:
                 waiting[receiver] = waiting.get(receiver, 0) + 1
             self._window.add(sender, message.seq)
@@ -347,7 +353,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from phobos.comms.zmq_transport import ZmqServer
     from phobos.config import load
 
-    config = load(RelayConfig, args.config, args.set)
+    try:
+        config = load(RelayConfig, args.config, args.set)
+    except ValueError as exc:  # ConfigError included
+        parser.error(str(exc))
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

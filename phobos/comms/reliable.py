@@ -21,6 +21,7 @@ Control messages (kinds starting with :data:`CONTROL_PREFIX`) are never acknowle
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -137,8 +138,9 @@ class ReliableStats:
         expired: Messages given up after ``max_attempts`` sends.
         duplicates: Reliable messages received again and dropped.
         accepted: Reliable messages taken into custody (a relay: journaled).
-        refused: Messages not taken because the receiver's buffer was full (not acknowledged,
-            so the sender tries again later).
+        refused: Copies not taken because the receiver's buffer was full (a message to one
+            receiver is not acknowledged, so the sender tries again later; a broadcast
+            goes to the receivers that have room).
         held: Messages held now, waiting for acknowledgement (a relay: journaled copies).
         rejected: Frames or messages that broke the protocol, dropped.
         peers_lost: Times a peer fell silent for ``lost_after`` heartbeat intervals.
@@ -359,29 +361,25 @@ class RetransmitQueue:
 
         """
         sends: list[Send] = []
-        expired: list[Message] = []
+        gone: list[Key] = []
         limit = self.policy.max_attempts
-        for index, (key, entry) in enumerate(list(self._entries.items())):
-            if index >= self.policy.window:
-                break
+        # Only the window is looked at: a relay may hold thousands for one receiver.
+        for key, entry in itertools.islice(self._entries.items(), self.policy.window):
             if entry.attempts and entry.due > now:
                 continue
             if limit is not None and entry.attempts >= limit:
-                del self._entries[key]
-                expired.append(entry.message)
+                gone.append(key)
                 continue
             entry.attempts += 1
             entry.due = now + self.policy.delay(entry.level)
             entry.level += 1
             sends.append(Send(entry.message, entry.attempts))
-        return sends, expired
+        return sends, [self._entries.pop(key).message for key in gone]
 
     def next_due(self) -> float:
         """Earliest time :meth:`due` has something to do (0 if now, inf if never)."""
         earliest = float("inf")
-        for index, entry in enumerate(self._entries.values()):
-            if index >= self.policy.window:
-                break
+        for entry in itertools.islice(self._entries.values(), self.policy.window):
             if not entry.attempts:
                 return 0.0
             earliest = min(earliest, entry.due)

@@ -180,6 +180,20 @@ def test_full_receiver_refuses_until_it_catches_up(tmp_path):
     bus.relay.close()
 
 
+def test_broadcast_skips_a_full_receiver_and_reaches_the_others(tmp_path):
+    bus = Bus(tmp_path, max_held=3, peers=("dead",))
+    a = bus.agent("a")
+    bus.agent("b")
+    bus.run(lambda: bus.relay.alive_peers() == ["a", "b"])
+    for i in range(5):
+        a.send(BROADCAST, "intent", i)
+        bus.run(lambda i=i: len(bus.got["b"]) == i + 1 and a.unacked == 0)
+    assert bus.payloads("b") == [0, 1, 2, 3, 4]
+    bus.run(lambda: bus.relay.journal.held() == 3)  # what "dead" holds; b acknowledged all
+    assert bus.relay.stats.refused == 2
+    bus.relay.close()
+
+
 def test_silent_peer_is_lost_held_for_and_served_exactly_once_on_return(bus):
     a = bus.agent("a")
     bus.agent("b")
