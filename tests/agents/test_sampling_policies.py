@@ -52,7 +52,7 @@ def test_onboard_selection_picks_the_wanted_material_like_aegis(results):
         return np.mean([s["target_fraction"] for s in results[name][1] if s["samples"]])
 
     assert rate("random") < 0.4
-    assert rate("greedy") > 0.7
+    assert rate("greedy") > max(0.6, 2.5 * rate("random"))
     assert all(s["samples_with_advice"] == 0 for s in results["greedy"][1])
 
 

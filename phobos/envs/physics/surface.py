@@ -41,7 +41,7 @@ def phobos_frame(
     """Phobos's mean body axes ``x`` (to Mars), ``y``, ``z`` at ``seconds``, each ``[..., 3]``.
 
     ``mean_anomaly0`` and ``raan`` (radians, shaped to broadcast against ``seconds``) are the
-    angles the orbit-scheduling plan draws: the periapsis lies on the node, so the mean
+    angles the episode plans draw: the periapsis lies on the node, so the mean
     anomaly is the mean argument of latitude.
     """
     theta = _mean_angle(seconds, mean_anomaly0)

@@ -275,7 +275,17 @@ class PhobosSamplingEnv(ParallelEnv):
         )
 
     def episode_summary(self) -> dict[str, float]:
-        """Totals of the episode so far: samples, diversity, failures, autonomy, messages."""
+        """Totals of the episode so far (the final step's ``info["episode"]``).
+
+        Keys: ``sample_value``, ``diversity_bonus``, ``failure_penalty`` (reward parts);
+        ``samples``, ``sample_mass_g``, ``classes_stowed``, ``target_fraction`` (share of
+        samples of ``site.target_compositions``), ``failures``, ``sampler_damaged``,
+        ``container_sealed``, ``energy_violations``, ``masked_actions``; autonomy:
+        ``decisions_without_ground`` and ``samples_with_advice`` (sampling attempts started
+        on a cell absent from, or present in, the latest ranking received); messages:
+        ``data_messages``, ``advice_messages`` and the router's ``messages_sent``,
+        ``messages_delivered``, ``messages_rejected``, ``messages_lost``; ``steps``.
+        """
         stats = self.router.stats
         lander = self._lander
         return {
