@@ -52,6 +52,11 @@ log = logging.getLogger(__name__)
 class ReliableEndpoint:
     """Reliable, duplicate-free messaging for one agent, through its relay.
 
+    The endpoint works only while the application calls it: :meth:`recv` (or
+    :meth:`wait_acked`) sends the heartbeats, retransmissions and acknowledgements that are
+    due. An agent that does not call it for ``lost_after`` heartbeat intervals is marked lost
+    by the relay; that costs a pause, not messages (they are held for its return).
+
     Args:
         transport: A client-like transport whose server is the relay; this endpoint owns it
             from now on and closes it.
@@ -132,11 +137,12 @@ class ReliableEndpoint:
         if kind.startswith(CONTROL_PREFIX):
             raise ValueError(f"kind {kind!r} is reserved for the protocol")
         message = Message(self.name, receiver, kind, float(send_time), self._seq, payload)
-        self._seq += 1
         if not self.config.is_reliable(kind):
+            self._seq += 1
             self.transport.send(message)
             return message
         encode(message)  # an unencodable payload fails here, not at every resend
+        self._seq += 1
         self._queue.push(message)
         self.stats.held = len(self._queue)
         self._pump(self._clock())

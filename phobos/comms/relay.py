@@ -384,6 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Frames up to 4x the limit reach the decoder and are counted as rejections;
             # libzmq drops the connection of anything larger before it is buffered.
             wire_max_size=4 * MAX_FRAME_SIZE,
+            # Never wait for one peer that does not read: what it misses goes again later.
+            send_timeout=0.0,
         )
         # A restarted agent reconnects under its old name before the relay sees the old
         # connection close: the new connection takes the name over.
