@@ -108,9 +108,9 @@ class Processes:
         process.wait(10)
 
     @staticmethod
-    def terminate(process: subprocess.Popen) -> int:
-        """SIGTERM; return the exit status once it has exited."""
-        process.send_signal(signal.SIGTERM)
+    def terminate(process: subprocess.Popen, signum: int = signal.SIGTERM) -> int:
+        """Send ``signum`` (SIGTERM); return the exit status once it has exited."""
+        process.send_signal(signum)
         return process.wait(20)
 
     def logs(self) -> str:

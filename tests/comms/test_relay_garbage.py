@@ -9,6 +9,7 @@ messages and valid frames that break the protocol. Each such message is one reje
 from __future__ import annotations
 
 import shutil
+import signal
 import time
 
 import pytest
@@ -157,7 +158,14 @@ def test_frame_beyond_the_wire_cap_drops_only_its_connection(live, procs):
     round_trip(live.a, live.b, 1)
     stats = live.probe.stats(5.0)
     assert stats["rejected"] == 0 and stats["accepted"] == 2, stats  # cut off, never read
-    assert Processes.terminate(live.relay) == 0, procs.logs()
+    assert Processes.terminate(live.relay, signal.SIGINT) == 0, procs.logs()
+
+
+def test_relay_refuses_unknown_or_bad_settings(procs, tmp_path):
+    for setting in ("reliable.hearbeat_interval=1", "max_held=0"):
+        relay = procs.relay("tcp://127.0.0.1:*", tmp_path / "relay.db", setting)
+        assert relay.wait(30) == 2
+    assert "unknown key 'reliable.hearbeat_interval'" in procs.logs()
 
 
 def test_curve_relay_serves_allowed_agents_and_no_one_else(procs, context, tmp_path):
