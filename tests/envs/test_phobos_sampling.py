@@ -424,3 +424,17 @@ def test_a_seeded_episode_is_the_same_over_the_codec_relay():
         trajectories.append((steps, infos[LANDER]["episode"]))
     assert trajectories[0] == trajectories[1]
     assert trajectories[0][1]["messages_delivered"] > 2
+
+
+@pytest.mark.slow
+def test_stable_baselines3_trains_on_the_single_agent_view():
+    """A smoke run: PPO's multi-input policy takes the Dict observation and learns a few
+    hundred steps (how well it learns is for the training issue's benchmarks)."""
+    from stable_baselines3 import PPO
+
+    env = gymnasium.make("PhobosSampling-v0", horizon_steps=48)
+    model = PPO("MultiInputPolicy", env, n_steps=128, batch_size=64, n_epochs=1, seed=0)
+    model.learn(256)
+    observation, _ = env.reset(seed=1)
+    action, _ = model.predict(observation, deterministic=True)
+    assert env.action_space.contains(int(action))
