@@ -12,8 +12,10 @@ import os
 import platform
 import re
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from phobos import config as config_tools
 
@@ -23,10 +25,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="phobos", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="fly one orbit-scheduling episode and summarise it")
-    run.add_argument("--policy", default="greedy", help="team: greedy or random")
+    run = commands.add_parser("run", help="fly one episode with scripted agents and summarise it")
+    run.add_argument("--env", default="orbit-scheduling-v0", help="registered environment id")
+    run.add_argument(
+        "--policy", default="greedy", help="team: random, greedy (sampling: cautious, oracle)"
+    )
     run.add_argument("--seed", type=int, default=0, help="episode seed")
-    run.add_argument("--config", type=Path, help="YAML file of OrbitSchedulingConfig fields")
+    run.add_argument("--config", type=Path, help="YAML file of the environment's config fields")
     run.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a field"
     )
@@ -53,29 +58,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from phobos.agents import make_team
-    from phobos.envs import make
-    from phobos.envs.orbit_scheduling import ACTIVITIES, STATION_ACTIVITIES, OrbitSchedulingConfig
+    from phobos.envs import make, make_config
 
-    config = config_tools.load(OrbitSchedulingConfig, args.config, args.set)
-    env = make("orbit-scheduling-v0", config)
+    config = config_tools.load(type(make_config(args.env)), args.config, args.set)
+    env = make(args.env, config)
     team = make_team(args.policy, env, seed=args.seed)
     observations, _ = env.reset(seed=args.seed)
-    activity = {agent: collections.Counter() for agent in env.possible_agents}
+    actions_taken = {agent: collections.Counter() for agent in env.possible_agents}
     total = 0.0
     while env.agents:
         actions = {agent: team[agent](observations[agent]) for agent in env.agents}
         observations, rewards, _, _, infos = env.step(actions)
-        total += rewards[env.possible_agents[0]]
+        total += next(iter(rewards.values()))
         for agent, info in infos.items():
-            names = ACTIVITIES.get(agent, STATION_ACTIVITIES)
-            activity[agent][names[info["executed_action"]]] += 1
-    summary = infos[env.possible_agents[0]]["episode"]
-    plan = env.plan
+            actions_taken[agent][info["executed_action"]] += 1
+    summary = next(iter(infos.values()))["episode"]
+    print(f"{args.env} | {args.policy} team | seed {args.seed} | team return {total:.2f}")
+    if args.env == "orbit-scheduling-v0":
+        _describe_orbit_episode(env)
+    for line in textwrap.wrap(
+        ", ".join(f"{key} {_number(value)}" for key, value in summary.items()), 96
+    ):
+        print(f"  {line}")
+    for agent, counts in actions_taken.items():
+        names = getattr(env, "action_names", lambda _: None)(agent)
+        top = ", ".join(f"{names[a] if names else a} {n}" for a, n in counts.most_common(4))
+        print(f"  {agent:>20}: {top}")
+    return 0
+
+
+def _describe_orbit_episode(env: Any) -> None:
     from astropy.time import Time, TimeDelta
 
+    config, plan = env.config, env.plan
     start = Time(config.start) + TimeDelta(float(plan.start_offset_s[0]), format="sec")
     hours = config.horizon_steps * config.step_seconds / 3600.0
-    print(f"orbit-scheduling-v0 | {args.policy} team | seed {args.seed}")
     print(
         f"  {start.isot[:16]} UTC, {hours:.0f} h in {config.horizon_steps} steps of "
         f"{config.step_seconds:.0f} s; light time {plan.light_time_s.min():.0f}-"
@@ -84,20 +101,10 @@ def _run(args: argparse.Namespace) -> int:
     for s, key in enumerate(config.stations):
         seen = plan.station_sees_mars[0, :, s].mean() * hours
         print(f"  ground_{key}: Mars above {config.elevation_mask_deg:.0f} deg for {seen:.1f} h")
-    print(
-        f"  team return {total:.2f}: science {summary['science']:.2f}, occultations "
-        f"{summary['occultation']:.2f} ({summary['occultations']} joint), energy violations "
-        f"{summary['energy_violations']}, masked actions {summary['masked_actions']}"
-    )
-    print(
-        f"  intents: {summary['messages_sent']} sent, {summary['messages_delivered']} "
-        f"delivered, {summary['messages_rejected']} rejected (buffer), "
-        f"{summary['messages_lost']} lost"
-    )
-    for agent, counts in activity.items():
-        top = ", ".join(f"{name} {n}" for name, n in counts.most_common(4))
-        print(f"  {agent:>20}: {top}")
-    return 0
+
+
+def _number(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -375,14 +375,16 @@ class OrbitSchedulingEnv(ParallelEnv):
                 raise ValueError(
                     f"action {index} of agent {agent!r} is outside Discrete("
                     f"{self._action_counts[agent]}); valid actions: "
-                    f"{', '.join(f'{n}={name}' for n, name in enumerate(self._names(agent)))}"
+                    f"{', '.join(f'{n}={name}' for n, name in enumerate(self.action_names(agent)))}"
                 )
             allowed = bool(mask[i, index])
             executed.append(index if allowed else 0)
             masked.append(not allowed)
         return executed, masked
 
-    def _names(self, agent: str) -> tuple[str, ...]:
+    def action_names(self, agent: str) -> tuple[str, ...]:
+        """Names of ``agent``'s actions, in action-index order."""
+        self._check_agent(agent)
         return ACTIVITIES[agent] if agent in ACTIVITIES else STATION_ACTIVITIES
 
     def _deliver_intents(self, until: float) -> None:

@@ -274,6 +274,14 @@ class PhobosSamplingEnv(ParallelEnv):
             infos,
         )
 
+    def action_names(self, agent: str) -> tuple[str, ...]:
+        """Names of ``agent``'s actions, in action-index order."""
+        layout = self.layout
+        if self._check_agent(agent) == LANDER:
+            decoded = map(layout.decode, range(layout.lander_actions))
+            return tuple(k if k in ("wait", "send") else f"{k} {t}" for k, t in decoded)
+        return ("no_advice",) + tuple(f"advise cell {c}" for c in range(layout.cells))
+
     def episode_summary(self) -> dict[str, float]:
         """Totals of the episode so far (the final step's ``info["episode"]``).
 
