@@ -63,7 +63,7 @@ class Router:
         self._waiting: dict[tuple[str, str], deque[float]] = {
             (a, b): deque() for a in self.endpoints for b in self.endpoints if a != b
         }
-        self._in_flight: list[tuple[float, int, str, Message, bool]] = []
+        self._in_flight: list[tuple[float, int, list[str], Message, bool]] = []
         self._order = itertools.count()
 
     def send(self, message: Message) -> int:
@@ -93,6 +93,9 @@ class Router:
         transit = self.links.transit
         in_flight = self._in_flight
         rejected = 0
+        # Copies that arrive together (a broadcast to stations seeing Mars at once) share one
+        # heap entry: half the heap work on the environments' hot path, same delivery order.
+        groups: dict[tuple[float, bool], list[str]] = {}
         for receiver in receivers:
             waiting = self._waiting[sender, receiver]
             while waiting and waiting[0] <= now:
@@ -107,7 +110,14 @@ class Router:
                 continue
             depart_time, arrival_time, lost = route
             waiting.append(depart_time)
-            heapq.heappush(in_flight, (arrival_time, next(self._order), receiver, message, lost))
+            group = groups.get((arrival_time, lost))
+            if group is None:
+                groups[arrival_time, lost] = [receiver]
+            else:
+                group.append(receiver)
+        order = self._order
+        for (arrival_time, lost), group in groups.items():
+            heapq.heappush(in_flight, (arrival_time, next(order), group, message, lost))
         stats = self.stats
         stats.sent += len(receivers)
         stats.rejected += rejected
@@ -117,13 +127,14 @@ class Router:
         """Pop every copy that has arrived by ``until``, as ``(receiver, message)`` pairs."""
         delivered = []
         in_flight = self._in_flight
+        stats = self.stats
         while in_flight and in_flight[0][0] <= until:
-            _, _, receiver, message, lost = heapq.heappop(in_flight)
+            _, _, receivers, message, lost = heapq.heappop(in_flight)
             if lost:
-                self.stats.lost += 1
+                stats.lost += len(receivers)
             else:
-                self.stats.delivered += 1
-                delivered.append((receiver, message))
+                stats.delivered += len(receivers)
+                delivered.extend([(receiver, message) for receiver in receivers])
         return delivered
 
     def held(self, now: float) -> int:
@@ -132,4 +143,4 @@ class Router:
 
     def in_flight(self) -> int:
         """Copies that have departed or are scheduled, not yet delivered or lost."""
-        return len(self._in_flight)
+        return sum(len(receivers) for _, _, receivers, _, _ in self._in_flight)
