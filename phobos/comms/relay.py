@@ -338,13 +338,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     read from ``--config`` (YAML) and ``--set key=value`` overrides (``reliable.`` for the
     nested ones, e.g. ``--set reliable.heartbeat_interval=0.1``).
     """
-    parser = argparse.ArgumentParser(prog="python -m phobos.comms.relay", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m phobos.comms.relay",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Store-and-forward relay between agents: journals what it accepts in SQLite\n"
+            "(WAL) before acknowledging it, holds it for receivers that are away or lost,\n"
+            "and delivers it exactly once when they are back. Serves until SIGTERM/SIGINT."
+        ),
+        epilog=(
+            "settings (RelayConfig; --config YAML and/or --set key=value):\n"
+            "  name, max_held, batch, peers, synchronous (FULL | NORMAL),\n"
+            "  reliable.heartbeat_interval, reliable.lost_after, reliable.dedup_capacity,\n"
+            "  reliable.reliable_kinds, reliable.retry.{initial,factor,max_interval,\n"
+            "  max_attempts,window}\n"
+            "example:\n"
+            "  python -m phobos.comms.relay --address tcp://127.0.0.1:5555 --journal relay.db \\\n"
+            "      --set reliable.heartbeat_interval=0.2"
+        ),
+    )
     parser.add_argument("--address", required=True, help="where to bind, e.g. tcp://127.0.0.1:5555")
     parser.add_argument("--journal", required=True, help="SQLite journal file (created if new)")
     parser.add_argument("--keys", help="CURVE folder: the relay's key pair and agents' .key files")
     parser.add_argument("--config", help="YAML file of RelayConfig settings")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting"
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO (default), WARNING")
     args = parser.parse_args(argv)
     # Deferred: importing this module for Relay must not load pyzmq or YAML.
     import zmq
