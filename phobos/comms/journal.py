@@ -16,6 +16,10 @@ process crash, but the last commits before a power cut may roll back, and with t
 messages whose senders were already told they are safe. The relay commits once per batch
 of received messages, so FULL costs one sync per batch, not per message.
 
+The journal also holds an exclusive lock on its file (``locking_mode=EXCLUSIVE``) for as long
+as it is open, so that a second relay started on the same file by mistake fails at once
+instead of delivering the same copies again; the lock dies with the process that holds it.
+
 Each row holds the message as the codec's frame: nothing is pickled.
 """
 
@@ -103,14 +107,25 @@ class Journal:
         self.path = os.fspath(path)
         self.max_size = max_size
         # Autocommit mode: transactions are the explicit BEGIN/COMMIT pairs below.
-        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=1.0)
         try:
+            # One relay per journal: after the first write the connection keeps an exclusive
+            # lock until it closes or its process dies, so a second relay on the same file
+            # fails here rather than deliver the same copies again.
+            self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
             mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode.lower() != "wal":
                 raise sqlite3.DatabaseError(f"{self.path}: WAL mode unavailable (got {mode!r})")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._db.execute("BEGIN EXCLUSIVE")
+            self._db.execute("COMMIT")
             self._db.executescript(_SCHEMA)
             self._check_version()
+        except sqlite3.OperationalError as exc:
+            self._db.close()
+            if "locked" in str(exc):
+                raise sqlite3.OperationalError(f"{self.path}: in use by another relay") from exc
+            raise
         except BaseException:
             self._db.close()
             raise

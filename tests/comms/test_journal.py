@@ -95,3 +95,13 @@ def test_refuses_a_file_that_is_not_a_journal_of_this_version(path, tmp_path):
     garbage.write_bytes(b"not a database" * 100)
     with pytest.raises(sqlite3.DatabaseError):
         Journal(garbage)
+
+
+def test_one_relay_per_journal(path):
+    journal = Journal(path)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="in use by another relay"):
+            Journal(path)
+    finally:
+        journal.close()
+    Journal(path).close()  # free again once the first one closed
