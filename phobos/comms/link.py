@@ -31,7 +31,11 @@ class Transit(NamedTuple):
 
 
 class LinkModel(abc.ABC):
-    """Contact plan between named endpoints; subclass and implement :meth:`transit`."""
+    """Contact plan between named endpoints.
+
+    Required: :meth:`transit`. Optional hook: :meth:`rate_bps`, the link's data rate
+    (unlimited by default), with which the router serialises messages on a busy link.
+    """
 
     @abc.abstractmethod
     def transit(self, sender: str, receiver: str, send_time: float) -> Transit | None:
@@ -39,6 +43,13 @@ class LinkModel(abc.ABC):
 
         Any ``(depart_time, arrival_time, lost)`` tuple will do in place of a :class:`Transit`.
         """
+
+    rate_limited: bool = False
+    """Whether any link has a finite :meth:`rate_bps`; set it when overriding that hook."""
+
+    def rate_bps(self, sender: str, receiver: str, time: float) -> float:
+        """Data rate of the link at ``time`` in bits per second; unlimited unless overridden."""
+        return math.inf
 
 
 class TabulatedLinks(LinkModel):
@@ -56,6 +67,8 @@ class TabulatedLinks(LinkModel):
         delay: Float array ``[steps, sender, receiver]``: one-way light time in seconds.
         lost: Bool array ``[steps, sender, receiver]``: a message sent during that step is lost
             in flight (the environments send at most one message per link and step).
+        rate_bps: Optional float array ``[steps, sender, receiver]``: the link's data rate;
+            unlimited when omitted (intent messages are tiny beside any link's rate).
 
     """
 
@@ -66,6 +79,7 @@ class TabulatedLinks(LinkModel):
         open_: np.ndarray,
         delay: np.ndarray,
         lost: np.ndarray,
+        rate_bps: np.ndarray | None = None,
     ) -> None:
         steps = open_.shape[0]
         self.step_seconds = float(step_seconds)
@@ -76,6 +90,8 @@ class TabulatedLinks(LinkModel):
         self._delay = delay.tolist()
         self._lost = lost.tolist() if lost.any() else None
         self._steps = steps
+        self._rate = None if rate_bps is None else rate_bps.tolist()
+        self.rate_limited = rate_bps is not None
 
     def transit(
         self, sender: str, receiver: str, send_time: float
@@ -93,6 +109,13 @@ class TabulatedLinks(LinkModel):
         # lookup itself on the env's hot path, and the router unpacks it either way.
         lost = self._lost is not None and self._lost[step][i][j]
         return (depart_time, depart_time + self._delay[depart][i][j], lost)
+
+    def rate_bps(self, sender: str, receiver: str, time: float) -> float:
+        """The tabulated rate during the step holding ``time`` (unlimited without a table)."""
+        if self._rate is None:
+            return math.inf
+        step = min(math.floor(time / self.step_seconds), self._steps - 1)
+        return self._rate[step][self._index[sender]][self._index[receiver]]
 
 
 def next_open_step(open_: np.ndarray) -> np.ndarray:

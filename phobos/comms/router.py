@@ -8,6 +8,9 @@ Semantics, per directed link (sender, receiver):
   then travels for one light time. Departures are first-in first-out.
 - At most ``buffer_limit`` messages wait per link. A message that finds the buffer full is
   rejected and counted (tail drop): nothing already accepted is ever evicted.
+- A link with a finite data rate (:meth:`LinkModel.rate_bps`) carries one message at a
+  time: the next leaves when the previous one's last bit has, so a burst after a long
+  closure drains at the link's rate. The size is the message's encoded size.
 - A message the channel loses is counted as lost when it would have arrived.
 """
 
@@ -20,6 +23,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from phobos.comms.codec import encode
 from phobos.comms.link import LinkModel
 from phobos.comms.message import BROADCAST, Message
 
@@ -65,6 +69,9 @@ class Router:
         }
         self._in_flight: list[tuple[float, int, list[str], Message, bool]] = []
         self._order = itertools.count()
+        # Unlimited links (the environments' intents) skip the per-copy rate lookup.
+        self._rated = links.rate_limited
+        self._busy_until: dict[tuple[str, str], float] = {}
 
     def send(self, message: Message) -> int:
         """Accept ``message`` (to one receiver or a broadcast); return how many copies were taken.
@@ -91,6 +98,8 @@ class Router:
         sender = message.sender
         limit = self.buffer_limit
         transit = self.links.transit
+        rate_bps = self.links.rate_bps
+        rated = self._rated
         in_flight = self._in_flight
         rejected = 0
         # Copies that arrive together (a broadcast to stations seeing Mars at once) share one
@@ -109,6 +118,14 @@ class Router:
                 waiting.append(math.inf)
                 continue
             depart_time, arrival_time, lost = route
+            rate = rate_bps(sender, receiver, depart_time) if rated else math.inf
+            if rate != math.inf:
+                depart_time, arrival_time = self._serialise(
+                    sender, receiver, message, depart_time, arrival_time, rate
+                )
+                if depart_time == math.inf:
+                    waiting.append(math.inf)
+                    continue
             waiting.append(depart_time)
             group = groups.get((arrival_time, lost))
             if group is None:
@@ -122,6 +139,29 @@ class Router:
         stats.sent += len(receivers)
         stats.rejected += rejected
         return len(receivers) - rejected
+
+    def _serialise(
+        self,
+        sender: str,
+        receiver: str,
+        message: Message,
+        depart_time: float,
+        arrival_time: float,
+        rate: float,
+    ) -> tuple[float, float]:
+        """Departure and arrival once the link has finished sending what went before."""
+        busy_until = self._busy_until.get((sender, receiver), -math.inf)
+        if busy_until > depart_time:
+            later = self.links.transit(sender, receiver, busy_until)
+            if later is None:
+                return math.inf, math.inf
+            delay = later[1] - later[0]
+            depart_time = max(later[0], busy_until)
+            arrival_time = depart_time + delay
+            rate = self.links.rate_bps(sender, receiver, depart_time)
+        duration = 8.0 * len(encode(message)) / rate
+        self._busy_until[sender, receiver] = depart_time + duration
+        return depart_time, arrival_time + duration
 
     def deliver(self, until: float) -> list[tuple[str, Message]]:
         """Pop every copy that has arrived by ``until``, as ``(receiver, message)`` pairs."""

@@ -78,3 +78,50 @@ def test_unknown_endpoints_are_errors_naming_the_choices():
         router.send(message(0, 0.0, receiver="z"))
     with pytest.raises(ValueError, match="buffer_limit"):
         Router(ENDPOINTS, links([True]), buffer_limit=0)
+
+
+def rated_links(open_ab, rate, delay=3.0):
+    steps = len(open_ab)
+    open_ = np.ones((steps, 3, 3), dtype=bool)
+    open_[:, 0, 1] = open_ab
+    return TabulatedLinks(
+        ENDPOINTS,
+        STEP,
+        open_,
+        np.full((steps, 3, 3), delay),
+        np.zeros((steps, 3, 3), dtype=bool),
+        rate_bps=np.full((steps, 3, 3), float(rate)),
+    )
+
+
+def test_a_finite_rate_serialises_a_burst_on_the_link():
+    from phobos.comms.codec import encode
+
+    bits = 8 * len(encode(message(0, 0.0)))
+    rate = bits / 2.0  # two seconds per message
+    router = Router(ENDPOINTS, rated_links([True] * 4, rate), buffer_limit=8)
+    for i in range(3):
+        router.send(message(i, 0.0))
+    arrivals = []
+    for until in np.arange(0.0, 20.0, 0.25):
+        arrivals += [(until, m.seq) for _, m in router.deliver(until)]
+    # Each leaves when the previous one's last bit has; arrival = departure + light time +
+    # transmission time.
+    assert [seq for _, seq in arrivals] == [0, 1, 2]
+    assert [t for t, _ in arrivals] == pytest.approx([5.0, 7.0, 9.0], abs=0.25)
+    # The two queued behind the first still wait (and count against the buffer).
+    assert router.held(now=0.0) == 2
+
+
+def test_a_link_busy_past_its_contact_holds_the_next_message_for_the_next_contact():
+    from phobos.comms.codec import encode
+
+    bits = 8 * len(encode(message(0, 0.0)))
+    rate = bits / 12.0  # twelve seconds per message: the link is busy into closed step 1
+    router = Router(ENDPOINTS, rated_links([True, False, False, True], rate), buffer_limit=8)
+    router.send(message(0, 0.0))
+    router.send(message(1, 0.0))
+    assert [m.seq for _, m in router.deliver(until=15.0)] == [0]  # 3 s light + 12 s sending
+    assert router.deliver(until=44.9) == []
+    # Free at t = 12 while closed: it leaves when the link reopens at step 3 (t = 30).
+    assert [m.seq for _, m in router.deliver(until=45.0)] == [1]
