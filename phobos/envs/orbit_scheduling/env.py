@@ -81,6 +81,7 @@ from phobos.envs.orbit_scheduling.observation import (
     static_observation,
 )
 from phobos.envs.orbit_scheduling.plan import EpisodePlan, plan_episodes
+from phobos.envs.validation import action_index, check_action_keys, check_agent, masked_spaces
 
 INTENT = "intent"
 """Message kind of the per-step intent: (activity, battery fraction, storage fraction)."""
@@ -131,20 +132,9 @@ class OrbitSchedulingEnv(ParallelEnv):
             agent: len(ACTIVITIES[agent]) if agent in SPACECRAFT else len(STATION_ACTIVITIES)
             for agent in self.possible_agents
         }
-        self._observation_spaces = {
-            agent: gymnasium.spaces.Dict(
-                {
-                    "observations": gymnasium.spaces.Box(
-                        0.0, 1.0, (self.layout.size,), dtype=np.float32
-                    ),
-                    "action_mask": gymnasium.spaces.Box(0, 1, (count,), dtype=np.int8),
-                }
-            )
-            for agent, count in self._action_counts.items()
-        }
-        self._action_spaces = {
-            agent: gymnasium.spaces.Discrete(count) for agent, count in self._action_counts.items()
-        }
+        self._observation_spaces, self._action_spaces = masked_spaces(
+            self._action_counts, self.layout.size
+        )
         self._message_bus = message_bus or Router
         self._rng: np.random.Generator | None = None
         self.plan: EpisodePlan | None = None
@@ -343,40 +333,19 @@ class OrbitSchedulingEnv(ParallelEnv):
 
     # -------------------------------------------------------------------------- internals
     def _check_agent(self, agent: str) -> str:
-        if agent not in self._action_spaces:
-            raise ValueError(
-                f"unknown agent id {agent!r}; agents: {', '.join(self.possible_agents)}"
-            )
-        return agent
+        return check_agent(agent, self.possible_agents)
 
     def _check_actions(self, actions: dict[str, Any]) -> tuple[list[int], list[bool]]:
-        if len(actions) != len(self.agents) or any(a not in self._action_counts for a in actions):
-            unknown = [a for a in actions if a not in self._action_counts]
-            if unknown:
-                raise ValueError(
-                    f"unknown agent id {unknown[0]!r} in actions; "
-                    f"agents: {', '.join(self.possible_agents)}"
-                )
-            missing = [a for a in self.agents if a not in actions]
-            raise ValueError(f"no action for agent(s) {', '.join(missing)}")
+        check_action_keys(actions, self.agents, self.possible_agents)
         mask = self._mask
         executed, masked = [], []
         for i, agent in enumerate(self.agents):
-            action = actions[agent]
-            if isinstance(action, np.ndarray) and action.shape in ((), (1,)):
-                action = action.reshape(())[()]
-            if isinstance(action, bool | np.bool_) or not isinstance(action, int | np.integer):
-                raise ValueError(
-                    f"action {action!r} of agent {agent!r} is not an integer; "
-                    f"valid actions: 0..{self._action_counts[agent] - 1}"
-                )
-            index = int(action)
-            if not 0 <= index < self._action_counts[agent]:
-                raise ValueError(
-                    f"action {index} of agent {agent!r} is outside Discrete("
-                    f"{self._action_counts[agent]}); valid actions: "
-                    f"{', '.join(f'{n}={name}' for n, name in enumerate(self.action_names(agent)))}"
-                )
+            index = action_index(
+                agent,
+                actions[agent],
+                self._action_counts[agent],
+                lambda a=agent: ", ".join(f"{n}={x}" for n, x in enumerate(self.action_names(a))),
+            )
             allowed = bool(mask[i, index])
             executed.append(index if allowed else 0)
             masked.append(not allowed)

@@ -86,6 +86,7 @@ from phobos.envs.sampling.state import (
     TeamState,
     activity_costs,
 )
+from phobos.envs.validation import action_index, check_action_keys, check_agent, masked_spaces
 
 DATA, ADVICE = "data", "advice"
 """Message kinds: the lander's measurements and status, and the science team's ranking."""
@@ -122,18 +123,7 @@ class PhobosSamplingEnv(ParallelEnv):
             site.cells, site.areas, len(site.compositions), len(MATERIALS)
         )
         self._counts = {LANDER: layout.lander_actions, SCIENCE_TEAM: layout.team_actions}
-        self._observation_spaces = {
-            agent: gymnasium.spaces.Dict(
-                {
-                    "observations": gymnasium.spaces.Box(0.0, 1.0, (layout.size,), np.float32),
-                    "action_mask": gymnasium.spaces.Box(0, 1, (count,), dtype=np.int8),
-                }
-            )
-            for agent, count in self._counts.items()
-        }
-        self._action_spaces = {
-            agent: gymnasium.spaces.Discrete(count) for agent, count in self._counts.items()
-        }
+        self._observation_spaces, self._action_spaces = masked_spaces(self._counts, layout.size)
         # Action index -> (kind, target), and per-kind costs, as plain Python for the step.
         self._decoded = [
             (KINDS.index(kind), target)
@@ -392,48 +382,19 @@ class PhobosSamplingEnv(ParallelEnv):
 
     # ----------------------------------------------------------------------------- checks
     def _check_agent(self, agent: str) -> str:
-        if agent not in self._action_spaces:
-            raise ValueError(
-                f"unknown agent id {agent!r}; agents: {', '.join(self.possible_agents)}"
-            )
-        return agent
+        return check_agent(agent, self.possible_agents)
 
     def _check_actions(self, actions: dict[str, Any]) -> tuple[tuple[int, int], list[bool]]:
-        if len(actions) != 2 or LANDER not in actions or SCIENCE_TEAM not in actions:
-            unknown = [a for a in actions if a not in self._counts]
-            if unknown:
-                raise ValueError(
-                    f"unknown agent id {unknown[0]!r} in actions; "
-                    f"agents: {', '.join(self.possible_agents)}"
-                )
-            missing = [a for a in self.agents if a not in actions]
-            raise ValueError(f"no action for agent(s) {', '.join(missing)}")
+        check_action_keys(actions, self.agents, self.possible_agents)
         executed, masked = [], []
         for agent, mask in ((LANDER, self._lander.mask), (SCIENCE_TEAM, self._team.mask)):
-            index = self._index(agent, actions[agent])
+            index = action_index(agent, actions[agent], self._counts[agent], self._choices(agent))
             allowed = mask[index] == 1
             executed.append(index if allowed else 0)
             masked.append(not allowed)
         return (executed[0], executed[1]), masked
 
-    def _index(self, agent: str, action: Any) -> int:
-        if isinstance(action, np.ndarray) and action.shape in ((), (1,)):
-            action = action.reshape(())[()]
-        count = self._counts[agent]
-        if isinstance(action, bool | np.bool_) or not isinstance(action, int | np.integer):
-            raise ValueError(
-                f"action {action!r} of agent {agent!r} is not an integer; "
-                f"valid actions: 0..{count - 1}"
-            )
-        index = int(action)
-        if not 0 <= index < count:
-            choices = (
-                self.layout.describe_lander_actions()
-                if agent == LANDER
-                else self.layout.describe_team_actions()
-            )
-            raise ValueError(
-                f"action {index} of agent {agent!r} is outside Discrete({count}); "
-                f"valid actions: {choices}"
-            )
-        return index
+    def _choices(self, agent: str) -> Callable[[], str]:
+        if agent == LANDER:
+            return self.layout.describe_lander_actions
+        return self.layout.describe_team_actions
