@@ -113,8 +113,9 @@ def plan_episodes(config: OrbitSchedulingConfig, rngs: list[np.random.Generator]
         return np.stack([grunt, yinghuo], axis=2)  # [n, times, 2, 3]
 
     craft = craft_at(fine[None, :])
-    craft_mid = craft_at(mid_s[None, :])
-    craft_start = craft_at(start_s[None, :])
+    craft_start = craft[:, ::sub]
+    # With an even number of substeps the midpoints are fine samples too: reuse them.
+    craft_mid = craft[:, sub // 2 :: sub] if sub % 2 == 0 else craft_at(mid_s[None, :])
     phobos_mid = phobos_at(mid_s[None, :])
 
     eph_mid = table.sample(offset[:, None] + mid_s[None, :])
