@@ -29,7 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from phobos.comms.router import RouterStats
 from phobos.envs import make
+from phobos.envs.orbit_scheduling import OrbitSchedulingEnv
 from phobos.envs.orbit_scheduling.batch import OrbitSchedulingBatch
 from phobos.envs.orbit_scheduling.plan import ephemeris_for, plan_episodes
 
@@ -45,12 +47,16 @@ def run(seconds: float = 2.0, rounds: int = 3) -> dict[str, Any]:
         raise RuntimeError("the MPE peer needs the 'mpe2' package (pip install mpe2)") from error
 
     ours = make("orbit-scheduling-v0")
+    # Diagnostic, not a configuration anyone should train with: the same env with a bus that
+    # carries no intents, to show what share of the step the messaging takes.
+    silent = OrbitSchedulingEnv(ours.config, message_bus=_SilentBus)
     sampling = make("phobos-sampling-v0")
     peer = simple_spread_v3.parallel_env(max_cycles=25)
-    ours_rates, sampling_rates, peer_rates = [], [], []
+    ours_rates, silent_rates, sampling_rates, peer_rates = [], [], [], []
     sampling_counts = {"steps": 0, "episodes": 0}
     for _ in range(rounds):
         ours_rates.append(_parallel_rate(ours, seconds))
+        silent_rates.append(_parallel_rate(silent, seconds))
         sampling_rates.append(_parallel_rate(sampling, seconds, sampling_counts))
         peer_rates.append(_parallel_rate(peer, seconds))
     ours_rate, peer_rate = statistics.median(ours_rates), statistics.median(peer_rates)
@@ -68,6 +74,7 @@ def run(seconds: float = 2.0, rounds: int = 3) -> dict[str, Any]:
     return {
         "orbit_env_steps_per_s": ours_rate,
         "orbit_agent_steps_per_s": ours_rate * len(ours.possible_agents),
+        "orbit_silent_env_steps_per_s": statistics.median(silent_rates),
         "mpe_env_steps_per_s": peer_rate,
         "mpe_agent_steps_per_s": peer_rate * len(peer.possible_agents),
         "ratio_env_steps": ours_rate / peer_rate,
@@ -95,6 +102,9 @@ def report(results: dict[str, Any]) -> str:
         f"{r['orbit_agent_steps_per_s']:,.0f} | {r['agents']} |",
         f"| `phobos-sampling-v0` ParallelEnv | {r['sampling_env_steps_per_s']:,.0f} | "
         f"{r['sampling_agent_steps_per_s']:,.0f} | {r['sampling_agents']} |",
+        f"| `orbit-scheduling-v0`, diagnostic: no intents carried | "
+        f"{r['orbit_silent_env_steps_per_s']:,.0f} | "
+        f"{r['orbit_silent_env_steps_per_s'] * r['agents']:,.0f} | {r['agents']} |",
         f"| MPE `simple_spread_v3` (peer, same run) | {r['mpe_env_steps_per_s']:,.0f} | "
         f"{r['mpe_agent_steps_per_s']:,.0f} | 3 |",
         "",
@@ -120,6 +130,19 @@ def report(results: dict[str, Any]) -> str:
         "(target: under 50 ms).",
     ]
     return "\n".join(lines)
+
+
+class _SilentBus:
+    """A bus that accepts intents and never delivers them (benchmark diagnostic only)."""
+
+    def __init__(self, *_: Any) -> None:
+        self.stats = RouterStats()
+
+    def send(self, message: Any) -> int:
+        return 0
+
+    def deliver(self, until: float) -> list:
+        return []
 
 
 def _parallel_rate(env: Any, seconds: float, counts: dict[str, int] | None = None) -> float:
