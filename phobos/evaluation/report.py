@@ -1,0 +1,456 @@
+"""Write a run's results: every episode as JSON and CSV, a summary, figures and a Markdown report.
+
+Files in the output folder:
+
+- ``episodes.json`` / ``episodes.csv``: one row per episode (team, seed, status, metrics,
+  error traceback of a failed episode);
+- ``summary.json``: per team and metric the mean with its 95% bootstrap interval, the
+  probability of improvement between every pair of teams, the oracle bounds and gaps;
+- ``report.md`` with PNG figures beside it: ``returns.png`` (team-return distributions),
+  ``schedule.png`` (one scheduling episode as a Gantt chart per agent over the contact
+  windows) or ``site.png`` (the lander's site map with what was imaged, analysed and
+  sampled), and ``learning.png`` when a training log is given.
+
+The training log is a CSV with a header. The x column is the first present of
+``timesteps_total``, ``num_env_steps_sampled_lifetime``, ``time/total_timesteps``,
+``training_iteration``, ``step``; the y column the first present of ``episode_return_mean``,
+``env_runners/episode_return_mean``, ``rollout/ep_rew_mean``, ``ep_rew_mean``. RLlib's
+``progress.csv`` and Stable-Baselines3's CSV logger both qualify.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from phobos.evaluation.rollout import ORBIT_ENV, EpisodeSpec, run_episode
+from phobos.evaluation.runner import EvaluationRun
+from phobos.evaluation.stats import bootstrap_mean, probability_of_improvement
+
+X_COLUMNS = (
+    "timesteps_total",
+    "num_env_steps_sampled_lifetime",
+    "time/total_timesteps",
+    "training_iteration",
+    "step",
+)
+Y_COLUMNS = (
+    "episode_return_mean",
+    "env_runners/episode_return_mean",
+    "rollout/ep_rew_mean",
+    "ep_rew_mean",
+)
+HEADLINE = {
+    ORBIT_ENV: (
+        "team_return",
+        "science",
+        "occultation",
+        "occultations",
+        "data_volume_mbit",
+        "energy_violations",
+        "storage_violations",
+        "messages_delivered",
+        "messages_dropped",
+        "latency_mean_s",
+    ),
+    "phobos-sampling-v0": (
+        "team_return",
+        "sample_value",
+        "sample_mass_g",
+        "classes_stowed",
+        "failures",
+        "decisions_without_ground",
+        "energy_violations",
+        "messages_delivered",
+        "latency_mean_s",
+    ),
+}
+
+
+def summarise(run: EvaluationRun, seed: int = 0) -> dict[str, Any]:
+    """Per-team means with 95% CIs, pairwise probability of improvement, oracle gaps."""
+    teams = [t.label for t in run.request.teams]
+    ok = {t: [r for r in run.results if r.team == t and r.status == "ok"] for t in teams}
+    summary: dict[str, Any] = {"env_id": run.request.env_id, "teams": {}, "improvement": {}}
+    for team, results in ok.items():
+        metrics = sorted({k for r in results for k in r.metrics})
+        summary["teams"][team] = {
+            "episodes": len(results),
+            "failed": sum(1 for r in run.results if r.team == team and r.status != "ok"),
+            "metrics": {
+                k: bootstrap_mean([r.metrics[k] for r in results], seed=seed).as_dict()
+                for k in metrics
+            },
+        }
+    returns = {t: [r.metrics["team_return"] for r in ok[t]] for t in teams}
+    for a in teams:
+        for b in teams:
+            if a != b and returns[a] and returns[b]:
+                poi = probability_of_improvement(returns[a], returns[b], seed=seed)
+                summary["improvement"][f"{a} > {b}"] = poi.as_dict()
+    if run.oracle:
+        bounds = {o["seed"]: o["upper_bound"] for o in run.oracle}
+        summary["oracle"] = {"episodes": run.oracle, "gap": {}}
+        for team in teams:
+            gaps = [bounds[r.seed] - r.metrics["team_return"] for r in ok[team] if r.seed in bounds]
+            if gaps:
+                summary["oracle"]["gap"][team] = bootstrap_mean(gaps, seed=seed).as_dict()
+    return summary
+
+
+def write_tables(run: EvaluationRun, out: Path) -> None:
+    """``episodes.json`` and ``episodes.csv``: every episode, failed ones included."""
+    rows = [r.row() for r in run.results]
+    (out / "episodes.json").write_text(json.dumps(rows, indent=1))
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    with (out / "episodes.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_report(
+    run: EvaluationRun, out: Path | str, training_log: Path | str | None = None
+) -> Path:
+    """Write every output of ``run`` into ``out``; returns the report's path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_tables(run, out)
+    summary = summarise(run)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    request = run.request
+    lines = [
+        f"# Evaluation: `{request.env_id}`",
+        "",
+        f"{len(request.teams)} team(s) x {len(request.seeds)} seed(s) "
+        f"({_seed_text(request.seeds)}); {len(run.results)} episodes, {len(run.failed())} "
+        f"failed; {'serial' if run.workers == 0 else f'{run.workers} Ray workers'}, "
+        f"{run.wall_s:.1f} s. Means with 95% percentile-bootstrap intervals over episodes.",
+        "",
+    ]
+    lines += _metric_table(summary, HEADLINE.get(request.env_id, ("team_return",)))
+    lines += _improvement_table(summary)
+    lines += _oracle_section(summary)
+    lines += ["## Figures", ""]
+    _returns_figure(run, summary, out / "returns.png")
+    lines += [
+        "Team-return distribution per team (points: episodes; bar: mean and 95% CI).",
+        "",
+        "![returns](returns.png)",
+        "",
+    ]
+    # Show the best team's first successful episode: the schedule worth reading.
+    ranked = sorted(
+        summary["teams"],
+        key=lambda t: (
+            -summary["teams"][t]["metrics"].get("team_return", {"estimate": -math.inf})["estimate"]
+        ),
+    )
+    example = next(
+        (r for t in ranked for r in run.results if r.team == t and r.status == "ok"), None
+    )
+    if example is not None:
+        spec = EpisodeSpec(
+            request.env_id,
+            request.config,
+            request.teams[[t.label for t in request.teams].index(example.team)],
+            example.seed,
+            trace=True,
+        )
+        traced = run_episode(spec)
+        if request.env_id == ORBIT_ENV:
+            _schedule_figure(spec, traced.trace, out / "schedule.png")
+            lines += [
+                f"Schedule of team `{example.team}`, seed {example.seed}: each agent's "
+                "activity per step; grey bands: a station sees Mars (stations) or a "
+                "downlink is possible (spacecraft); red ticks: occultation "
+                "opportunities.",
+                "",
+                "![schedule](schedule.png)",
+                "",
+                "(The lander's site map belongs to `phobos-sampling-v0` runs.)",
+                "",
+            ]
+        else:
+            _site_figure(spec, traced.trace, out / "site.png")
+            lines += [
+                f"Site of seed {example.seed} with team `{example.team}`: colour is the "
+                "hidden science value; squares: imaged areas, triangles: spectrometer, "
+                "circles: sampled cells; hatched: out of the arm's reach.",
+                "",
+                "![site](site.png)",
+                "",
+                "(The Gantt schedule belongs to `orbit-scheduling-v0` runs.)",
+                "",
+            ]
+    lines += ["## Learning curves", ""]
+    if training_log is None:
+        lines += [
+            "No training log was given (`--training-log`): nothing in this project has "
+            "trained a policy for this run, so there is no learning curve to show.",
+            "",
+        ]
+    else:
+        shown = _learning_figure(Path(training_log), out / "learning.png")
+        lines += [f"From `{training_log}`: {shown}.", "", "![learning](learning.png)", ""]
+    failed = run.failed()
+    if failed:
+        lines += ["## Failed episodes", ""]
+        for r in failed:
+            tail = r.error.strip().splitlines()[-1] if r.error else "unknown error"
+            lines += [f"- team `{r.team}`, seed {r.seed}: `{tail}` (traceback in episodes.json)"]
+        lines += [""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+# ------------------------------------------------------------------------------- tables
+def _seed_text(seeds: tuple[int, ...]) -> str:
+    if list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))) and len(seeds) > 2:
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,.2f}" if abs(value) < 1e4 else f"{value:,.0f}"
+
+
+def _metric_table(summary: dict[str, Any], metrics: tuple[str, ...]) -> list[str]:
+    lines = [
+        "## Per-team metrics",
+        "",
+        "| team | episodes | " + " | ".join(metrics) + " |",
+        "|---|---:|" + "---:|" * len(metrics),
+    ]
+    for team, data in summary["teams"].items():
+        cells = []
+        for k in metrics:
+            ci = data["metrics"].get(k)
+            cells.append(
+                "-"
+                if ci is None
+                else f"{_fmt(ci['estimate'])} [{_fmt(ci['low'])}, {_fmt(ci['high'])}]"
+            )
+        failed = f" ({data['failed']} failed)" if data["failed"] else ""
+        lines.append(f"| `{team}` | {data['episodes']}{failed} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _improvement_table(summary: dict[str, Any]) -> list[str]:
+    if not summary["improvement"]:
+        return []
+    lines = [
+        "## Probability of improvement (team return)",
+        "",
+        "P(an episode of A returns more than one of B) + half the ties; 0.5: no difference.",
+        "",
+        "| A > B | probability [95% CI] |",
+        "|---|---:|",
+    ]
+    for pair, ci in summary["improvement"].items():
+        lines.append(f"| {pair} | {ci['estimate']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}] |")
+    return lines + [""]
+
+
+def _oracle_section(summary: dict[str, Any]) -> list[str]:
+    oracle = summary.get("oracle")
+    if not oracle:
+        return []
+    episodes = oracle["episodes"]
+    proven = sum(1 for o in episodes if o["optimal"])
+    bound = np.mean([o["upper_bound"] for o in episodes])
+    lines = [
+        "## Oracle (CP-SAT upper bound)",
+        "",
+        f"Mean upper bound {bound:.2f} over {len(episodes)} seeds ({proven} solved to "
+        "optimality, the rest bounded by CP-SAT's proven bound within its time limit). "
+        "Gap: bound minus the team's return, per seed (relaxations: "
+        "`phobos/evaluation/oracle.py`).",
+        "",
+        "| team | mean gap [95% CI] |",
+        "|---|---:|",
+    ]
+    for team, ci in oracle["gap"].items():
+        lines.append(f"| `{team}` | {ci['estimate']:.2f} [{ci['low']:.2f}, {ci['high']:.2f}] |")
+    return lines + [""]
+
+
+# ------------------------------------------------------------------------------ figures
+def _returns_figure(run: EvaluationRun, summary: dict[str, Any], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    teams = [t.label for t in run.request.teams]
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(teams) + 1.5), 3.6))
+    rng = np.random.default_rng(0)
+    for i, team in enumerate(teams):
+        values = [
+            r.metrics["team_return"] for r in run.results if r.team == team and r.status == "ok"
+        ]
+        if not values:
+            continue
+        ax.scatter(i + rng.uniform(-0.15, 0.15, len(values)), values, s=12, alpha=0.6)
+        ci = summary["teams"][team]["metrics"]["team_return"]
+        ax.errorbar(
+            i + 0.3,
+            ci["estimate"],
+            yerr=[[ci["estimate"] - ci["low"]], [ci["high"] - ci["estimate"]]],
+            fmt="o",
+            color="black",
+            capsize=4,
+        )
+    if run.oracle:
+        bounds = [o["upper_bound"] for o in run.oracle]
+        ax.scatter(
+            np.full(len(bounds), len(teams)) + rng.uniform(-0.15, 0.15, len(bounds)),
+            bounds,
+            s=12,
+            marker="^",
+            color="tab:red",
+        )
+        teams = teams + ["oracle bound"]
+    ax.set_xticks(range(len(teams)), teams, rotation=20, ha="right")
+    ax.set_ylabel("team return")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _schedule_figure(spec: EpisodeSpec, trace: dict[str, list[int]], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from phobos.envs import make
+
+    env = make(spec.env_id, spec.config) if spec.config is not None else make(spec.env_id)
+    env.reset(seed=spec.seed)
+    plan, config = env.plan, env.config
+    agents = env.possible_agents
+    hours = config.step_seconds / 3600.0
+    names = sorted({n for a in agents for n in env.action_names(a)})
+    colours = {n: plt.get_cmap("tab20")(i % 20) for i, n in enumerate(names)}
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(agents) + 1.6))
+    sees = plan.station_sees_mars[0]
+    can_downlink = plan.earth_visible[0] & sees.any(axis=-1)[:, None]
+    for row, agent in enumerate(agents):
+        window = can_downlink[:, row] if row < 2 else sees[:, row - 2]
+        for t in np.flatnonzero(window):
+            ax.broken_barh([(t * hours, hours)], (row - 0.45, 0.9), color="0.88", zorder=0)
+        action_names = env.action_names(agent)
+        for t, action in enumerate(trace[agent]):
+            if action == 0:  # idle: leave the contact window visible
+                continue
+            name = action_names[action]
+            ax.broken_barh([(t * hours, hours)], (row - 0.3, 0.6), color=colours[name], zorder=2)
+    for t in np.flatnonzero(plan.occultation[0]):
+        ax.plot([t * hours + hours / 2] * 2, [-0.6, 1.6], color="tab:red", lw=0.8, zorder=3)
+    env.close()
+    ax.set_yticks(range(len(agents)), agents)
+    ax.invert_yaxis()
+    ax.set_xlabel("hours since episode start")
+    used = {env.action_names(a)[x] for a in agents for x in trace[a] if x}
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[n]) for n in sorted(used)]
+    ax.legend(
+        handles,
+        sorted(used),
+        fontsize=7,
+        ncol=4,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.25),
+        frameon=False,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _site_figure(spec: EpisodeSpec, trace: dict[str, list[int]], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from phobos.envs import make
+    from phobos.envs.sampling.site import area_cells
+
+    env = make(spec.env_id, spec.config) if spec.config is not None else make(spec.env_id)
+    env.reset(seed=spec.seed)
+    site, config = env.site, env.config.site
+    layout = env.layout
+    rows, cols = config.rows, config.cols
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    image = ax.imshow(site.value.reshape(rows, cols), cmap="viridis", origin="upper")
+    fig.colorbar(image, ax=ax, label="hidden science value")
+    for cell in np.flatnonzero(~site.reachable):
+        r, c = divmod(int(cell), cols)
+        ax.add_patch(
+            plt.Rectangle(
+                (c - 0.5, r - 0.5), 1, 1, fill=False, hatch="///", edgecolor="white", lw=0
+            )
+        )
+    areas = area_cells(config)
+    for action in trace["phobos_grunt"]:
+        kind, target = layout.decode(action)
+        if kind == "image":
+            cells = areas[target]
+            r0, c0 = divmod(int(cells.min()), cols)
+            k = config.area_cells
+            ax.add_patch(
+                plt.Rectangle((c0 - 0.5, r0 - 0.5), k, k, fill=False, edgecolor="orange", lw=2)
+            )
+        elif kind in ("spectrometer", "sample"):
+            r, c = divmod(target, cols)
+            marker = "^" if kind == "spectrometer" else "o"
+            offset = -0.2 if kind == "spectrometer" else 0.2
+            ax.scatter(
+                c + offset,
+                r,
+                marker=marker,
+                s=60,
+                facecolor="none",
+                edgecolor="white" if kind == "spectrometer" else "red",
+                lw=1.5,
+            )
+    env.close()
+    ax.set_xlabel("column")
+    ax.set_ylabel("row (from the lander outwards)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _learning_figure(log: Path, path: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    if not log.exists():
+        raise ValueError(f"training log {log} does not exist")
+    with log.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    header = rows[0].keys() if rows else []
+    x_key = next((k for k in X_COLUMNS if k in header), None)
+    y_key = next((k for k in Y_COLUMNS if k in header), None)
+    if x_key is None or y_key is None:
+        raise ValueError(
+            f"training log {log} needs an x column ({', '.join(X_COLUMNS)}) and a y column "
+            f"({', '.join(Y_COLUMNS)})"
+        )
+    points = [(float(r[x_key]), float(r[y_key])) for r in rows if r[x_key] and r[y_key]]
+    points = [(x, y) for x, y in points if math.isfinite(x) and math.isfinite(y)]
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    if points:
+        xs, ys = zip(*points, strict=True)
+        ax.plot(xs, ys, marker=".")
+    ax.set_xlabel(x_key)
+    ax.set_ylabel(y_key)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"{len(points)} points of `{y_key}` against `{x_key}`"

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+
+from phobos.evaluation.oracle import solve_episode
+from phobos.evaluation.rollout import EpisodeSpec, run_episode
+from phobos.evaluation.teams import TeamSpec
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 5])
+def test_oracle_is_never_below_any_policy(short_orbit, seed):
+    bound = solve_episode(short_orbit, seed, time_limit_s=1.5)
+    assert bound.status in ("OPTIMAL", "FEASIBLE")
+    for team in ("random", "greedy", "random,yinghuo1=greedy"):
+        result = run_episode(
+            EpisodeSpec("orbit-scheduling-v0", short_orbit, TeamSpec.parse(team), seed)
+        )
+        assert result.status == "ok"
+        assert bound.upper_bound >= result.metrics["team_return"] - 1e-9, (team, bound)
+    # The schedule it found is itself no better than its proven bound.
+    assert bound.objective <= bound.upper_bound + 1e-6
+
+
+def test_oracle_bound_holds_with_tight_batteries_and_lossy_links():
+    from dataclasses import replace
+
+    from phobos.envs import make_config
+    from phobos.envs.orbit_scheduling.config import YINGHUO1
+
+    config = make_config(
+        "orbit-scheduling-v0",
+        horizon_steps=36,
+        message_loss=0.3,
+        yinghuo1=replace(YINGHUO1, battery_wh=60.0, storage_mbit=4.0),
+    )
+    for seed in (3, 4):
+        bound = solve_episode(config, seed, time_limit_s=1.5)
+        for team in ("random", "greedy"):
+            spec = EpisodeSpec("orbit-scheduling-v0", config, TeamSpec.parse(team), seed)
+            assert bound.upper_bound >= run_episode(spec).metrics["team_return"] - 1e-9
