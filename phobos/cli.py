@@ -1,4 +1,4 @@
-"""The ``phobos`` command: ``phobos run``, ``phobos bench env|comms``, ``phobos keys``.
+"""The ``phobos`` command: ``phobos run``, ``evaluate``, ``bench env|comms|evaluation``, ``keys``.
 
 Run ``phobos <command> --help`` for each command's options.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime
+import json
 import os
 import platform
 import re
@@ -37,8 +38,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     run.set_defaults(handler=_run)
 
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate teams over seeded episodes (Ray-parallel) and write a report"
+    )
+    evaluate.add_argument("--env", default="orbit-scheduling-v0", help="registered environment id")
+    evaluate.add_argument(
+        "--policy",
+        action="append",
+        required=True,
+        metavar="TEAM",
+        help="team spec, repeatable: random, greedy, cautious, oracle, or BASE,AGENT=POLICY "
+        "with POLICY a team name, sb3:PATH[@ALGO] or rllib:PATH",
+    )
+    episodes = evaluate.add_mutually_exclusive_group(required=True)
+    episodes.add_argument("--episodes", type=int, help="seeds 0..N-1")
+    episodes.add_argument("--seeds", help="seeds: 1,2,3 or 0-9")
+    evaluate.add_argument("--workers", type=int, default=2, help="Ray workers; 0 runs serially")
+    evaluate.add_argument("--ray-address", help="join this Ray cluster (HOST:PORT)")
+    evaluate.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder")
+    evaluate.add_argument(
+        "--oracle", action="store_true", help="CP-SAT upper bound per seed (orbit scheduling)"
+    )
+    evaluate.add_argument(
+        "--oracle-seconds", type=float, default=10.0, help="CP-SAT time limit per seed"
+    )
+    evaluate.add_argument("--training-log", type=Path, help="CSV of training metrics to plot")
+    evaluate.add_argument("--config", type=Path, help="YAML file of the environment's config")
+    evaluate.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a field"
+    )
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    evaluate.set_defaults(handler=_evaluate)
+
     bench = commands.add_parser("bench", help="benchmarks beside their peers")
-    bench.add_argument("suite", choices=["env", "comms"], help="what to measure")
+    bench.add_argument("suite", choices=["env", "comms", "evaluation"], help="what to measure")
     bench.add_argument("--seconds", type=float, default=2.0, help="seconds per measurement")
     bench.add_argument("--write", type=Path, help="update this Markdown file's section")
     bench.set_defaults(handler=_bench)
@@ -87,6 +120,47 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from phobos.envs import make_config
+    from phobos.evaluation.oracle import solve_episode
+    from phobos.evaluation.report import write_report
+    from phobos.evaluation.rollout import ORBIT_ENV
+    from phobos.evaluation.runner import check_ray_address, evaluate, make_request
+
+    # Every check first, so that bad input fails before any episode or solver runs.
+    if args.episodes is not None and args.episodes < 1:
+        raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
+    seeds = range(args.episodes) if args.episodes is not None else args.seeds
+    if args.oracle and args.env != ORBIT_ENV:
+        raise ValueError(
+            f"--oracle solves {ORBIT_ENV} episodes; for {args.env} evaluate the 'oracle' team"
+        )
+    if args.training_log is not None and not args.training_log.exists():
+        raise ValueError(f"training log {args.training_log} does not exist")
+    if args.ray_address:
+        check_ray_address(args.ray_address)
+    config = config_tools.load(type(make_config(args.env)), args.config, args.set)
+    request = make_request(args.env, args.policy, seeds, config)
+    run = evaluate(request, args.workers, args.ray_address, progress=not args.no_progress)
+    if args.oracle:
+        run.oracle = [
+            solve_episode(config, seed, args.oracle_seconds).as_dict() for seed in request.seeds
+        ]
+    report = write_report(run, args.out, args.training_log)
+    summary = json.loads((args.out / "summary.json").read_text())
+    print(f"{args.env} | {len(request.seeds)} seeds | team return, mean [95% CI]:")
+    for team, data in summary["teams"].items():
+        ci = data["metrics"].get("team_return")
+        text = f"{ci['estimate']:.2f} [{ci['low']:.2f}, {ci['high']:.2f}]" if ci else "-"
+        gap = summary.get("oracle", {}).get("gap", {}).get(team)
+        extra = f"; oracle gap {gap['estimate']:.2f}" if gap else ""
+        print(f"  {team}: {text} over {data['episodes']} episodes{extra}")
+    for result in run.failed():
+        print(f"  FAILED team {result.team} seed {result.seed}:\n{result.error}", file=sys.stderr)
+    print(f"report: {report}")
+    return 1 if run.failed() else 0
+
+
 def _describe_orbit_episode(env: Any) -> None:
     from astropy.time import Time, TimeDelta
 
@@ -110,6 +184,10 @@ def _number(value: Any) -> str:
 def _bench(args: argparse.Namespace) -> int:
     if args.suite == "env":
         from phobos.benchmarks import env as suite
+
+        body = suite.report(suite.run(seconds=args.seconds))
+    elif args.suite == "evaluation":
+        from phobos.benchmarks import evaluation as suite
 
         body = suite.report(suite.run(seconds=args.seconds))
     else:
