@@ -58,6 +58,7 @@ from phobos.envs.orbit_scheduling.config import (
 )
 from phobos.envs.orbit_scheduling.observation import CraftTables, static_masks
 
+ORBIT = "orbit-scheduling-v0"
 VALUE_UNIT = 1e-9
 """Value per model unit: fine enough that a rounded value-per-bit limit is within 1e-3 of true."""
 ENERGY_UNIT_WH = 1e-6
@@ -97,8 +98,20 @@ def solve_episode(
     seed: int,
     time_limit_s: float = 10.0,
     workers: int = 2,
+    schedule: dict[str, list[int]] | None = None,
 ) -> OracleResult:
-    """The upper bound of the episode ``reset(seed=seed)`` draws under ``config``."""
+    """The upper bound of the episode ``reset(seed=seed)`` draws under ``config``.
+
+    Args:
+        config: The task's configuration (``None``: defaults).
+        seed: The episode's seed.
+        time_limit_s: CP-SAT's time limit; past it the proven bound is reported.
+        workers: CP-SAT search workers (few: the machines here have 2 cores).
+        schedule: Pin the model to these executed actions per agent (an episode's trace):
+            the model must then accept it with an objective at least its return. This is
+            how the tests check that no relaxation above cuts off a real trajectory.
+
+    """
     from ortools.sat.python import cp_model
 
     env = make("orbit-scheduling-v0", config) if config is not None else make("orbit-scheduling-v0")
@@ -137,56 +150,54 @@ def solve_episode(
             factor *= config.magnetosphere_boost
         return factor
 
-    # rho: highest value per bit anything stored on a spacecraft can carry (relaxation 2).
-    rho: list[float | None] = []
-    for c in (0, 1):
-        densities = [float(value0[0, c].sum() / storage0[0, c])] if storage0[0, c] > 0 else []
-        unbounded = False
-        for a in range(n_actions):
-            best = max(value_factor(t, c, a) for t in range(steps)) * tables.value[c, a]
-            if best <= 0:
-                continue
-            if tables.data_bits[c, a] <= 0:
-                unbounded = True
-            else:
-                densities.append(best / tables.data_bits[c, a])
-        rho.append(None if unbounded else max(densities, default=0.0))
+    max_factor = max(1.0, float(boost.max()), config.magnetosphere_boost)
 
-    big_value = (
-        int(
-            math.ceil(
-                (
-                    value0[0].sum()
-                    + steps
-                    * 2
-                    * tables.value.max()
-                    * max(1.0, boost.max(), config.magnetosphere_boost)
-                )
-                / VALUE_UNIT
-            )
-        )
-        + 4 * SLACK * steps
-    )
+    def units_per_bit(density: float) -> int:
+        # Rounded up, so a class's delivered value is never under its true value.
+        return int(math.ceil(density / VALUE_UNIT - 1e-9))
+
     objective_terms = []
     penalty_units = math.floor(config.energy_violation_penalty / VALUE_UNIT)
     for c in (0, 1):
+        # Data classes of equal value per bit (relaxation 2): key = model units per bit.
+        inflows: dict[int, list[list[Any]]] = {}
+        free_value: list[list[Any]] = [[] for _ in range(steps)]  # value carried by no bits
+        for t in range(steps):
+            for a in range(n_actions):
+                factor = value_factor(t, c, a)
+                bits = round(tables.data_bits[c, a])
+                value = tables.value[c, a] * factor
+                if factor <= 0 or (bits <= 0 and value <= 0):
+                    continue  # an occultation without its partner stores nothing
+                chosen = joint[t] if a == OCCULTATION else x[t][c][a]
+                if bits <= 0:
+                    free_value[t].append(int(math.ceil(value / VALUE_UNIT)) * chosen)
+                    continue
+                key = units_per_bit(value / tables.data_bits[c, a])
+                inflows.setdefault(key, [[] for _ in range(steps)])[t].append(bits * chosen)
+        initial_key = (
+            units_per_bit(float(value0[0, c].sum() / storage0[0, c])) if storage0[0, c] > 0 else 0
+        )
+        inflows.setdefault(initial_key, [[] for _ in range(steps)])
+        classes = sorted(inflows)
+        room_slack = SLACK + len(classes)
         cap_bits = int(math.ceil(tables.storage_bits[c]))
-        max_bits = cap_bits + int(math.ceil(tables.data_bits[c].max())) * (steps + 1) + 4 * steps
+        max_bits = cap_bits + round(tables.data_bits[c].max()) * (steps + 1) + 4 * steps
         cap_e = int(math.ceil(tables.battery_wh[c] / ENERGY_UNIT_WH))
-        battery = m.NewIntVar(
-            round(battery0[0, c] / ENERGY_UNIT_WH),
-            round(battery0[0, c] / ENERGY_UNIT_WH),
-            f"b0_{c}",
+        start_e = round(battery0[0, c] / ENERGY_UNIT_WH)
+        battery = m.NewIntVar(start_e, start_e, f"b0_{c}")
+        held = {
+            k: m.NewIntVar(*(2 * [round(storage0[0, c]) if k == initial_key else 0]), f"h0_{c}_{k}")
+            for k in classes
+        }
+        max_free = int(
+            math.ceil(steps * tables.value[c].max() * max_factor / VALUE_UNIT) + 4 * steps
         )
-        storage = m.NewIntVar(round(storage0[0, c]), round(storage0[0, c]), f"s0_{c}")
-        stored = m.NewIntVar(
-            round(value0[0, c].sum() / VALUE_UNIT),
-            round(value0[0, c].sum() / VALUE_UNIT),
-            f"w0_{c}",
-        )
+        free = m.NewIntVar(0, 0, f"f0_{c}") if any(free_value) else None
         for t in range(steps):
             xs = x[t][c]
             m.AddExactlyOne(xs)
+            storage = sum(held.values())
             for a in range(n_actions):
                 if a in (IDLE, CHARGE):
                     continue
@@ -194,12 +205,10 @@ def solve_episode(
                     m.Add(xs[a] == 0)
                     continue
                 # The mask's energy and room tests, for the activity chosen.
-                m.Add(battery + round(net_wh[t, c, a] / ENERGY_UNIT_WH) >= -SLACK).OnlyEnforceIf(
-                    xs[a]
-                )
-                m.Add(
-                    storage + int(math.ceil(tables.data_bits[c, a])) <= cap_bits + SLACK
-                ).OnlyEnforceIf(xs[a])
+                energy = round(net_wh[t, c, a] / ENERGY_UNIT_WH)
+                m.Add(battery + energy >= -SLACK).OnlyEnforceIf(xs[a])
+                room = round(tables.data_bits[c, a])
+                m.Add(storage + room <= cap_bits + room_slack).OnlyEnforceIf(xs[a])
             # Battery (relaxation 4).
             net = sum(round(net_wh[t, c, a] / ENERGY_UNIT_WH) * xs[a] for a in range(n_actions))
             violation = m.NewBoolVar(f"v{t}_{c}")
@@ -208,18 +217,6 @@ def solve_episode(
             m.Add(nxt_b <= cap_e).OnlyEnforceIf(violation.Not())
             m.Add(nxt_b == 0).OnlyEnforceIf(violation)
             objective_terms.append(-penalty_units * violation)
-            # Data and value produced this step (occultation only when joint).
-            inflow_bits, inflow_value = [], []
-            for a in range(n_actions):
-                bits = int(math.ceil(tables.data_bits[c, a]))
-                units = round(tables.value[c, a] * value_factor(t, c, a) / VALUE_UNIT)
-                chosen = joint[t] if a == OCCULTATION else xs[a]
-                if a == OCCULTATION and value_factor(t, c, a) <= 0:
-                    continue
-                if bits:
-                    inflow_bits.append(bits * chosen)
-                if units:
-                    inflow_value.append(units * chosen)
             # Downlink: at most the best tracking station's bits (exact max via one choice).
             sent = m.NewIntVar(0, max_bits, f"sent{t}_{c}")
             pick = []
@@ -235,21 +232,33 @@ def solve_episode(
                 m.Add(sent <= sum(bits * z for z, bits in pick) + SLACK)
             else:
                 m.Add(sent == 0)
-            m.Add(sent <= storage + SLACK)
-            moved = m.NewIntVar(0, big_value, f"moved{t}_{c}")
-            m.Add(moved <= stored + SLACK)
-            if rho[c] is not None:
-                per_bit = int(math.ceil(rho[c] / VALUE_UNIT))
-                m.Add(moved <= per_bit * (sent + 2) + SLACK)
-            nxt_s = m.NewIntVar(0, max_bits, f"s{t + 1}_{c}")
-            m.Add(nxt_s >= storage + sum(inflow_bits) - sent - SLACK)
-            m.Add(nxt_s <= storage + sum(inflow_bits) - sent + SLACK)
-            nxt_w = m.NewIntVar(0, big_value, f"w{t + 1}_{c}")
-            m.Add(nxt_w <= stored + sum(inflow_value) - moved + SLACK)
+            # Each class sends at most what it holds; together at most `sent` (plus one bit
+            # per class of rounding). Which class leaves first is free: relaxation 2.
+            parts = {k: m.NewIntVar(0, max_bits, f"p{t}_{c}_{k}") for k in classes}
+            m.Add(sum(parts.values()) <= sent + len(classes))
+            moved = []
+            nxt = {}
+            for k in classes:
+                m.Add(parts[k] <= held[k] + SLACK)
+                nxt[k] = m.NewIntVar(0, max_bits, f"h{t + 1}_{c}_{k}")
+                flow = held[k] + sum(inflows[k][t]) - parts[k]
+                m.Add(nxt[k] >= flow - SLACK)
+                m.Add(nxt[k] <= flow + SLACK)
+                if k:
+                    moved.append(k * parts[k])
+            nxt_free = None
+            if free is not None:
+                # Value without bits may leave with any downlink (relaxation 2's fallback).
+                out = m.NewIntVar(0, max_free, f"fo{t}_{c}")
+                m.Add(out <= free + SLACK)
+                m.Add(out == 0).OnlyEnforceIf(xs[DOWNLINK].Not())
+                nxt_free = m.NewIntVar(0, max_free, f"f{t + 1}_{c}")
+                m.Add(nxt_free <= free + sum(free_value[t]) - out + SLACK)
+                moved.append(out)
             arrival = t + 1 + math.ceil(light[t] / dt)
-            if arrival <= steps:
-                objective_terms.append(moved)
-            battery, storage, stored = nxt_b, nxt_s, nxt_w
+            if arrival <= steps and moved:
+                objective_terms.append(sum(moved))
+            battery, held, free = nxt_b, nxt, nxt_free
     for t in range(steps):
         m.AddBoolAnd([x[t][0][OCCULTATION], x[t][1][OCCULTATION]]).OnlyEnforceIf(joint[t])
         m.AddBoolOr([x[t][0][OCCULTATION].Not(), x[t][1][OCCULTATION].Not(), joint[t]])
@@ -258,12 +267,47 @@ def solve_episode(
             for o in (1, 2):
                 if not station_ok[t, s, o]:
                     m.Add(track[t][s][o] == 0)
+    agents = config.agents
+    if schedule is None:
+        # Start the search from the greedy team's schedule: a good first solution early.
+        from phobos.evaluation.rollout import EpisodeSpec, run_episode
+        from phobos.evaluation.teams import TeamSpec
+
+        greedy = run_episode(EpisodeSpec(ORBIT, config, TeamSpec("greedy"), seed, trace=True))
+        if greedy.trace is not None:
+            for t in range(steps):
+                for c in (0, 1):
+                    for a in range(n_actions):
+                        m.AddHint(x[t][c][a], int(greedy.trace[agents[c]][t] == a))
+                for s in range(stations):
+                    for o in range(3):
+                        m.AddHint(track[t][s][o], int(greedy.trace[agents[2 + s]][t] == o))
+    else:
+        for t in range(steps):
+            for c in (0, 1):
+                m.Add(x[t][c][schedule[agents[c]][t]] == 1)
+            for s in range(stations):
+                m.Add(track[t][s][schedule[agents[2 + s]][t]] == 1)
     m.Maximize(sum(objective_terms))
 
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = float(time_limit_s)
-    solver.parameters.num_workers = max(int(workers), 1)
     start = time.perf_counter()
+    if schedule is None:
+        # CP-SAT completes a partial hint poorly: solve the greedy schedule's own flows first
+        # (fast, the choices are fixed), then hint every variable with that solution.
+        first = cp_model.CpSolver()
+        first.parameters.fix_variables_to_their_hinted_value = True
+        first.parameters.max_time_in_seconds = max(float(time_limit_s) / 4.0, 0.1)
+        first.parameters.num_workers = max(int(workers), 1)
+        if first.Solve(m) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            every = [m.GetIntVarFromProtoIndex(i) for i in range(len(m.Proto().variables))]
+            m.ClearHints()
+            for var in every:
+                m.AddHint(var, first.Value(var))
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(
+        float(time_limit_s) - (time.perf_counter() - start), 0.1
+    )
+    solver.parameters.num_workers = max(int(workers), 1)
     status = solver.Solve(m)
     wall = time.perf_counter() - start
     # Objective rounding: at most half a unit per moved term, plus the slack per term.
@@ -272,7 +316,7 @@ def solve_episode(
         bound = solver.BestObjectiveBound() * VALUE_UNIT + rounding
         objective = solver.ObjectiveValue() * VALUE_UNIT
     else:  # no schedule found in time: only the trivial bound of all value ever available
-        bound = big_value * VALUE_UNIT
+        bound = float(value0[0].sum() + steps * 2 * tables.value.max() * max_factor)
         objective = float("nan")
     return OracleResult(
         seed,

@@ -38,3 +38,31 @@ def test_oracle_bound_holds_with_tight_batteries_and_lossy_links():
         for team in ("random", "greedy"):
             spec = EpisodeSpec("orbit-scheduling-v0", config, TeamSpec.parse(team), seed)
             assert bound.upper_bound >= run_episode(spec).metrics["team_return"] - 1e-9
+
+
+def _flat_batteries():
+    from dataclasses import replace
+
+    from phobos.envs import make_config
+    from phobos.envs.orbit_scheduling.config import PHOBOS_GRUNT, YINGHUO1
+
+    # A bus heavier than the array: random teams run Yinghuo-1 flat again and again.
+    return make_config(
+        "orbit-scheduling-v0",
+        horizon_steps=48,
+        yinghuo1=replace(YINGHUO1, battery_wh=20.0, bus_load_w=170.0),
+        phobos_grunt=replace(PHOBOS_GRUNT, battery_wh=80.0),
+    )
+
+
+@pytest.mark.parametrize("team", ["random", "greedy", "random,yinghuo1=greedy"])
+@pytest.mark.parametrize("seed", [0, 5])
+def test_every_real_trajectory_is_feasible_in_the_model(short_orbit, team, seed):
+    """The relaxations cut off nothing: pinned to an episode's actions, the model accepts
+    them with an objective of at least the episode's return (flat batteries included)."""
+    for config in (short_orbit, _flat_batteries()):
+        spec = EpisodeSpec("orbit-scheduling-v0", config, TeamSpec.parse(team), seed, trace=True)
+        result = run_episode(spec)
+        pinned = solve_episode(config, seed, time_limit_s=5.0, schedule=result.trace)
+        assert pinned.status in ("OPTIMAL", "FEASIBLE"), pinned
+        assert pinned.objective >= result.metrics["team_return"] - 1e-6, (pinned, result.metrics)
