@@ -143,9 +143,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     request = make_request(args.env, args.policy, seeds, config)
     run = evaluate(request, args.workers, args.ray_address, progress=not args.no_progress)
     if args.oracle:
-        run.oracle = [
-            solve_episode(config, seed, args.oracle_seconds).as_dict() for seed in request.seeds
-        ]
+        for i, seed in enumerate(request.seeds):
+            run.oracle.append(solve_episode(config, seed, args.oracle_seconds).as_dict())
+            if not args.no_progress:
+                bound = run.oracle[-1]
+                print(
+                    f"oracle {i + 1}/{len(request.seeds)}: seed {seed} bound "
+                    f"{bound['upper_bound']:.2f} ({bound['status']})",
+                    file=sys.stderr,
+                )
     report = write_report(run, args.out, args.training_log)
     summary = json.loads((args.out / "summary.json").read_text())
     print(f"{args.env} | {len(request.seeds)} seeds | team return, mean [95% CI]:")

@@ -25,7 +25,8 @@ exactness is costly; each relaxation only enlarges the feasible set or the objec
 4. **Battery clamping and violations.** The model's battery is an upper bound of the real one:
    ``B' <= B + net`` and ``B' <= capacity``, or, when the model declares a violation (paying the
    penalty), ``B' = 0``. A real flat battery is that case; the model may declare one anywhere.
-5. **Integer rounding.** CP-SAT works in integers: bits, micro-watt-hours and 1e-9 value units.
+5. **Integer rounding.** CP-SAT works in integers: kilobits, milli-watt-hours and 1e-6 value
+   units.
    Every rounding is absorbed by a slack of +-2 units per balance per step, by rounding
    capacities and rates up, and by adding the objective's worst rounding (half a unit per
    term) to the bound.
@@ -59,9 +60,12 @@ from phobos.envs.orbit_scheduling.config import (
 from phobos.envs.orbit_scheduling.observation import CraftTables, static_masks
 
 ORBIT = "orbit-scheduling-v0"
-VALUE_UNIT = 1e-9
-"""Value per model unit: fine enough that a rounded value-per-bit limit is within 1e-3 of true."""
-ENERGY_UNIT_WH = 1e-6
+VALUE_UNIT = 1e-6
+"""Value per model unit: a kilobit of the least valuable data is worth over 100 units, so
+rounding each class's value per kilobit up costs under 1%."""
+BIT_UNIT = 1000.0
+"""Bits per model unit of data (kilobits: small domains keep CP-SAT fast)."""
+ENERGY_UNIT_WH = 1e-3
 """Watt-hours per model unit of battery energy."""
 SLACK = 2
 """Rounding slack, in model units, allowed in each balance equation per step."""
@@ -154,7 +158,7 @@ def solve_episode(
 
     def units_per_bit(density: float) -> int:
         # Rounded up, so a class's delivered value is never under its true value.
-        return int(math.ceil(density / VALUE_UNIT - 1e-9))
+        return int(math.ceil(density * BIT_UNIT / VALUE_UNIT - 1e-9))
 
     objective_terms = []
     penalty_units = math.floor(config.energy_violation_penalty / VALUE_UNIT)
@@ -165,7 +169,7 @@ def solve_episode(
         for t in range(steps):
             for a in range(n_actions):
                 factor = value_factor(t, c, a)
-                bits = round(tables.data_bits[c, a])
+                bits = round(tables.data_bits[c, a] / BIT_UNIT)
                 value = tables.value[c, a] * factor
                 if factor <= 0 or (bits <= 0 and value <= 0):
                     continue  # an occultation without its partner stores nothing
@@ -181,13 +185,15 @@ def solve_episode(
         inflows.setdefault(initial_key, [[] for _ in range(steps)])
         classes = sorted(inflows)
         room_slack = SLACK + len(classes)
-        cap_bits = int(math.ceil(tables.storage_bits[c]))
-        max_bits = cap_bits + round(tables.data_bits[c].max()) * (steps + 1) + 4 * steps
+        cap_bits = int(math.ceil(tables.storage_bits[c] / BIT_UNIT))
+        max_bits = cap_bits + round(tables.data_bits[c].max() / BIT_UNIT) * (steps + 1) + 4 * steps
         cap_e = int(math.ceil(tables.battery_wh[c] / ENERGY_UNIT_WH))
         start_e = round(battery0[0, c] / ENERGY_UNIT_WH)
         battery = m.NewIntVar(start_e, start_e, f"b0_{c}")
         held = {
-            k: m.NewIntVar(*(2 * [round(storage0[0, c]) if k == initial_key else 0]), f"h0_{c}_{k}")
+            k: m.NewIntVar(
+                *(2 * [round(storage0[0, c] / BIT_UNIT) if k == initial_key else 0]), f"h0_{c}_{k}"
+            )
             for k in classes
         }
         max_free = int(
@@ -207,7 +213,7 @@ def solve_episode(
                 # The mask's energy and room tests, for the activity chosen.
                 energy = round(net_wh[t, c, a] / ENERGY_UNIT_WH)
                 m.Add(battery + energy >= -SLACK).OnlyEnforceIf(xs[a])
-                room = round(tables.data_bits[c, a])
+                room = round(tables.data_bits[c, a] / BIT_UNIT)
                 m.Add(storage + room <= cap_bits + room_slack).OnlyEnforceIf(xs[a])
             # Battery (relaxation 4).
             net = sum(round(net_wh[t, c, a] / ENERGY_UNIT_WH) * xs[a] for a in range(n_actions))
@@ -226,7 +232,7 @@ def solve_episode(
                 z = m.NewBoolVar(f"z{t}_{s}_{c}")
                 m.AddImplication(z, track[t][s][c + 1])
                 m.AddImplication(z, xs[DOWNLINK])
-                pick.append((z, int(math.ceil(downlink_bits[t, s, c]))))
+                pick.append((z, int(math.ceil(downlink_bits[t, s, c] / BIT_UNIT))))
             if pick:
                 m.Add(sum(z for z, _ in pick) <= 1)
                 m.Add(sent <= sum(bits * z for z, bits in pick) + SLACK)
@@ -296,6 +302,7 @@ def solve_episode(
         # (fast, the choices are fixed), then hint every variable with that solution.
         first = cp_model.CpSolver()
         first.parameters.fix_variables_to_their_hinted_value = True
+        first.parameters.stop_after_first_solution = True
         first.parameters.max_time_in_seconds = max(float(time_limit_s) / 4.0, 0.1)
         first.parameters.num_workers = max(int(workers), 1)
         if first.Solve(m) in (cp_model.OPTIMAL, cp_model.FEASIBLE):

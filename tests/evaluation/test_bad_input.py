@@ -112,3 +112,27 @@ def test_cli_rejects_bad_input_before_writing_anything(tmp_path, no_episodes, ca
     assert main(["evaluate", *argv, "--out", str(out), "--no-progress"]) == 2
     assert "phobos evaluate: error:" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_an_rllib_module_for_another_environment_is_refused(tmp_path, no_episodes):
+    import gymnasium
+    from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import (
+        DefaultPPOTorchRLModule,
+    )
+    from ray.rllib.core.rl_module.rl_module import RLModule, RLModuleSpec
+
+    from phobos.evaluation.teams import RLlibPolicy
+
+    box = gymnasium.spaces.Box(-1.0, 1.0, (4,))
+    module = RLModuleSpec(
+        module_class=DefaultPPOTorchRLModule,
+        observation_space=box,
+        action_space=gymnasium.spaces.Discrete(2),
+        model_config={"fcnet_hiddens": [8]},
+    ).build()
+    module.save_to_path(tmp_path / "module")
+    with pytest.raises(ValueError, match="does not match yinghuo1"):
+        make_request("orbit-scheduling-v0", [f"greedy,yinghuo1=rllib:{tmp_path / 'module'}"], [1])
+    # The loader's policy itself acts: the module's greedy action.
+    policy = RLlibPolicy(RLModule.from_checkpoint(tmp_path / "module"))
+    assert policy.act(box.sample()) in (0, 1)
