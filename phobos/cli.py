@@ -159,7 +159,14 @@ def _evaluate(args: argparse.Namespace) -> int:
         ci = data["metrics"].get("team_return")
         text = f"{ci['estimate']:.2f} [{ci['low']:.2f}, {ci['high']:.2f}]" if ci else "-"
         gap = summary.get("oracle", {}).get("gap", {}).get(team)
-        extra = f"; oracle gap {gap['estimate']:.2f}" if gap else ""
+        extra = ""
+        if gap:
+            oracle = summary["oracle"]
+            share = oracle["share"].get(team, {}).get("estimate", float("nan"))
+            extra = (
+                f"; oracle gap mean {gap['estimate']:.2f} [{gap['low']:.2f}, {gap['high']:.2f}],"
+                f" median {oracle['median_gap'][team]:.2f}, {share:.0%} of the bound reached"
+            )
         print(f"  {team}: {text} over {data['episodes']} episodes{extra}")
     for result in run.failed():
         print(f"  FAILED team {result.team} seed {result.seed}:\n{result.error}", file=sys.stderr)

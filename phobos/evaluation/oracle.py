@@ -319,12 +319,14 @@ def solve_episode(
     wall = time.perf_counter() - start
     # Objective rounding: at most half a unit per moved term, plus the slack per term.
     rounding = (0.5 + SLACK) * 2 * steps * VALUE_UNIT
-    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        bound = solver.BestObjectiveBound() * VALUE_UNIT + rounding
-        objective = solver.ObjectiveValue() * VALUE_UNIT
-    else:  # no schedule found in time: only the trivial bound of all value ever available
-        bound = float(value0[0].sum() + steps * 2 * tables.value.max() * max_factor)
-        objective = float("nan")
+    # Without any bound from CP-SAT: all the value the episode can ever hold.
+    trivial = float(value0[0].sum() + steps * 2 * tables.value.max() * max_factor)
+    bound = trivial
+    if status != cp_model.INFEASIBLE and math.isfinite(solver.BestObjectiveBound()):
+        # Proven even when no schedule was found in time (status UNKNOWN).
+        bound = min(bound, solver.BestObjectiveBound() * VALUE_UNIT + rounding)
+    found = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+    objective = solver.ObjectiveValue() * VALUE_UNIT if found else float("nan")
     return OracleResult(
         seed,
         float(bound),

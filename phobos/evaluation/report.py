@@ -95,11 +95,20 @@ def summarise(run: EvaluationRun, seed: int = 0) -> dict[str, Any]:
                 summary["improvement"][f"{a} > {b}"] = poi.as_dict()
     if run.oracle:
         bounds = {o["seed"]: o["upper_bound"] for o in run.oracle}
-        summary["oracle"] = {"episodes": run.oracle, "gap": {}}
+        summary["oracle"] = {"episodes": run.oracle, "gap": {}, "median_gap": {}, "share": {}}
         for team in teams:
-            gaps = [bounds[r.seed] - r.metrics["team_return"] for r in ok[team] if r.seed in bounds]
-            if gaps:
-                summary["oracle"]["gap"][team] = bootstrap_mean(gaps, seed=seed).as_dict()
+            paired = [
+                (bounds[r.seed], r.metrics["team_return"]) for r in ok[team] if r.seed in bounds
+            ]
+            if not paired:
+                continue
+            gaps = [b - g for b, g in paired]
+            summary["oracle"]["gap"][team] = bootstrap_mean(gaps, seed=seed).as_dict()
+            summary["oracle"]["median_gap"][team] = float(np.median(gaps))
+            # Share of the bound reached, over the seeds where the bound is positive.
+            shares = [g / b for b, g in paired if b > 1e-9]
+            if shares:
+                summary["oracle"]["share"][team] = bootstrap_mean(shares, seed=seed).as_dict()
     return summary
 
 
@@ -276,13 +285,22 @@ def _oracle_section(summary: dict[str, Any]) -> list[str]:
         f"Mean upper bound {bound:.2f} over {len(episodes)} seeds ({proven} solved to "
         "optimality, the rest bounded by CP-SAT's proven bound within its time limit). "
         "Gap: bound minus the team's return, per seed (relaxations: "
-        "`phobos/evaluation/oracle.py`).",
+        "`phobos/evaluation/oracle.py`). A bound that CP-SAT could not tighten within its "
+        "time limit inflates the mean gap; the median and the share of the bound reached are "
+        "less sensitive to one such seed.",
         "",
-        "| team | mean gap [95% CI] |",
-        "|---|---:|",
+        "| team | mean gap [95% CI] | median gap | share of the bound reached [95% CI] |",
+        "|---|---:|---:|---:|",
     ]
     for team, ci in oracle["gap"].items():
-        lines.append(f"| `{team}` | {ci['estimate']:.2f} [{ci['low']:.2f}, {ci['high']:.2f}] |")
+        share = oracle["share"].get(team)
+        share_text = (
+            f"{share['estimate']:.1%} [{share['low']:.1%}, {share['high']:.1%}]" if share else "-"
+        )
+        lines.append(
+            f"| `{team}` | {ci['estimate']:.2f} [{ci['low']:.2f}, {ci['high']:.2f}] | "
+            f"{oracle['median_gap'][team]:.2f} | {share_text} |"
+        )
     return lines + [""]
 
 

@@ -60,7 +60,9 @@ class EvaluationRun:
         request: What was asked.
         results: One result per episode, in :meth:`EvaluationRequest.episodes` order.
         workers: Ray workers used (0: serial, in this process).
-        wall_s: Seconds the episodes took, start-up excluded.
+        wall_s: Seconds the run took, a Ray start-up it needed included.
+        oracle: Per seed, the oracle's :meth:`~phobos.evaluation.oracle.OracleResult.as_dict`
+            (filled by the caller when asked for; empty otherwise).
 
     """
 
