@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     episodes.add_argument("--seeds", help="seeds: 1,2,3 or 0-9")
     evaluate.add_argument("--workers", type=int, default=2, help="Ray workers; 0 runs serially")
     evaluate.add_argument("--ray-address", help="join this Ray cluster (HOST:PORT)")
-    evaluate.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder")
+    evaluate.add_argument("--out", type=Path, default=Path("runs/evaluation"), help="output folder")
     evaluate.add_argument(
         "--oracle", action="store_true", help="CP-SAT upper bound per seed (orbit scheduling)"
     )
