@@ -121,7 +121,7 @@ def test_an_rllib_module_for_another_environment_is_refused(tmp_path, no_episode
     )
     from ray.rllib.core.rl_module.rl_module import RLModule, RLModuleSpec
 
-    from phobos.evaluation.teams import RLlibPolicy
+    from phobos.agents.loaders import RLlibPolicy
 
     box = gymnasium.spaces.Box(-1.0, 1.0, (4,))
     module = RLModuleSpec(
