@@ -38,6 +38,7 @@ None; every episode is truncated after ``horizon_steps`` (one day by default).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -135,6 +136,11 @@ class OrbitSchedulingEnv(ParallelEnv):
         self._observation_spaces, self._action_spaces = masked_spaces(
             self._action_counts, self.layout.size
         )
+        # Built once: the step only calls one when an action is out of range.
+        self._choices = {
+            agent: functools.partial(_describe_actions, self.action_names(agent))
+            for agent in self.possible_agents
+        }
         self._message_bus = message_bus or Router
         self._rng: np.random.Generator | None = None
         self.plan: EpisodePlan | None = None
@@ -341,10 +347,7 @@ class OrbitSchedulingEnv(ParallelEnv):
         executed, masked = [], []
         for i, agent in enumerate(self.agents):
             index = action_index(
-                agent,
-                actions[agent],
-                self._action_counts[agent],
-                lambda a=agent: ", ".join(f"{n}={x}" for n, x in enumerate(self.action_names(a))),
+                agent, actions[agent], self._action_counts[agent], self._choices[agent]
             )
             allowed = bool(mask[i, index])
             executed.append(index if allowed else 0)
@@ -415,3 +418,7 @@ class OrbitSchedulingEnv(ParallelEnv):
             }
             for i, agent in enumerate(self.possible_agents)
         }
+
+
+def _describe_actions(names: tuple[str, ...]) -> str:
+    return ", ".join(f"{n}={name}" for n, name in enumerate(names))
