@@ -1,4 +1,4 @@
-"""The ``phobos`` command: ``phobos run``, ``evaluate``, ``bench env|comms|evaluation``, ``keys``.
+"""The ``phobos`` command: run, train, evaluate, demo, agent, bench and keys.
 
 Run ``phobos <command> --help`` for each command's options.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime
+import importlib
 import json
 import os
 import platform
@@ -70,8 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=_evaluate)
 
+    from phobos.demo.commands import add_commands as add_demo_commands
+    from phobos.training.commands import add_commands as add_training_commands
+
+    add_training_commands(commands)
+    add_demo_commands(commands)
+
     bench = commands.add_parser("bench", help="benchmarks beside their peers")
-    bench.add_argument("suite", choices=["env", "comms", "evaluation"], help="what to measure")
+    bench.add_argument("suite", choices=list(BENCH_SUITES), help="what to measure")
     bench.add_argument("--seconds", type=float, default=2.0, help="seconds per measurement")
     bench.add_argument("--write", type=Path, help="update this Markdown file's section")
     bench.set_defaults(handler=_bench)
@@ -194,19 +201,18 @@ def _number(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
+# Each suite's module has ``markdown(seconds) -> str``: the section it measures, as Markdown.
+BENCH_SUITES = {
+    "env": "phobos.benchmarks.env",
+    "comms": "phobos.benchmarks.comms",
+    "evaluation": "phobos.benchmarks.evaluation",
+    "train": "phobos.benchmarks.train",
+    "demo": "phobos.demo.bench",
+}
+
+
 def _bench(args: argparse.Namespace) -> int:
-    if args.suite == "env":
-        from phobos.benchmarks import env as suite
-
-        body = suite.report(suite.run(seconds=args.seconds))
-    elif args.suite == "evaluation":
-        from phobos.benchmarks import evaluation as suite
-
-        body = suite.report(suite.run(seconds=args.seconds))
-    else:
-        from phobos.benchmarks import comms as suite
-
-        body = suite.format_markdown(suite.run(seconds_per_case=args.seconds))
+    body = importlib.import_module(BENCH_SUITES[args.suite]).markdown(args.seconds)
     command = "phobos bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else [])
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = (

@@ -381,3 +381,8 @@ def _layer_client(
         log.warning("benchmark client: %s", exc)
     finally:
         client.close()
+
+
+def markdown(seconds: float) -> str:
+    """Measure and return the section for ``docs/benchmarks.md``."""
+    return format_markdown(run(seconds_per_case=seconds))

@@ -206,3 +206,8 @@ def _median_ms(call: Any, repeats: int) -> float:
         call()
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1000.0
+
+
+def markdown(seconds: float) -> str:
+    """Measure and return the section for ``docs/benchmarks.md``."""
+    return report(run(seconds=seconds))

@@ -89,3 +89,8 @@ def report(results: dict[str, Any]) -> str:
         f"{results['ray_startup_s']:.1f} s.",
     ]
     return "\n".join(lines)
+
+
+def markdown(seconds: float) -> str:
+    """Measure and return the section for ``docs/benchmarks.md``."""
+    return report(run(seconds=seconds))

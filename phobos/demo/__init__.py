@@ -1,0 +1,1 @@
+"""The live demonstration: world server launcher, agent processes, supervisor, web dashboard."""
