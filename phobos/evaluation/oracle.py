@@ -276,8 +276,8 @@ def solve_episode(
     agents = config.agents
     if schedule is None:
         # Start the search from the greedy team's schedule: a good first solution early.
+        from phobos.agents.team_spec import TeamSpec
         from phobos.evaluation.rollout import EpisodeSpec, run_episode
-        from phobos.evaluation.teams import TeamSpec
 
         greedy = run_episode(EpisodeSpec(ORBIT, config, TeamSpec("greedy"), seed, trace=True))
         if greedy.trace is not None:

@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from phobos.agents.team_spec import TeamSpec, build_team
 from phobos.comms.router import Router
 from phobos.envs import make
-from phobos.evaluation.teams import TeamSpec, build_team
 
 ORBIT_ENV = "orbit-scheduling-v0"
 SAMPLING_ENV = "phobos-sampling-v0"

@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from phobos.agents.team_spec import TeamSpec, build_team
 from phobos.envs import make
 from phobos.evaluation.rollout import EpisodeResult, EpisodeSpec, run_episode
-from phobos.evaluation.teams import TeamSpec, build_team
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class EvaluationRequest:
 
     Attributes:
         env_id: Registered environment id.
-        teams: Team specs (see :mod:`phobos.evaluation.teams`), one evaluated team each.
+        teams: Team specs (see :mod:`phobos.agents.team_spec`), one evaluated team each.
         seeds: Episode seeds; every team flies every seed.
         config: The environment's configuration; ``None`` for its defaults.
 

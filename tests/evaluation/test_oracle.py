@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from phobos.agents.team_spec import TeamSpec
 from phobos.evaluation.oracle import solve_episode
 from phobos.evaluation.rollout import EpisodeSpec, run_episode
-from phobos.evaluation.teams import TeamSpec
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 5])

@@ -6,9 +6,9 @@ from functools import partial
 import pytest
 
 from phobos.agents.policy import Policy
+from phobos.agents.team_spec import build_team
 from phobos.evaluation.rollout import run_episode
 from phobos.evaluation.runner import evaluate, make_request
-from phobos.evaluation.teams import build_team
 
 SEEDS = (0, 1, 2)
 

@@ -1,4 +1,4 @@
-"""Which policy flies each agent: team specs, and loaders for trained policies.
+"""Team specs: which policy flies each agent, as one string (evaluation and the demo parse it).
 
 A team spec is a string: a base team for every agent, then optional ``agent=policy``
 overrides, comma separated::
