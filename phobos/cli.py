@@ -132,7 +132,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from phobos.evaluation.oracle import solve_episode
     from phobos.evaluation.report import write_report
     from phobos.evaluation.rollout import ORBIT_ENV
-    from phobos.evaluation.runner import check_ray_address, evaluate, make_request
+    from phobos.evaluation.runner import evaluate, make_request
+    from phobos.ray_cluster import check_ray_address
 
     # Every check first, so that bad input fails before any episode or solver runs.
     if args.episodes is not None and args.episodes < 1:

@@ -127,6 +127,14 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
         item = args[0] if args else Any
         return tuple(_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        key_hint, value_hint = args or (Any, Any)
+        return {
+            _coerce(key_hint, k, where): _coerce(value_hint, v, _path(where, str(k)))
+            for k, v in value.items()
+        }
     if hint is Any:
         return value
     if hint is float:

@@ -8,14 +8,17 @@ among the actions the observation's mask allows.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from phobos.agents.policy import Policy
+from phobos.agents.roles import module_id
 
-_SB3_ALGORITHMS = ("PPO", "A2C", "DQN")
+_SB3_CONTRIB = ("MaskablePPO",)
+_SB3_ALGORITHMS = ("MaskablePPO", "PPO", "A2C", "DQN")
 
 
 def _check_spaces(source: str, observation_space: Any, action_space: Any, env: Any, agent: str):
@@ -44,25 +47,32 @@ class SB3Policy(Policy):
 
     def __init__(self, model: Any) -> None:
         self.model = model
+        self._masked = type(model).__name__ == "MaskablePPO"
 
     def act(self, observation: Any) -> int:
-        """The model's deterministic action; a masked choice becomes the env's idle."""
-        action, _ = self.model.predict(observation, deterministic=True)
+        """The model's deterministic action (MaskablePPO: among the allowed ones)."""
+        kwargs = {}
+        if self._masked and isinstance(observation, dict) and "action_mask" in observation:
+            kwargs["action_masks"] = np.asarray(observation["action_mask"]) > 0
+        action, _ = self.model.predict(observation, deterministic=True, **kwargs)
         return int(np.asarray(action).reshape(-1)[0])
 
 
 def load_sb3(reference: str, env: Any, agent: str) -> SB3Policy:
-    """Load ``PATH[@ALGO]`` (PPO by default) and check it against ``agent``'s spaces."""
+    """Load ``PATH[@ALGO]`` (MaskablePPO, what ``phobos train`` makes, by default)."""
     path, _, algorithm = reference.partition("@")
-    algorithm = algorithm or "PPO"
+    algorithm = algorithm or "MaskablePPO"
     if algorithm not in _SB3_ALGORITHMS:
         raise ValueError(f"sb3 algorithm {algorithm!r}; choose from {', '.join(_SB3_ALGORITHMS)}")
     if not Path(path).exists():
         raise ValueError(f"sb3 checkpoint {path!r} does not exist")
+    check_trained_for(Path(path), env)
+    import sb3_contrib
     import stable_baselines3
 
+    library = sb3_contrib if algorithm in _SB3_CONTRIB else stable_baselines3
     try:
-        model = getattr(stable_baselines3, algorithm).load(path, device="cpu")
+        model = getattr(library, algorithm).load(path, device="cpu")
     except Exception as error:  # noqa: BLE001 - any load failure is a bad checkpoint
         raise ValueError(
             f"sb3 checkpoint {path!r} cannot be loaded as {algorithm}: {error}"
@@ -98,19 +108,45 @@ class RLlibPolicy(Policy):
         return _masked_argmax(out["action_dist_inputs"][0].numpy(), observation)
 
 
+def check_trained_for(path: Path, env: Any) -> None:
+    """Refuse a ``phobos train`` export made for another environment or env version.
+
+    Exports carry ``phobos.json`` (written by ``phobos train``); a folder without one is
+    checked by its spaces alone.
+    """
+    record_file = path / "phobos.json" if path.is_dir() else path.parent / "phobos.json"
+    if not record_file.exists():
+        return
+    record = json.loads(record_file.read_text())
+    name = env.metadata.get("name", "")  # e.g. orbit_scheduling_v0
+    trained = str(record.get("env", "")).replace("-", "_")
+    if name and trained and trained != name:
+        raise ValueError(
+            f"policy {str(path)!r} was trained on {record.get('env')}, not on this environment "
+            f"({name})"
+        )
+
+
+_LOADED: dict[str, Any] = {}
+
+
 def load_rllib(path: str, env: Any, agent: str) -> RLlibPolicy:
     """Load an RLModule checkpoint at ``path`` and check it against ``agent``'s spaces."""
     if not Path(path).exists():
         raise ValueError(f"rllib checkpoint {path!r} does not exist")
+    check_trained_for(Path(path), env)
     from ray.rllib.core.rl_module.rl_module import RLModule
 
-    try:
-        module = RLModule.from_checkpoint(path)
-    except Exception as error:  # noqa: BLE001 - any load failure is a bad checkpoint
-        raise ValueError(f"rllib checkpoint {path!r} cannot be loaded: {error}") from error
+    key = str(Path(path).resolve())
+    if key not in _LOADED:  # one load per process serves every agent of a team
+        try:
+            _LOADED[key] = RLModule.from_checkpoint(path)
+        except Exception as error:  # noqa: BLE001 - any load failure is a bad checkpoint
+            raise ValueError(f"rllib checkpoint {path!r} cannot be loaded: {error}") from error
+    module = _LOADED[key]
     modules = getattr(module, "_rl_modules", None)
-    if modules is not None:  # a MultiRLModule: one module per policy id
-        key = agent if agent in modules else "default_policy"
+    if modules is not None:  # a MultiRLModule: one module per role
+        key = module_id(agent) if module_id(agent) in modules else "default_policy"
         if key not in modules:
             raise ValueError(
                 f"rllib checkpoint {path!r} has no module for {agent} (modules: "

@@ -7,11 +7,15 @@ overrides, comma separated::
     random,yinghuo1=greedy                  # random team, greedy Yinghuo-1
     greedy,phobos_grunt=sb3:runs/pg.zip     # a Stable-Baselines3 model flies Phobos-Grunt
     greedy,phobos_grunt=rllib:runs/ckpt     # an RLlib checkpoint (its RLModule) flies it
+    rllib:runs/train/orbit/policy           # every agent flies its role's trained module
 
 Base teams are those of :func:`phobos.agents.make_team` (``random``, ``greedy``; for the
-sampling task also ``cautious`` and ``oracle``). ``sb3:PATH`` loads a PPO model (``sb3:PATH@A2C``
-or ``@DQN`` for another algorithm); ``rllib:PATH`` an RLlib ``RLModule`` checkpoint, taking the
-module named after the agent, else ``default_policy``. Every loaded policy's observation and
+sampling task also ``cautious`` and ``oracle``). ``sb3:PATH`` loads a MaskablePPO model, what
+``phobos train`` makes (``sb3:PATH@PPO``, ``@A2C`` or ``@DQN`` for another algorithm).
+``rllib:PATH`` loads an RLlib ``RLModule`` checkpoint (the exported ``policy/`` folder of
+``phobos train``, or a module folder inside an algorithm checkpoint), taking the module of the
+agent's role (:func:`~phobos.agents.roles.module_id`), else ``default_policy``; as the base team,
+every agent flies its role's module. Every loaded policy's observation and
 action spaces must equal the agent's in the environment, or the spec is refused before any
 episode runs. Everything goes behind the :class:`~phobos.agents.policy.Policy` protocol.
 """
@@ -61,7 +65,10 @@ class TeamSpec:
 
 def build_team(spec: TeamSpec, env: Any, seed: int | None = None) -> dict[str, Policy]:
     """Policies for every agent of ``env``; raises ValueError for anything that cannot fly it."""
-    team = make_team(spec.base, env, seed=seed)
+    if spec.base.startswith("rllib:"):  # a trained team: every agent flies its role's module
+        team = {agent: load_rllib(spec.base[6:], env, agent) for agent in env.possible_agents}
+    else:
+        team = make_team(spec.base, env, seed=seed)
     for agent, name in spec.overrides:
         if agent not in env.possible_agents:
             raise ValueError(

@@ -11,8 +11,6 @@ serial one row for row.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -22,6 +20,7 @@ from typing import Any
 from phobos.agents.team_spec import TeamSpec, build_team
 from phobos.envs import make
 from phobos.evaluation.rollout import EpisodeResult, EpisodeSpec, run_episode
+from phobos.ray_cluster import check_ray_address, init_ray
 
 log = logging.getLogger(__name__)
 
@@ -123,21 +122,6 @@ def make_request(
     return EvaluationRequest(env_id, specs, seeds, config)
 
 
-def check_ray_address(address: str, timeout_s: float = 3.0) -> None:
-    """Fail fast, with a clear message, when nothing listens at ``host:port``."""
-    if address in ("auto", "local"):
-        return
-    target = address.removeprefix("ray://")
-    host, _, port = target.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"--ray-address {address!r} must look like HOST:PORT")
-    try:
-        with socket.create_connection((host, int(port)), timeout=timeout_s):
-            pass
-    except OSError as error:
-        raise ValueError(f"no Ray cluster reachable at {address!r}: {error}") from None
-
-
 def evaluate(
     request: EvaluationRequest,
     workers: int = 0,
@@ -222,24 +206,6 @@ def _ray_map(
 def _call(episode_fn: Callable[[EpisodeSpec], EpisodeResult], spec: EpisodeSpec) -> EpisodeResult:
     """The Ray task: any callable (a partial too) runs one episode in a worker."""
     return episode_fn(spec)
-
-
-def init_ray(workers: int, address: str | None = None) -> bool:
-    """Join ``address`` or start a local Ray instance; True when this call started one."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    if address is not None:
-        try:
-            ray.init(address=address, log_to_driver=False)
-        except Exception as error:  # noqa: BLE001 - any failure to join is the same to a user
-            raise ValueError(f"cannot join the Ray cluster at {address!r}: {error}") from error
-        return True
-    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-    return True
 
 
 def _progress(total: int, enabled: bool) -> Callable[[EpisodeResult | None], None]:

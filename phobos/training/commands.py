@@ -2,9 +2,46 @@
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
 from typing import Any
 
 
 def add_commands(commands: Any) -> None:
     """Add ``phobos train`` to the ``phobos`` parser's ``commands``."""
-    del commands  # filled in with training
+    train = commands.add_parser(
+        "train",
+        help="train policies with RLlib multi-agent PPO or Stable-Baselines3 + Ray Tune",
+        description="Train on Ray, locally or on a cluster; checkpoints resume after a kill.",
+    )
+    train.add_argument("--config", type=Path, help="YAML file of TrainConfig fields")
+    train.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a field"
+    )
+    train.add_argument("--out", type=Path, default=Path("runs/train/latest"), help="run folder")
+    train.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its checkpoint"
+    )
+    train.add_argument("--ray-address", help="join this Ray cluster (HOST:PORT)")
+    train.add_argument("--num-env-runners", type=int, help="rllib: remote sampling workers")
+    train.add_argument("--quiet", action="store_true", help="no per-iteration lines")
+    train.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from phobos import config as config_tools
+    from phobos.training.config import TrainConfig
+    from phobos.training.run_dir import RunDir
+    from phobos.training.train import TrainRequest, run
+
+    overrides = list(args.set)
+    if args.num_env_runners is not None:
+        overrides.append(f"num_env_runners={args.num_env_runners}")
+    if args.resume:
+        if args.config is not None:
+            raise ValueError("--resume continues with the run's own config; drop --config")
+        config = RunDir.load_config(args.out, overrides)
+    else:
+        config = config_tools.load(TrainConfig, args.config, overrides)
+    run(TrainRequest(config, args.out, args.resume, args.ray_address, args.quiet))
+    return 0

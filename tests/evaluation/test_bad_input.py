@@ -7,7 +7,8 @@ import pytest
 from phobos.cli import main
 from phobos.envs import make_config
 from phobos.evaluation import runner
-from phobos.evaluation.runner import check_ray_address, make_request, parse_seeds
+from phobos.evaluation.runner import make_request, parse_seeds
+from phobos.ray_cluster import check_ray_address
 
 
 @pytest.fixture

@@ -1,0 +1,64 @@
+"""What ``phobos train`` reads: one frozen dataclass, from YAML plus ``key=value`` overrides.
+
+One set of PPO hyperparameters serves both back ends, named as RLlib names them; for
+Stable-Baselines3 ``train_batch_size`` is ``n_steps`` and ``minibatch_size`` is ``batch_size``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run: environment, back end, PPO hyperparameters, resources, checkpoints."""
+
+    env: str = "orbit-scheduling-v0"
+    """Registered environment id."""
+    env_config: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the environment's config fields, checked against it before any work."""
+    framework: Literal["rllib", "sb3"] = "rllib"
+    """``rllib``: multi-agent PPO with one module per role. ``sb3``: MaskablePPO on the
+    single-agent view (``learner`` learns, scripted teammates fly the rest), trials run by
+    Ray Tune."""
+    learner: str = "phobos_grunt"
+    """sb3 only: the agent that learns."""
+    seed: int = 0
+    """Seed of the run (rllib) or of the first trial (sb3)."""
+    total_env_steps: int = 200_000
+    """Stop once this many environment steps were sampled (per trial for sb3)."""
+    time_budget_s: float = 0.0
+    """Also stop after this much training time (summed over resumed sessions); 0: no limit."""
+    num_env_runners: int = 0
+    """rllib: remote sampling workers; 0 samples in the driver."""
+    envs_per_env_runner: int = 1
+    """rllib: environments each runner steps (vectorised)."""
+    train_batch_size: int = 4000
+    """Environment steps per PPO update."""
+    minibatch_size: int = 500
+    """Steps per SGD minibatch."""
+    num_epochs: int = 8
+    """SGD passes over each batch."""
+    lr: float = 3e-4
+    """Adam learning rate."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    clip_param: float = 0.2
+    """PPO's clipping range."""
+    entropy_coeff: float = 0.01
+    """Entropy bonus."""
+    vf_loss_coeff: float = 0.5
+    """Weight of the value loss."""
+    hidden: tuple[int, ...] = (128, 128)
+    """Hidden layer sizes of the policy and value MLPs."""
+    checkpoint_every: int = 5
+    """Save a checkpoint every this many iterations (and at the end)."""
+    trial_seeds: tuple[int, ...] = (0,)
+    """sb3: one Ray Tune trial per seed (times each of ``trial_lrs``)."""
+    trial_lrs: tuple[float, ...] = ()
+    """sb3: learning rates to grid-search; empty uses ``lr``."""
+    max_concurrent_trials: int = 2
+    """sb3: trials run at once (one CPU each)."""

@@ -1,0 +1,166 @@
+"""RLlib PPO on the new API stack: every agent of a task at once, one module per role.
+
+Modules are :class:`~phobos.agents.rl_module.MaskedPPOTorchModule`, mapped by
+:func:`~phobos.agents.rl_module.module_id` (``ground`` for every station). Each agent gets the
+team reward, so a module's return is the team's. Failed env runners are restarted by RLlib.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from typing import Any
+
+from phobos.agents.rl_module import MaskedPPOTorchModule
+from phobos.agents.roles import module_id
+from phobos.envs import make
+from phobos.training.config import TrainConfig
+from phobos.training.multi_agent import PhobosMultiAgentEnv
+from phobos.training.run_dir import CheckpointInfo, RunDir
+
+MODULE_PATH = ("learner_group", "learner", "rl_module")
+"""Where an algorithm checkpoint keeps its MultiRLModule."""
+
+
+def policy_mapping(agent_id: str, episode: Any = None, **kwargs: Any) -> str:
+    """RLlib's ``policy_mapping_fn``: the agent's role module."""
+    return module_id(agent_id)
+
+
+def build_algorithm(config: TrainConfig) -> Any:
+    """A PPO algorithm for ``config`` (Ray must be initialised)."""
+    from ray.rllib.algorithms.ppo import PPOConfig
+    from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    env = make(config.env, **config.env_config)
+    modules = sorted({module_id(agent) for agent in env.possible_agents})
+    env.close()
+    model_config = {"fcnet_hiddens": list(config.hidden), "fcnet_activation": "tanh"}
+    ppo = (
+        PPOConfig()
+        .environment(
+            PhobosMultiAgentEnv,
+            env_config={"env": config.env, "overrides": dict(config.env_config)},
+        )
+        .env_runners(
+            num_env_runners=config.num_env_runners,
+            num_envs_per_env_runner=config.envs_per_env_runner,
+            rollout_fragment_length="auto",
+        )
+        .learners(num_learners=0)
+        .training(
+            lr=config.lr,
+            gamma=config.gamma,
+            lambda_=config.gae_lambda,
+            clip_param=config.clip_param,
+            entropy_coeff=config.entropy_coeff,
+            vf_loss_coeff=config.vf_loss_coeff,
+            train_batch_size_per_learner=config.train_batch_size,
+            minibatch_size=config.minibatch_size,
+            num_epochs=config.num_epochs,
+        )
+        .multi_agent(policies=set(modules), policy_mapping_fn=policy_mapping)
+        .rl_module(
+            rl_module_spec=MultiRLModuleSpec(
+                rl_module_specs={
+                    m: RLModuleSpec(module_class=MaskedPPOTorchModule, model_config=model_config)
+                    for m in modules
+                }
+            )
+        )
+        .fault_tolerance(restart_failed_env_runners=True)
+        .debugging(seed=config.seed, log_level="ERROR")
+        .reporting(metrics_num_episodes_for_smoothing=20)
+    )
+    return ppo.build_algo()
+
+
+def train(
+    config: TrainConfig,
+    run: RunDir,
+    start: CheckpointInfo | None,
+    report: Callable[[dict[str, float]], None],
+) -> CheckpointInfo:
+    """Train until ``total_env_steps`` (or the time budget), checkpointing; returns the last."""
+    algorithm = build_algorithm(config)
+    iteration, env_steps, elapsed = 0, 0, 0.0
+    if start is not None:
+        algorithm.restore_from_path(str(start.path.resolve()))
+        iteration, env_steps, elapsed = start.iteration, start.env_steps, start.elapsed_s
+        run.truncate_log(iteration)
+    last = start
+    try:
+        while env_steps < config.total_env_steps and not _over_budget(config, elapsed):
+            began = time.perf_counter()
+            result = algorithm.train()
+            seconds = time.perf_counter() - began
+            iteration += 1
+            elapsed += seconds
+            runners = result["env_runners"]
+            sampled = int(runners.get("num_env_steps_sampled", 0))
+            env_steps += sampled
+            row = _row(iteration, env_steps, elapsed, sampled, seconds, result)
+            run.log(row)
+            report(row)
+            done = env_steps >= config.total_env_steps or _over_budget(config, elapsed)
+            if iteration % config.checkpoint_every == 0 or done:
+                last = save(
+                    algorithm,
+                    run,
+                    CheckpointInfo(run.checkpoint_path(iteration), iteration, env_steps, elapsed),
+                )
+    finally:
+        algorithm.stop()
+    if last is None:
+        raise ValueError("training stopped before its first iteration; raise total_env_steps")
+    export(run, last)
+    return last
+
+
+def save(algorithm: Any, run: RunDir, info: CheckpointInfo) -> CheckpointInfo:
+    """Write a resumable checkpoint and seal it."""
+    info.path.mkdir(parents=True, exist_ok=True)
+    algorithm.save_to_path(str(info.path.resolve()))
+    run.seal_checkpoint(info)
+    return info
+
+
+def export(run: RunDir, checkpoint: CheckpointInfo) -> None:
+    """Copy the checkpoint's MultiRLModule to ``policy/``: loadable without Ray or the algo."""
+    source = checkpoint.path.joinpath(*MODULE_PATH)
+    if run.policy.exists():
+        shutil.rmtree(run.policy)
+    shutil.copytree(source, run.policy)
+    shutil.copy(checkpoint.path / "phobos.json", run.policy / "phobos.json")
+
+
+def _over_budget(config: TrainConfig, elapsed: float) -> bool:
+    return config.time_budget_s > 0 and elapsed >= config.time_budget_s
+
+
+def _row(
+    iteration: int, env_steps: int, elapsed: float, sampled: int, seconds: float, result: dict
+) -> dict[str, float]:
+    runners = result["env_runners"]
+    agent_returns = runners.get("agent_episode_returns_mean") or {}
+    nan = float("nan")
+    # Every agent receives the team reward, so any agent's return is the team return.
+    team = sum(agent_returns.values()) / len(agent_returns) if agent_returns else nan
+    sampling_s = result.get("timers", {}).get("env_runner_sampling_timer", nan)
+    row = {
+        "iteration": iteration,
+        "env_steps": env_steps,
+        "time_s": round(elapsed, 2),
+        "team_return_mean": team,
+        "episode_len_mean": runners.get("episode_len_mean", nan),
+        "episodes": runners.get("num_episodes", nan),
+        "env_steps_per_s": sampled / seconds if seconds > 0 else nan,
+        "sampling_env_steps_per_s": sampled / sampling_s if sampling_s == sampling_s else nan,
+    }
+    for module, stats in (result.get("learners") or {}).items():
+        if isinstance(stats, dict) and "policy_loss" in stats:
+            row[f"{module}/policy_loss"] = float(stats["policy_loss"])
+            row[f"{module}/entropy"] = float(stats.get("entropy", nan))
+    return row

@@ -1,0 +1,192 @@
+"""Stable-Baselines3 MaskablePPO on a single-agent view, trials run in parallel by Ray Tune.
+
+One agent (``learner``) learns while scripted teammates fly the others (the views of
+``phobos.agents.views``). Each Tune trial is one seed and learning rate; a trial reports after
+every PPO update and checkpoints its model zip every ``checkpoint_every`` updates, so
+``Tuner.restore`` resumes a killed run where its trials stood. The best trial by its last
+training return is exported to ``policy/model.zip``; the held-out seeds of evaluation are
+never seen here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from phobos import config as config_tools
+from phobos.training.config import TrainConfig
+from phobos.training.run_dir import CheckpointInfo, RunDir, describe, format_progress
+
+TUNE_FOLDER = "tune"
+"""Ray Tune's experiment folder inside the run folder."""
+
+
+def make_view(config: TrainConfig) -> Any:
+    """The single-agent Gymnasium view ``config`` trains on."""
+    from phobos.agents.views import orbit_scheduling_single_agent, phobos_sampling_single_agent
+
+    views = {
+        "orbit-scheduling-v0": orbit_scheduling_single_agent,
+        "phobos-sampling-v0": phobos_sampling_single_agent,
+    }
+    if config.env not in views:
+        raise ValueError(f"sb3 training has no single-agent view of {config.env!r}")
+    return views[config.env](config.learner, **config.env_config)
+
+
+def trial(params: dict[str, Any]) -> None:
+    """One Tune trial: MaskablePPO for ``params["seed"]`` and ``params["lr"]``."""
+    import torch
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3.common.monitor import Monitor
+
+    torch.set_num_threads(1)
+    config = config_tools.from_mapping(TrainConfig, params["config"])
+    seed, lr = int(params["seed"]), float(params["lr"])
+    env = Monitor(make_view(config))
+    env.reset(seed=seed)
+    checkpoint = tune.get_checkpoint()
+    updates, elapsed = 0, 0.0
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            model = MaskablePPO.load(Path(folder) / "model.zip", env=env, device="cpu")
+            state = json.loads((Path(folder) / "phobos.json").read_text())
+        updates, elapsed = state["iteration"], state["elapsed_s"]
+    else:
+        model = MaskablePPO(
+            "MultiInputPolicy",
+            env,
+            learning_rate=lr,
+            n_steps=config.train_batch_size,
+            batch_size=config.minibatch_size,
+            n_epochs=config.num_epochs,
+            gamma=config.gamma,
+            gae_lambda=config.gae_lambda,
+            clip_range=config.clip_param,
+            ent_coef=config.entropy_coeff,
+            vf_coef=config.vf_loss_coeff,
+            policy_kwargs={"net_arch": list(config.hidden)},
+            seed=seed,
+            device="cpu",
+            verbose=0,
+        )
+    while model.num_timesteps < config.total_env_steps and not (
+        config.time_budget_s > 0 and elapsed >= config.time_budget_s
+    ):
+        began = time.perf_counter()
+        model.learn(config.train_batch_size, reset_num_timesteps=False, progress_bar=False)
+        seconds = time.perf_counter() - began
+        updates += 1
+        elapsed += seconds
+        returns = [info["r"] for info in model.ep_info_buffer]
+        metrics = {
+            "iteration": updates,
+            "env_steps": model.num_timesteps,
+            "time_s": round(elapsed, 2),
+            "team_return_mean": sum(returns[-20:]) / len(returns[-20:]) if returns else 0.0,
+            "env_steps_per_s": config.train_batch_size / seconds,
+            "seed": seed,
+            "lr": lr,
+        }
+        done = model.num_timesteps >= config.total_env_steps or (
+            config.time_budget_s > 0 and elapsed >= config.time_budget_s
+        )
+        if updates % config.checkpoint_every == 0 or done:
+            with tempfile.TemporaryDirectory() as folder:
+                model.save(Path(folder) / "model.zip")
+                record = describe(config) | {
+                    "iteration": updates,
+                    "env_steps": model.num_timesteps,
+                    "elapsed_s": elapsed,
+                }
+                (Path(folder) / "phobos.json").write_text(json.dumps(record, indent=2))
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        else:
+            tune.report(metrics)
+    env.close()
+
+
+def train(
+    config: TrainConfig,
+    run: RunDir,
+    resume: bool,
+    quiet: bool = False,
+) -> CheckpointInfo:
+    """Run every trial (seeds x learning rates) under Tune; export the best one."""
+    lrs = list(config.trial_lrs) or [config.lr]
+    trainable = tune.with_resources(trial, {"cpu": 1})
+    experiment = run.path.resolve() / TUNE_FOLDER
+    if resume and tune.Tuner.can_restore(str(experiment)):
+        tuner = tune.Tuner.restore(
+            str(experiment),
+            trainable=trainable,
+            resume_unfinished=True,
+            resume_errored=True,
+        )
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space={
+                "config": config_tools.to_mapping(config),
+                "seed": tune.grid_search(list(config.trial_seeds)),
+                "lr": tune.grid_search(lrs),
+            },
+            tune_config=tune.TuneConfig(max_concurrent_trials=config.max_concurrent_trials),
+            run_config=tune.RunConfig(
+                name=TUNE_FOLDER,
+                storage_path=str(run.path.resolve()),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                failure_config=tune.FailureConfig(max_failures=2),
+                callbacks=[TrialProgress(run, quiet)],
+                verbose=0,
+            ),
+        )
+    results = tuner.fit()
+    errors = [str(r.error) for r in results if r.error is not None]
+    if errors:
+        raise RuntimeError(f"{len(errors)} trial(s) failed; first: {errors[0]}")
+    best = max(results, key=lambda r: r.metrics.get("team_return_mean", float("-inf")))
+    with best.checkpoint.as_directory() as folder:
+        if run.policy.exists():
+            shutil.rmtree(run.policy)
+        run.policy.mkdir(parents=True)
+        shutil.copy(Path(folder) / "model.zip", run.policy / "model.zip")
+        state = json.loads((Path(folder) / "phobos.json").read_text())
+        state |= {"seed": best.metrics["seed"], "lr": best.metrics["lr"]}
+        (run.policy / "phobos.json").write_text(json.dumps(state, indent=2) + "\n")
+    return CheckpointInfo(run.policy, state["iteration"], state["env_steps"], state["elapsed_s"])
+
+
+class TrialProgress(tune.Callback):
+    """Each trial result becomes a CSV/TensorBoard row of the run and a progress line.
+
+    A module-level class, because Tune pickles its callbacks into the experiment and
+    restores them with it on ``--resume``.
+
+    Args:
+        run: The run folder.
+        quiet: No progress lines.
+
+    """
+
+    def __init__(self, run: RunDir, quiet: bool) -> None:
+        self.run, self.quiet = run, quiet
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        """Log and print one trial's update."""
+        row = {key: result[key] for key in _COLUMNS if key in result}
+        self.run.log(row, tag=f"seed{row.get('seed')}_lr{row.get('lr')}")
+        if not self.quiet:
+            line = format_progress(row, self.run.config.total_env_steps)
+            print(f"seed {row.get('seed')} lr {row.get('lr'):g} | {line}", flush=True)
+
+
+_COLUMNS = ("iteration", "env_steps", "time_s", "team_return_mean", "env_steps_per_s", "seed", "lr")

@@ -1,0 +1,118 @@
+"""``phobos train``: check everything, start or join Ray, train, export; resume after a kill."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from phobos.envs import make
+from phobos.envs.registry import make_config
+from phobos.ray_cluster import check_ray_address, init_ray
+from phobos.training.config import TrainConfig
+from phobos.training.run_dir import CheckpointInfo, RunDir, format_progress
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """One ``phobos train`` invocation.
+
+    Attributes:
+        config: What to train.
+        out: The run folder.
+        resume: Continue the run in ``out`` from its last checkpoint.
+        ray_address: Join this cluster instead of starting Ray locally.
+        quiet: No progress lines.
+
+    """
+
+    config: TrainConfig
+    out: Path
+    resume: bool = False
+    ray_address: str | None = None
+    quiet: bool = False
+
+
+def check(config: TrainConfig) -> None:
+    """Every check that can fail before Ray starts; raises ValueError naming the culprit."""
+    make_config(config.env, **config.env_config)  # unknown env, keys or values
+    for name in (
+        "total_env_steps",
+        "train_batch_size",
+        "minibatch_size",
+        "num_epochs",
+        "checkpoint_every",
+        "envs_per_env_runner",
+        "max_concurrent_trials",
+    ):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
+    if config.num_env_runners < 0:
+        raise ValueError(f"num_env_runners must be 0 or more, got {config.num_env_runners}")
+    if config.minibatch_size > config.train_batch_size:
+        raise ValueError(
+            f"minibatch_size {config.minibatch_size} exceeds train_batch_size "
+            f"{config.train_batch_size}"
+        )
+    if not config.hidden or min(config.hidden) < 1:
+        raise ValueError(f"hidden must list positive layer sizes, got {config.hidden}")
+    if config.lr <= 0 or any(lr <= 0 for lr in config.trial_lrs):
+        raise ValueError("learning rates must be positive")
+    if config.framework == "sb3":
+        env = make(config.env, **config.env_config)
+        if config.learner not in env.possible_agents:
+            raise ValueError(
+                f"learner {config.learner!r} is not an agent of {config.env}; agents: "
+                f"{', '.join(env.possible_agents)}"
+            )
+        if not config.trial_seeds:
+            raise ValueError("trial_seeds must list at least one seed")
+
+
+def run(request: TrainRequest) -> CheckpointInfo:
+    """Train as ``request`` says; returns the checkpoint the exported policy came from."""
+    config = request.config
+    check(config)
+    if request.ray_address:
+        check_ray_address(request.ray_address)
+    folder = RunDir(request.out, config)
+    start = folder.start(request.resume)
+    if start is not None and not request.quiet:
+        print(
+            f"resuming {request.out} from iteration {start.iteration} at {start.env_steps:,} "
+            "env steps",
+            flush=True,
+        )
+    import torch
+
+    # On small machines torch's thread pool fights Ray's workers for the same cores.
+    torch.set_num_threads(1)
+    cpus = max(2, config.num_env_runners + 1, min(config.max_concurrent_trials, os.cpu_count()))
+    started = init_ray(cpus, request.ray_address)
+    try:
+        if config.framework == "rllib":
+            from phobos.training import rllib_ppo
+
+            def report(row: dict[str, float]) -> None:
+                if not request.quiet:
+                    print(format_progress(row, config.total_env_steps), flush=True)
+
+            last = rllib_ppo.train(config, folder, start, report)
+        else:
+            from phobos.training import sb3_tune
+
+            last = sb3_tune.train(config, folder, request.resume, request.quiet)
+    finally:
+        folder.close()
+        if started:
+            import ray
+
+            ray.shutdown()
+    if not request.quiet:
+        print(
+            f"exported {folder.policy} (iteration {last.iteration}, {last.env_steps:,} env steps)",
+            file=sys.stdout,
+            flush=True,
+        )
+    return last
