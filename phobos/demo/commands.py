@@ -2,11 +2,141 @@
 
 from __future__ import annotations
 
+import argparse
+import logging
+import sys
+from pathlib import Path
 from typing import Any
 
 
 def add_commands(commands: Any) -> None:
     """Add the demo's subcommands to the ``phobos`` parser's ``commands``."""
-    del commands  # filled in with the live demonstration
+    demo = commands.add_parser(
+        "demo",
+        help="live demonstration: world server, one process per agent, web dashboard",
+        description="Runs the world server, one agent process per agent (restarted when one "
+        "dies) and the dashboard on 127.0.0.1, and prints the dashboard's address. Runs until "
+        "Ctrl-C unless --steps or --episodes bounds it.",
+    )
+    demo.add_argument("--env", default="orbit-scheduling-v0", help="registered environment id")
+    demo.add_argument(
+        "--policy",
+        help="team spec every agent flies (default: trained if it exists, else greedy)",
+    )
+    demo.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    demo.add_argument("--steps", type=int, help="stop after this many steps")
+    demo.add_argument("--episodes", type=int, help="stop after this many episodes")
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=4.0,
+        help="target steps per second (0: as fast as the agents answer); the dashboard can "
+        "change it",
+    )
+    demo.add_argument(
+        "--action-timeout", type=float, default=2.0, help="seconds to wait for each action"
+    )
+    demo.add_argument(
+        "--relay",
+        choices=("zmq", "memory"),
+        default="zmq",
+        help="carry the intents between agents over ZeroMQ (default) or in memory",
+    )
+    demo.add_argument("--bind", default="127.0.0.1", help="interface of the world's agent socket")
+    demo.add_argument("--port", type=int, default=0, help="the world's agent port (0: any)")
+    demo.add_argument("--http-port", type=int, default=0, help="the dashboard's port (0: any)")
+    demo.add_argument(
+        "--remote",
+        action="append",
+        default=[],
+        metavar="AGENT",
+        help="do not start this agent here: it joins from another host (repeatable)",
+    )
+    demo.add_argument("--run-dir", type=Path, help="folder for keys and agent logs")
+    demo.add_argument("--no-dashboard", action="store_true", help="serve no dashboard")
+    demo.add_argument("--config", type=Path, help="YAML file of the environment's config")
+    demo.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a field"
+    )
+    demo.set_defaults(handler=_demo)
+
+    agent = commands.add_parser(
+        "agent",
+        help="run one agent's policy in its own process, connected to a world server",
+    )
+    agent.add_argument("--id", required=True, dest="agent_id", help="the agent's id")
+    agent.add_argument("--world", required=True, help="the world's address, tcp://HOST:PORT")
+    agent.add_argument(
+        "--keys", required=True, type=Path, help="folder with <id>.key_secret and world.key"
+    )
+    agent.add_argument("--policy", help="team spec (default: trained if it exists, else greedy)")
+    agent.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to keep retrying an unanswering world before exiting non-zero",
+    )
+    agent.add_argument(
+        "--world-timeout", type=float, default=10.0, help="reconnect after this much silence"
+    )
+    agent.set_defaults(handler=_agent)
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from phobos import config as config_tools
+    from phobos.demo.launcher import DemoOptions, run_demo
+    from phobos.envs import make_config
+    from phobos.envs.world import WorldSettings
+
+    for name in ("steps", "episodes"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} must be at least 1, got {value}")
+    _log_to_stderr()
+    config = config_tools.load(type(make_config(args.env)), args.config, args.set)
+    options = DemoOptions(
+        env_id=args.env,
+        policy=args.policy,
+        bind=args.bind,
+        port=args.port,
+        http_port=args.http_port,
+        local_agents=None,
+        run_dir=args.run_dir,
+        dashboard=not args.no_dashboard,
+    )
+    if args.remote:
+        from phobos.envs import make
+
+        agents = make(args.env, config).possible_agents
+        unknown = sorted(set(args.remote) - set(agents))
+        if unknown:
+            raise ValueError(f"--remote {unknown[0]!r}: agents are {', '.join(agents)}")
+        options = DemoOptions(
+            **{**options.__dict__, "local_agents": tuple(a for a in agents if a not in args.remote)}
+        )
+    settings = WorldSettings(
+        action_timeout=args.action_timeout,
+        seed=args.seed,
+        speed=args.speed,
+        relay=args.relay,
+    )
+    settings.validate()
+    return run_demo(options, settings, config, episodes=args.episodes, steps=args.steps)
+
+
+def _agent(args: argparse.Namespace) -> int:
+    from phobos.agents.runtime import AgentSettings, run_agent
+
+    if not args.connect_timeout > 0:
+        raise ValueError(f"--connect-timeout must be positive, got {args.connect_timeout}")
+    settings = AgentSettings(connect_timeout=args.connect_timeout, world_timeout=args.world_timeout)
+    return run_agent(args.agent_id, args.world, args.keys, args.policy, settings)
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )

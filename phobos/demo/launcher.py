@@ -1,0 +1,213 @@
+"""``phobos demo``: the world server, one process per agent, a supervisor and the dashboard.
+
+:class:`Demo` puts the pieces together on 127.0.0.1 (or ``bind``): a fresh key folder in the
+run folder (``phobos keys``: the world, the dashboard and every agent), the world server
+(:mod:`phobos.envs.world`) in this process's main thread, the dashboard's web server
+(:mod:`phobos.demo.dashboard`) in threads, and a supervisor (:mod:`phobos.demo.supervisor`)
+that runs ``phobos agent`` for every agent and restarts one that dies.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from phobos.comms.security import generate_keys
+from phobos.demo.dashboard import Dashboard
+from phobos.demo.supervisor import Supervisor
+from phobos.envs.world import WorldServer, WorldSettings, WorldStats
+from phobos.envs.world import protocol as p
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What ``phobos demo`` runs."""
+
+    env_id: str = "orbit-scheduling-v0"
+    """Registered environment id."""
+    policy: str | None = None
+    """Team spec every agent process flies; None: ``trained`` when it exists, else ``greedy``."""
+    bind: str = "127.0.0.1"
+    """Interface the world's agent socket binds (use 0.0.0.0 for agents on other hosts)."""
+    port: int = 0
+    """The world's agent port; 0 picks a free one."""
+    http_port: int = 0
+    """The dashboard's port; 0 picks a free one."""
+    local_agents: tuple[str, ...] | None = None
+    """Agents to start here (None: all); the others are expected from other hosts."""
+    run_dir: Path | None = None
+    """Folder for keys and agent logs; None makes a temporary one."""
+    dashboard: bool = True
+    """Serve the dashboard."""
+
+
+class Demo:
+    """The whole live demonstration; :meth:`run` steps it, :meth:`close` stops everything.
+
+    Args:
+        options: What to run.
+        settings: The world's stepping and telemetry settings.
+        config: The environment's configuration (None: its default).
+        agent_args: Extra arguments for every ``phobos agent`` process.
+
+    """
+
+    def __init__(
+        self,
+        options: DemoOptions,
+        settings: WorldSettings | None = None,
+        config: Any = None,
+        agent_args: Sequence[str] = (),
+    ) -> None:
+        self.options = options
+        self.run_dir = Path(options.run_dir or tempfile.mkdtemp(prefix="phobos-demo-"))
+        self.keys = self.run_dir / "keys"
+        self.world: WorldServer | None = None
+        self.dashboard: Dashboard | None = None
+        self.supervisor: Supervisor | None = None
+        from phobos.envs import make
+
+        probe = make(options.env_id, config)
+        self.agents = list(probe.possible_agents)
+        self.policy = options.policy or _default_policy(probe)
+        for name in (p.WORLD, p.DASHBOARD, *self.agents):
+            generate_keys(self.keys, name)
+        try:
+            self.world = WorldServer(
+                options.env_id,
+                config,
+                address=f"tcp://{options.bind}:{options.port or '*'}",
+                keys=self.keys,
+                settings=settings,
+            )
+            if options.dashboard:
+                self.dashboard = Dashboard(
+                    self.world.telemetry_address,
+                    self.world.address,
+                    self.keys,
+                    port=options.http_port,
+                    supervisor=self._supervisor_status,
+                ).start()
+            local = options.local_agents if options.local_agents is not None else self.agents
+            unknown = sorted(set(local) - set(self.agents))
+            if unknown:
+                raise ValueError(f"unknown agents {unknown}; agents are {', '.join(self.agents)}")
+            world_address = self.world.address.replace("0.0.0.0", "127.0.0.1")
+            commands = {
+                agent: agent_command(agent, world_address, self.keys, self.policy, agent_args)
+                for agent in local
+            }
+            self.supervisor = Supervisor(commands, log_dir=self.run_dir / "logs").start()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def url(self) -> str | None:
+        """The dashboard's address, or None without one."""
+        return self.dashboard.url if self.dashboard is not None else None
+
+    def run(
+        self, episodes: int | None = None, steps: int | None = None, seconds: float | None = None
+    ) -> WorldStats:
+        """Step the world until a bound or :meth:`stop`; tell the agents to exit at the end."""
+        return self.world.run(episodes, steps, seconds)
+
+    def stop(self) -> None:
+        """Make :meth:`run` return after the current step (thread- and signal-safe)."""
+        if self.world is not None:
+            self.world.stop()
+
+    def close(self) -> None:
+        """Stop the agents, the dashboard and the world."""
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        if self.dashboard is not None:
+            self.dashboard.close()
+        if self.world is not None:
+            self.world.close()
+
+    def _supervisor_status(self) -> dict[str, Any]:
+        return self.supervisor.status() if self.supervisor is not None else {}
+
+
+def agent_command(
+    agent: str, world: str, keys: Path, policy: str, extra: Sequence[str] = ()
+) -> list[str]:
+    """The argv of ``phobos agent`` for ``agent`` (with this Python)."""
+    return [
+        sys.executable,
+        "-m",
+        "phobos.cli",
+        "agent",
+        "--id",
+        agent,
+        "--world",
+        world,
+        "--keys",
+        str(keys),
+        "--policy",
+        policy,
+        *extra,
+    ]
+
+
+def _default_policy(env: Any) -> str:
+    from phobos.agents.runtime import default_policy
+
+    return default_policy(env)
+
+
+def run_demo(
+    options: DemoOptions,
+    settings: WorldSettings,
+    config: Any = None,
+    episodes: int | None = None,
+    steps: int | None = None,
+) -> int:
+    """``phobos demo``: run until a bound, Ctrl-C or SIGTERM; print the address and a summary."""
+    demo = Demo(options, settings, config)
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: demo.stop())
+    try:
+        print(
+            f"phobos demo: {options.env_id}, {len(demo.agents)} agent processes flying "
+            f"policy {demo.policy}; world at {demo.world.address}; run folder {demo.run_dir}",
+            flush=True,
+        )
+        if demo.url:
+            print(f"dashboard: {demo.url}", flush=True)
+        try:
+            stats = demo.run(episodes, steps)
+        except KeyboardInterrupt:
+            stats = demo.world.stats
+        rate = stats.steps / stats.elapsed_s if stats.elapsed_s > 0 else 0.0
+        returns = ", ".join(f"{r:.2f}" for r in stats.returns[-5:]) or "-"
+        print(
+            f"phobos demo: {stats.steps} steps in {stats.elapsed_s:.1f} s ({rate:.0f} steps/s), "
+            f"{stats.episodes} episodes finished (team returns {returns}); "
+            f"refused {stats.refused}",
+            flush=True,
+        )
+        for agent, record in demo.world.records.items():
+            print(
+                f"  {agent:>20}: {record.status}, actions {record.actions}, "
+                f"safe defaults {record.defaults}, errors {record.errors}, "
+                f"restarts {record.restarts}",
+                flush=True,
+            )
+    finally:
+        demo.close()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
+    return 0
