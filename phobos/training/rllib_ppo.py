@@ -82,6 +82,7 @@ def train(
     run: RunDir,
     start: CheckpointInfo | None,
     report: Callable[[dict[str, float]], None],
+    announce: Callable[[str], None] = print,
 ) -> CheckpointInfo:
     """Train until ``total_env_steps`` (or the time budget), checkpointing; returns the last."""
     algorithm = build_algorithm(config)
@@ -111,6 +112,7 @@ def train(
                     run,
                     CheckpointInfo(run.checkpoint_path(iteration), iteration, env_steps, elapsed),
                 )
+                announce(f"checkpoint {last.path} ({env_steps:,} env steps)")
     finally:
         algorithm.stop()
     if last is None:

@@ -217,10 +217,12 @@ class RunDir:
             self._writer.close()
 
 
-def format_progress(row: dict[str, float], total_steps: int) -> str:
+def format_progress(row: dict[str, float], total_steps: int, time_budget_s: float = 0.0) -> str:
     """One concise line per iteration: steps, team return, throughput, time left."""
     rate = row.get("env_steps_per_s", float("nan"))
     left = (total_steps - row["env_steps"]) / rate if rate and rate == rate else float("nan")
+    if time_budget_s > 0:
+        left = min(left, time_budget_s - row.get("time_s", 0.0))
     left_text = "-" if left != left else time.strftime("%Hh%Mm%Ss", time.gmtime(max(left, 0)))
     return (
         f"iter {int(row['iteration']):4d} | {int(row['env_steps']):,}/{total_steps:,} env steps"

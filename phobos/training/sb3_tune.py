@@ -185,7 +185,8 @@ class TrialProgress(tune.Callback):
         row = {key: result[key] for key in _COLUMNS if key in result}
         self.run.log(row, tag=f"seed{row.get('seed')}_lr{row.get('lr')}")
         if not self.quiet:
-            line = format_progress(row, self.run.config.total_env_steps)
+            config = self.run.config
+            line = format_progress(row, config.total_env_steps, config.time_budget_s)
             print(f"seed {row.get('seed')} lr {row.get('lr'):g} | {line}", flush=True)
 
 

@@ -96,9 +96,16 @@ def run(request: TrainRequest) -> CheckpointInfo:
 
             def report(row: dict[str, float]) -> None:
                 if not request.quiet:
-                    print(format_progress(row, config.total_env_steps), flush=True)
+                    print(
+                        format_progress(row, config.total_env_steps, config.time_budget_s),
+                        flush=True,
+                    )
 
-            last = rllib_ppo.train(config, folder, start, report)
+            def announce(line: str) -> None:
+                if not request.quiet:
+                    print(line, flush=True)
+
+            last = rllib_ppo.train(config, folder, start, report, announce)
         else:
             from phobos.training import sb3_tune
 
