@@ -186,8 +186,8 @@ class TrackedBus:
             )
             for receiver in receivers:
                 route = self.links.transit(sender, receiver, now)
-                if route is not None and not route[2] and route[1] > now:
-                    self.flights.append((sender, receiver, now, float(route[1])))
+                if route is not None and not route[2] and route[1] > route[0]:
+                    self.flights.append((sender, receiver, float(route[0]), float(route[1])))
         return self.inner.send(message)
 
     def deliver(self, until: float) -> list[tuple[str, Message]]:
@@ -739,7 +739,7 @@ class WorldServer:
         bus = env.router
         stats = bus.stats
         accepted = stats.sent - stats.rejected
-        flights = [list(f) for f in bus.flights if f[3] > sim_time]
+        flights = [list(f) for f in bus.flights if f[2] <= sim_time < f[3]]
         state = {
             "tick": self.tick,
             "episode": self._episode,
