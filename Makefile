@@ -1,4 +1,5 @@
-# Two commands a user needs: `make run` (the main job) and `make test` (the default test suite).
+# Two commands a user needs: `make run` (the main job: the live demonstration, `phobos demo`)
+# and `make test` (the default test suite).
 # Each creates .venv on first use.
 PYTHON ?= python3.11
 VENV := .venv
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/phobos run
+	$(BIN)/phobos demo
 
 test: $(STAMP)
 	$(BIN)/ruff check .
