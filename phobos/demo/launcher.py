@@ -80,7 +80,9 @@ class Demo:
         self.agents = list(probe.possible_agents)
         self.policy = options.policy or _default_policy(probe)
         for name in (p.WORLD, p.DASHBOARD, *self.agents):
-            generate_keys(self.keys, name)
+            # A run folder used again keeps its keys, so agents on other hosts keep theirs.
+            if not (self.keys / f"{name}.key_secret").exists():
+                generate_keys(self.keys, name)
         try:
             self.world = WorldServer(
                 options.env_id,
