@@ -696,7 +696,7 @@ class WorldServer:
             if self.paused:
                 wait = 0.1
             elif self.speed > 0:
-                wait = self._last_step + 1.0 / self.speed - now
+                wait = self._due - now
                 if wait <= 0:
                     break
             else:
@@ -705,9 +705,12 @@ class WorldServer:
                 self._publish_state()
             if sock.poll(milliseconds(min(wait, 0.1))):
                 self._drain()
-        self._last_step = time.monotonic()
+        # Steps are due on a grid of 1/speed, so the step's own time counts in its period; a
+        # world that fell behind (a pause, slow agents) catches up by at most one period.
+        period = 1.0 / self.speed if self.speed > 0 else 0.0
+        self._due = max(self._due, time.monotonic() - period) + period
 
-    _last_step = 0.0
+    _due = 0.0
 
     def _end_agents(self) -> None:
         for agent, record in self.records.items():
