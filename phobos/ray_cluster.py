@@ -33,12 +33,13 @@ def init_ray(workers: int, address: str | None = None) -> bool:
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     if address is not None:
         try:
             ray.init(address=address, log_to_driver=False)
         except Exception as error:  # noqa: BLE001 - any failure to join is the same to a user
             raise ValueError(f"cannot join the Ray cluster at {address!r}: {error}") from error
         return True
+    # Single-node mode: Ray's own processes stay on 127.0.0.1 (a cluster node needs more).
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     return True

@@ -20,7 +20,9 @@ TINY_ORBIT = [
 
 def phobos(*args: str, **kwargs) -> subprocess.CompletedProcess:
     """Run the ``phobos`` CLI of this interpreter's environment."""
-    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
+    env = kwargs.pop("env", None) or dict(
+        os.environ, RAY_AUTH_MODE="disabled", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0"
+    )
     return subprocess.run(
         [sys.executable, "-m", "phobos.cli", *args],
         capture_output=True,
