@@ -54,6 +54,11 @@ class TrainConfig:
     """Weight of the value loss."""
     hidden: tuple[int, ...] = (128, 128)
     """Hidden layer sizes of the policy and value MLPs."""
+    imitation_episodes: int = 0
+    """Before PPO, clone the scripted greedy team from this many of its episodes (policy by
+    cross-entropy, value by the returns it earned); 0 starts from scratch."""
+    imitation_epochs: int = 10
+    """Passes over the demonstrations when cloning."""
     checkpoint_every: int = 5
     """Save a checkpoint every this many iterations (and at the end)."""
     trial_seeds: tuple[int, ...] = (0,)

@@ -91,6 +91,10 @@ def train(
         algorithm.restore_from_path(str(start.path.resolve()))
         iteration, env_steps, elapsed = start.iteration, start.env_steps, start.elapsed_s
         run.truncate_log(iteration)
+    else:
+        began = time.perf_counter()
+        warm_start(algorithm, config, announce)
+        elapsed = time.perf_counter() - began  # the warm start counts in the time budget
     last = start
     try:
         while env_steps < config.total_env_steps and not _over_budget(config, elapsed):
@@ -119,6 +123,44 @@ def train(
         raise ValueError("training stopped before its first iteration; raise total_env_steps")
     export(run, last)
     return last
+
+
+def warm_start(algorithm: Any, config: TrainConfig, announce: Callable[[str], None]) -> None:
+    """Clone the greedy team into every module (``imitation_episodes`` > 0), then sync runners."""
+    if config.imitation_episodes <= 0:
+        return
+    from ray.rllib.core.columns import Columns
+
+    from phobos.training.imitation import by_module, clone, collect
+
+    demonstrations = by_module(
+        collect(config.env, config.env_config, config.imitation_episodes, config.seed, config.gamma)
+    )
+
+    def fit(learner: Any) -> dict[str, dict[str, float]]:
+        results = {}
+        for module_name, rows in sorted(demonstrations.items()):
+            module = learner.module[module_name]
+
+            def heads(observations: Any, masks: Any, module: Any = module) -> tuple[Any, Any]:
+                batch = {Columns.OBS: {"observations": observations, "action_mask": masks}}
+                logits = module.forward_train(batch)[Columns.ACTION_DIST_INPUTS]
+                return logits, module.compute_values(batch)
+
+            results[module_name] = clone(
+                heads, module.parameters(), rows, config.imitation_epochs, config.seed
+            )
+        return results
+
+    fitted = next(iter(algorithm.learner_group.foreach_learner(fit))).get()
+    algorithm.env_runner_group.sync_weights(
+        from_worker_or_learner_group=algorithm.learner_group, inference_only=True
+    )
+    for module_name, metrics in fitted.items():
+        announce(
+            f"imitation {module_name}: {metrics['accuracy']:.1%} of the greedy team's actions "
+            f"matched ({config.imitation_episodes} episodes)"
+        )
 
 
 def save(algorithm: Any, run: RunDir, info: CheckpointInfo) -> CheckpointInfo:

@@ -76,6 +76,11 @@ def trial(params: dict[str, Any]) -> None:
             device="cpu",
             verbose=0,
         )
+        if config.imitation_episodes > 0:
+            began = time.perf_counter()
+            cloned = warm_start(model, config, seed)
+            elapsed += time.perf_counter() - began  # the warm start counts in the budget
+            print(f"imitation: {cloned['accuracy']:.1%} of greedy actions matched", flush=True)
     while model.num_timesteps < config.total_env_steps and not (
         config.time_budget_s > 0 and elapsed >= config.time_budget_s
     ):
@@ -110,6 +115,22 @@ def trial(params: dict[str, Any]) -> None:
         else:
             tune.report(metrics)
     env.close()
+
+
+def warm_start(model: Any, config: TrainConfig, seed: int) -> dict[str, float]:
+    """Clone the greedy teammate of ``learner`` into the model's policy and value heads."""
+    from phobos.training.imitation import clone, collect
+
+    policy = model.policy
+    rows = collect(config.env, config.env_config, config.imitation_episodes, seed, config.gamma)
+
+    def heads(observations: Any, masks: Any) -> tuple[Any, Any]:
+        features = policy.extract_features({"observations": observations, "action_mask": masks})
+        latent_pi, latent_vf = policy.mlp_extractor(features)
+        logits = policy.action_net(latent_pi).masked_fill(masks <= 0, -1e8)
+        return logits, policy.value_net(latent_vf)
+
+    return clone(heads, policy.parameters(), rows[config.learner], config.imitation_epochs, seed)
 
 
 def train(

@@ -1,0 +1,161 @@
+"""A warm start for PPO: clone the scripted greedy team before reinforcement learning begins.
+
+PPO from scratch spends most of a 30-minute budget rediscovering what the scripted policies
+already know (which cells are worth a spectrometer run, when a station should track which
+spacecraft). Cloning them first (behaviour cloning on their own episodes, with the value
+head fitted to the discounted returns they earned) starts PPO from the greedy team's level,
+and the remaining budget goes into improving on it: the "kickstarting" recipe of
+Schmitt et al. 2018, here with a plain cross-entropy phase before PPO rather than an auxiliary
+loss during it.
+
+Demonstrations use their own seeds (:data:`SEED_BASE` upwards), apart from the seeds that
+evaluation holds out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from phobos.agents import make_team
+from phobos.agents.roles import module_id
+from phobos.envs import make
+
+SEED_BASE = 10_000_000
+"""Demonstration episodes use seeds ``SEED_BASE + 100_000 * run_seed + i``."""
+
+
+@dataclass(frozen=True)
+class Demonstrations:
+    """What the teacher saw and did, one row per agent-step.
+
+    Attributes:
+        observations: Observation vectors, ``(n, D)`` float32.
+        masks: Action masks, ``(n, A)`` int8.
+        actions: The teacher's actions, ``(n,)`` int64.
+        returns: Discounted team return from that step on, ``(n,)`` float32.
+
+    """
+
+    observations: np.ndarray
+    masks: np.ndarray
+    actions: np.ndarray
+    returns: np.ndarray
+
+    @staticmethod
+    def concatenate(parts: list[Demonstrations]) -> Demonstrations:
+        """Stack several agents' demonstrations (stations sharing one module)."""
+        return Demonstrations(
+            *(
+                np.concatenate(column)
+                for column in zip(
+                    *((p.observations, p.masks, p.actions, p.returns) for p in parts), strict=True
+                )
+            )
+        )
+
+
+def collect(
+    env_id: str, overrides: dict[str, Any], episodes: int, seed: int, gamma: float
+) -> dict[str, Demonstrations]:
+    """Episodes of the greedy team; returns each agent's demonstrations."""
+    env = make(env_id, **overrides)
+    team = make_team("greedy", env)
+    rows: dict[str, list[tuple]] = {agent: [] for agent in env.possible_agents}
+    for episode in range(episodes):
+        episode_seed = SEED_BASE + 100_000 * seed + episode
+        for policy in team.values():
+            policy.reset(episode_seed)
+        observations, _ = env.reset(seed=episode_seed)
+        trace: dict[str, list[tuple]] = {agent: [] for agent in env.possible_agents}
+        while env.agents:
+            actions = {agent: int(team[agent](observations[agent])) for agent in env.agents}
+            stepped, rewards, _, _, _ = env.step(actions)
+            for agent, action in actions.items():
+                observation = observations[agent]
+                trace[agent].append(
+                    (
+                        observation["observations"],
+                        observation["action_mask"],
+                        action,
+                        float(rewards[agent]),
+                    )
+                )
+            observations = stepped
+        for agent, steps in trace.items():
+            to_go = 0.0
+            for observation, mask, action, reward in reversed(steps):
+                to_go = reward + gamma * to_go
+                rows[agent].append((observation, mask, action, to_go))
+    env.close()
+    return {
+        agent: Demonstrations(
+            np.stack([r[0] for r in agent_rows]).astype(np.float32),
+            np.stack([r[1] for r in agent_rows]).astype(np.int8),
+            np.array([r[2] for r in agent_rows], dtype=np.int64),
+            np.array([r[3] for r in agent_rows], dtype=np.float32),
+        )
+        for agent, agent_rows in rows.items()
+    }
+
+
+def by_module(demonstrations: dict[str, Demonstrations]) -> dict[str, Demonstrations]:
+    """Pool the demonstrations of agents that share a module (the ground stations)."""
+    pooled: dict[str, list[Demonstrations]] = {}
+    for agent, rows in demonstrations.items():
+        pooled.setdefault(module_id(agent), []).append(rows)
+    return {module: Demonstrations.concatenate(parts) for module, parts in pooled.items()}
+
+
+# (observations, masks) -> (masked action logits, state values), all torch tensors.
+Heads = Callable[[Any, Any], tuple[Any, Any]]
+
+
+def clone(
+    heads: Heads,
+    parameters: Any,
+    rows: Demonstrations,
+    epochs: int,
+    seed: int,
+    lr: float = 1e-3,
+    batch_size: int = 256,
+    value_weight: float = 0.5,
+) -> dict[str, float]:
+    """Fit a policy to the teacher's actions and its value to their returns.
+
+    Returns:
+        The final epoch's action accuracy and mean losses.
+
+    """
+    import torch
+
+    generator = np.random.default_rng(seed)
+    optimizer = torch.optim.Adam(list(parameters), lr=lr)
+    observations = torch.as_tensor(rows.observations)
+    masks = torch.as_tensor(rows.masks.astype(np.float32))
+    actions = torch.as_tensor(rows.actions)
+    returns = torch.as_tensor(rows.returns)
+    metrics: dict[str, float] = {}
+    for _ in range(epochs):
+        order = torch.as_tensor(generator.permutation(len(actions)))
+        correct, policy_loss, value_loss = 0, 0.0, 0.0
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            logits, values = heads(observations[index], masks[index])
+            action_loss = torch.nn.functional.cross_entropy(logits, actions[index])
+            fit_loss = torch.nn.functional.mse_loss(values.reshape(-1), returns[index])
+            optimizer.zero_grad()
+            (action_loss + value_weight * fit_loss).backward()
+            optimizer.step()
+            correct += int((logits.argmax(-1) == actions[index]).sum())
+            policy_loss += float(action_loss) * len(index)
+            value_loss += float(fit_loss) * len(index)
+        metrics = {
+            "accuracy": correct / len(actions),
+            "policy_loss": policy_loss / len(actions),
+            "value_loss": value_loss / len(actions),
+        }
+    return metrics
