@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from phobos import config as config_tools
+from phobos.agents.runtime import default_policy
 from phobos.comms.security import generate_keys
-from phobos.envs import make_config
+from phobos.envs import make, make_config
 from phobos.envs.world import WorldSettings
 from tests.demo.conftest import eventually
 
@@ -30,7 +31,8 @@ def test_phobos_demo_runs_a_few_hundred_steps_headless() -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "dashboard: http://127.0.0.1:" in result.stdout
-    assert "flying policy greedy" in result.stdout  # no trained team yet: greedy, and said so
+    expected = default_policy(make(ENV))  # trained when that team exists, else greedy
+    assert f"flying policy {expected}" in result.stdout
     assert "300 steps in" in result.stdout
     agents = [line for line in result.stdout.splitlines() if "safe defaults" in line]
     assert len(agents) == 5
