@@ -9,6 +9,7 @@ among the actions the observation's mask allows.
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +59,21 @@ class SB3Policy(Policy):
         return int(np.asarray(action).reshape(-1)[0])
 
 
+def _saved_algorithm(path: Path) -> str:
+    """MaskablePPO when the zip's policy class comes from sb3-contrib's maskable package."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            policy = json.loads(archive.read("data")).get("policy_class", {})
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return "PPO"  # not readable as an SB3 zip: the load below says why
+    module = policy.get("__module__", "") if isinstance(policy, dict) else ""
+    return "MaskablePPO" if module.startswith("sb3_contrib.common.maskable") else "PPO"
+
+
 def load_sb3(reference: str, env: Any, agent: str) -> SB3Policy:
-    """Load ``PATH[@ALGO]`` (MaskablePPO, what ``phobos train`` makes, by default)."""
+    """Load ``PATH[@ALGO]``; without ``@ALGO``, PPO or MaskablePPO as the zip's policy says."""
     path, _, algorithm = reference.partition("@")
-    algorithm = algorithm or "MaskablePPO"
+    algorithm = algorithm or _saved_algorithm(Path(path))
     if algorithm not in _SB3_ALGORITHMS:
         raise ValueError(f"sb3 algorithm {algorithm!r}; choose from {', '.join(_SB3_ALGORITHMS)}")
     if not Path(path).exists():
