@@ -11,11 +11,12 @@ Files in the output folder:
   windows) or ``site.png`` (the lander's site map with what was imaged, analysed and
   sampled), and ``learning.png`` when a training log is given.
 
-The training log is a CSV with a header. The x column is the first present of
-``timesteps_total``, ``num_env_steps_sampled_lifetime``, ``time/total_timesteps``,
-``training_iteration``, ``step``; the y column the first present of ``episode_return_mean``,
-``env_runners/episode_return_mean``, ``rollout/ep_rew_mean``, ``ep_rew_mean``. RLlib's
-``progress.csv`` and Stable-Baselines3's CSV logger both qualify.
+The training log is a CSV with a header, such as the ``progress.csv`` of ``phobos train``
+(one line per Tune trial when it has ``seed``/``lr`` columns). The x column is the first
+present of ``env_steps``, ``timesteps_total``, ``num_env_steps_sampled_lifetime``,
+``time/total_timesteps``, ``training_iteration``, ``step``; the y column the first present of
+``team_return_mean``, ``episode_return_mean``, ``env_runners/episode_return_mean``,
+``rollout/ep_rew_mean``, ``ep_rew_mean``. RLlib's and Stable-Baselines3's CSV logs qualify too.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from phobos.evaluation.runner import EvaluationRun
 from phobos.evaluation.stats import bootstrap_mean, probability_of_improvement
 
 X_COLUMNS = (
+    "env_steps",
     "timesteps_total",
     "num_env_steps_sampled_lifetime",
     "time/total_timesteps",
@@ -40,6 +42,7 @@ X_COLUMNS = (
     "step",
 )
 Y_COLUMNS = (
+    "team_return_mean",
     "episode_return_mean",
     "env_runners/episode_return_mean",
     "rollout/ep_rew_mean",
@@ -210,8 +213,20 @@ def write_report(
             "",
         ]
     else:
-        shown = _learning_figure(Path(training_log), out / "learning.png")
-        lines += [f"From `{training_log}`: {shown}.", "", "![learning](learning.png)", ""]
+        means = {
+            team: data["metrics"]["team_return"]["estimate"]
+            for team, data in summary["teams"].items()
+            if data["metrics"].get("team_return")
+        }
+        shown = _learning_figure(Path(training_log), out / "learning.png", means)
+        lines += [
+            f"From `{training_log}`: {shown}. Training returns are those of the exploring "
+            "policy on training episodes; the dashed lines are this evaluation's means "
+            "(deterministic policies, the seeds above).",
+            "",
+            "![learning](learning.png)",
+            "",
+        ]
     failed = run.failed()
     if failed:
         lines += ["## Failed episodes", ""]
@@ -444,7 +459,7 @@ def _site_figure(spec: EpisodeSpec, trace: dict[str, list[int]], path: Path) -> 
     plt.close(fig)
 
 
-def _learning_figure(log: Path, path: Path) -> str:
+def _learning_figure(log: Path, path: Path, baselines: dict[str, float] | None = None) -> str:
     import matplotlib.pyplot as plt
 
     if not log.exists():
@@ -459,16 +474,27 @@ def _learning_figure(log: Path, path: Path) -> str:
             f"training log {log} needs an x column ({', '.join(X_COLUMNS)}) and a y column "
             f"({', '.join(Y_COLUMNS)})"
         )
-    points = [(float(r[x_key]), float(r[y_key])) for r in rows if r[x_key] and r[y_key]]
-    points = [(x, y) for x, y in points if math.isfinite(x) and math.isfinite(y)]
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    if points:
-        xs, ys = zip(*points, strict=True)
-        ax.plot(xs, ys, marker=".")
+    trials: dict[str, dict[float, float]] = {}
+    for row in rows:
+        if not row.get(x_key) or not row.get(y_key):
+            continue
+        x, y = float(row[x_key]), float(row[y_key])
+        if math.isfinite(x) and math.isfinite(y):
+            label = " ".join(f"{k} {row[k]}" for k in ("seed", "lr") if row.get(k))
+            trials.setdefault(label, {})[x] = y  # a resumed run's repeated rows: the last wins
+    points = sum(len(curve) for curve in trials.values())
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for label, curve in trials.items():
+        xs = sorted(curve)
+        ax.plot(xs, [curve[x] for x in xs], marker=".", markersize=3, label=label or "training")
+    for i, (team, mean) in enumerate((baselines or {}).items()):
+        ax.axhline(mean, linestyle="--", color=f"C{(i + len(trials)) % 10}", label=team[-40:])
+    if trials or baselines:
+        ax.legend(fontsize=7)
     ax.set_xlabel(x_key)
     ax.set_ylabel(y_key)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return f"{len(points)} points of `{y_key}` against `{x_key}`"
+    return f"{points} points of `{y_key}` against `{x_key}` ({len(trials)} curve(s))"
