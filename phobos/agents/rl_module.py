@@ -15,17 +15,17 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium
-from ray.rllib.algorithms.ppo.torch.ppo_torch_rl_module import PPOTorchRLModule
+from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
 from ray.rllib.core.columns import Columns
 from ray.rllib.utils.torch_utils import FLOAT_MIN
 
 
-class MaskedPPOTorchModule(PPOTorchRLModule):
+class MaskedPPOTorchModule(DefaultPPOTorchRLModule):
     """PPO's default torch module over ``observations``, with logits masked by ``action_mask``.
 
     Args:
         observation_space: The agent's ``Dict`` space with ``observations`` and ``action_mask``.
-        **kwargs: Passed to ``PPOTorchRLModule`` (``action_space``, ``model_config``, ...).
+        **kwargs: Passed to ``DefaultPPOTorchRLModule`` (``action_space``, ``model_config``, ...).
 
     """
 
@@ -45,13 +45,9 @@ class MaskedPPOTorchModule(PPOTorchRLModule):
         super().setup()
         self.observation_space = self._space_with_mask
 
-    def _forward_inference(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        mask, batch = self._split(batch)
-        return self._mask(super()._forward_inference(batch, **kwargs), mask)
-
-    def _forward_exploration(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        mask, batch = self._split(batch)
-        return self._mask(super()._forward_exploration(batch, **kwargs), mask)
+    def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        mask, batch = self._split(batch)  # inference and exploration both come here
+        return self._mask(super()._forward(batch, **kwargs), mask)
 
     def _forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         mask, batch = self._split(batch)

@@ -6,10 +6,16 @@
 | ``greedy`` | greedy spacecraft and stations | onboard (AEGIS-like) lander, scripted science team |
 | ``cautious`` | - | lander that samples only what the ground advised |
 | ``oracle`` | - | lander that reads the hidden site: an upper bound, not deployable |
+| ``trained`` | the committed RLlib team | the committed SB3 lander, scripted science team |
+
+``trained`` loads the small policies committed under ``phobos/agents/trained/<env name>/``
+(with the command and config that trained them); it is offered only where one exists.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from phobos.agents.orbit_greedy import greedy_team
@@ -20,13 +26,23 @@ from phobos.envs.sampling.config import SamplingConfig
 
 _COMMON = ("greedy", "random")
 _SAMPLING = ("cautious", "greedy", "oracle", "random")
+TRAINED = Path(__file__).with_name("trained")
+"""Committed trained policies, one folder per environment name (``env.metadata["name"]``)."""
+
+
+def trained_policy(env: Any) -> Path | None:
+    """The committed trained policy for ``env``, if there is one."""
+    name = getattr(env, "metadata", {}).get("name") if env is not None else None
+    folder = TRAINED / name if name else None
+    return folder if folder is not None and (folder / "phobos.json").exists() else None
 
 
 def policy_names(env: Any = None) -> list[str]:
     """Names :func:`make_team` accepts for ``env``; without one, those every task accepts."""
-    if env is not None and isinstance(getattr(env, "config", None), SamplingConfig):
-        return sorted(_SAMPLING)
-    return sorted(_COMMON)
+    names = set(_SAMPLING if isinstance(getattr(env, "config", None), SamplingConfig) else _COMMON)
+    if trained_policy(env) is not None:
+        names.add("trained")
+    return sorted(names)
 
 
 def make_team(name: str, env: Any, seed: int | None = None) -> dict[str, Policy]:
@@ -36,8 +52,10 @@ def make_team(name: str, env: Any, seed: int | None = None) -> dict[str, Policy]
         ValueError: for an unknown name (naming the valid ones) or a task the team lacks.
 
     """
-    if name not in _COMMON + _SAMPLING:
+    if name not in policy_names(env) and name not in _COMMON + _SAMPLING:
         raise ValueError(f"unknown policy {name!r}; choose from {', '.join(policy_names(env))}")
+    if name == "trained":
+        return _trained_team(env, seed)
     if name == "random":
         return {
             agent: RandomPolicy(env.action_space(agent), seed=None if seed is None else seed + i)
@@ -52,3 +70,18 @@ def make_team(name: str, env: Any, seed: int | None = None) -> dict[str, Policy]
         f"no {name!r} policies for environment {type(env).__name__}; "
         f"choose from {', '.join(policy_names(env))}"
     )
+
+
+def _trained_team(env: Any, seed: int | None) -> dict[str, Policy]:
+    """Every agent that has a committed trained policy flies it; greedy flies the rest."""
+    from phobos.agents.loaders import load_rllib, load_sb3
+
+    folder = trained_policy(env)
+    team = make_team("greedy", env, seed=seed)
+    if (folder / "model.zip").exists():  # a Stable-Baselines3 learner among scripted teammates
+        learner = json.loads((folder / "phobos.json").read_text())["learner"]
+        team[learner] = load_sb3(str(folder / "model.zip"), env, learner)
+    else:
+        for agent in env.possible_agents:
+            team[agent] = load_rllib(str(folder), env, agent)
+    return team

@@ -21,7 +21,8 @@ import statistics
 import time
 from typing import Any
 
-from phobos.evaluation.runner import evaluate, init_ray, make_request
+from phobos.evaluation.runner import evaluate, make_request
+from phobos.ray_cluster import init_ray
 
 CASES = (("orbit-scheduling-v0", 8), ("phobos-sampling-v0", 16))
 """(environment, episodes per measurement) pairs, each flown by the greedy team."""
