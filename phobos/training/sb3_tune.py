@@ -177,11 +177,21 @@ def train(
         if run.policy.exists():
             shutil.rmtree(run.policy)
         run.policy.mkdir(parents=True)
-        shutil.copy(Path(folder) / "model.zip", run.policy / "model.zip")
+        export_model(Path(folder) / "model.zip", run.policy / "model.zip")
         state = json.loads((Path(folder) / "phobos.json").read_text())
         state |= {"seed": best.metrics["seed"], "lr": best.metrics["lr"]}
         (run.policy / "phobos.json").write_text(json.dumps(state, indent=2) + "\n")
     return CheckpointInfo(run.policy, state["iteration"], state["env_steps"], state["elapsed_s"])
+
+
+def export_model(source: Path, target: Path) -> None:
+    """Save ``source`` for inference only: the Adam moments (2/3 of the zip) are left out."""
+    import torch
+    from sb3_contrib import MaskablePPO
+
+    model = MaskablePPO.load(source, device="cpu")
+    model.policy.optimizer = torch.optim.Adam(model.policy.parameters())  # empty moments
+    model.save(target)
 
 
 class TrialProgress(tune.Callback):
