@@ -152,7 +152,7 @@ def load_rllib(path: str, env: Any, agent: str) -> RLlibPolicy:
     key = str(Path(path).resolve())
     if key not in _LOADED:  # one load per process serves every agent of a team
         try:
-            _LOADED[key] = RLModule.from_checkpoint(path)
+            _LOADED[key] = RLModule.from_checkpoint(key)  # absolute: pyarrow needs one
         except Exception as error:  # noqa: BLE001 - any load failure is a bad checkpoint
             raise ValueError(f"rllib checkpoint {path!r} cannot be loaded: {error}") from error
     module = _LOADED[key]

@@ -119,3 +119,11 @@ def test_trained_module_acts_deterministically(trained):
     assert len({policy(observation) for _ in range(5)}) == 1
     assert isinstance(policy(observation), int) and 0 <= policy(observation) < 7
     assert np.asarray(observation["action_mask"])[policy(observation)] == 1
+
+
+def test_a_relative_checkpoint_path_loads(trained, monkeypatch):
+    monkeypatch.chdir(trained.parent)
+    env = make("orbit-scheduling-v0", horizon_steps=24)
+    policy = load_rllib("run/policy", env, "phobos_grunt")
+    observations, _ = env.reset(seed=1)
+    assert observations["phobos_grunt"]["action_mask"][policy(observations["phobos_grunt"])] == 1
