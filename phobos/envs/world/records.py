@@ -1,0 +1,139 @@
+"""Plain data the world server's parts share: settings, per-agent records, counters, progress.
+
+Kept apart from :mod:`phobos.envs.world.server` so that the loop, the agent exchange
+(:mod:`phobos.envs.world.exchange`) and telemetry (:mod:`phobos.envs.world.telemetry`) read
+and write the same values without reaching into each other's attributes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+SAFE_ACTION = 0
+"""Every agent's safe default: idle (orbit scheduling), wait / no advice (sampling)."""
+
+WAITING, ALIVE, LOST = "waiting", "alive", "lost"
+
+
+@dataclass(frozen=True)
+class WorldSettings:
+    """How the world server steps and reports."""
+
+    action_timeout: float = 2.0
+    """Seconds each step waits for every live agent's action; late ones get the safe default."""
+    join_timeout: float = 30.0
+    """Seconds the first episode waits for every agent to join (missing ones get defaults)."""
+    seed: int = 0
+    """Seed of the first episode; episode ``k`` uses ``seed + k``."""
+    speed: float = 0.0
+    """Target steps per second; 0 steps as fast as the agents answer (throttle off)."""
+    telemetry_hz: float = 10.0
+    """Most state updates published per second, whatever the step rate."""
+    relay: Literal["zmq", "memory"] = "zmq"
+    """Carry the intents between agents over ZeroMQ through a relay, or in memory."""
+    record: bool = False
+    """Keep every step's actions and defaults in :attr:`WorldStats.records` (for tests)."""
+
+    def validate(self) -> None:
+        """Raise ValueError for a setting out of range."""
+        if not self.action_timeout > 0 or not self.join_timeout >= 0:
+            raise ValueError("action_timeout must be positive and join_timeout not negative")
+        if not self.speed >= 0 or not self.telemetry_hz > 0:
+            raise ValueError("speed must be at least 0 and telemetry_hz positive")
+        if self.relay not in ("zmq", "memory"):
+            raise ValueError(f"relay must be 'zmq' or 'memory', got {self.relay!r}")
+
+
+@dataclass
+class AgentRecord:
+    """What the world knows of one agent's process.
+
+    Attributes:
+        status: ``waiting`` (never joined), ``alive`` or ``lost``.
+        incarnation: The incarnation of its latest hello (one per process run).
+        joins: Hellos accepted. restarts: hellos with a new incarnation after the first.
+        lost: Times it was marked lost. obs_sent: observations sent. actions: actions used.
+        defaults: Steps it got the safe default. errors: actions outside its space.
+        stale: Actions for an older step.
+
+    """
+
+    status: str = WAITING
+    incarnation: int | None = None
+    ident: bytes = b""
+    joins: int = 0
+    restarts: int = 0
+    lost: int = 0
+    obs_sent: int = 0
+    actions: int = 0
+    defaults: int = 0
+    errors: int = 0
+    stale: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for telemetry."""
+        return {
+            "status": self.status,
+            "restarts": self.restarts,
+            "joins": self.joins,
+            "lost": self.lost,
+            "obs_sent": self.obs_sent,
+            "actions": self.actions,
+            "defaults": self.defaults,
+            "errors": self.errors,
+            "stale": self.stale,
+        }
+
+
+@dataclass
+class WorldStats:
+    """Counters of a :meth:`~phobos.envs.world.server.WorldServer.run`.
+
+    Attributes:
+        steps: Steps taken. episodes: Episodes finished. returns: Team return per episode.
+        refused: Hellos refused (unknown id). rejected: Frames that were not valid.
+        elapsed_s: Wall seconds from the first step to the last.
+        records: ``(tick, actions, defaulted agents)`` per step when ``record`` is set.
+
+    """
+
+    steps: int = 0
+    episodes: int = 0
+    returns: list[float] = field(default_factory=list)
+    refused: int = 0
+    rejected: int = 0
+    elapsed_s: float = 0.0
+    records: list[tuple[int, dict[str, int], tuple[str, ...]]] = field(default_factory=list)
+
+
+@dataclass
+class Progress:
+    """Where a run stands: advanced by the loop, read by the exchange and telemetry.
+
+    Attributes:
+        tick: Steps taken over all episodes (the sequence number of observations).
+        episode: Index of the current episode (-1 before the first). seed: its seed.
+        step: Step within the episode. team_return: the episode's return so far.
+        paused, speed: The dashboard's controls (speed in steps per second, 0 throttle off).
+        observations: The current step's observation per agent.
+        executed: The actions the environment carried out at the last step.
+        defaulted: Agents given the safe default at the last step.
+        awaiting: Agents whose action for this tick is still expected.
+        actions: Actions received for this tick. in_exchange: an exchange is under way.
+
+    """
+
+    speed: float = 0.0
+    paused: bool = False
+    tick: int = 0
+    episode: int = -1
+    seed: int = 0
+    step: int = 0
+    team_return: float = 0.0
+    observations: dict[str, Any] = field(default_factory=dict)
+    executed: dict[str, int] = field(default_factory=dict)
+    defaulted: tuple[str, ...] = ()
+    awaiting: set[str] = field(default_factory=set)
+    actions: dict[str, int] = field(default_factory=dict)
+    in_exchange: bool = False

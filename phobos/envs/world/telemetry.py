@@ -1,0 +1,154 @@
+"""What the world server publishes for the dashboard, and how often.
+
+Telemetry rides a PUB socket, which may drop, so everything here is a snapshot rather than a
+stream of changes: the state at most ``telemetry_hz`` times a second whatever the step rate,
+the episode's tables again every second for subscribers that joined late, and agent events
+as they happen. :class:`WorldTelemetry` owns that cadence and the per-episode activity
+timeline; the loop only asks whether an update is due. Without a publisher every method is
+a no-op apart from the bookkeeping, so the loop needs no branches for it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from phobos.comms.message import BROADCAST, Message
+from phobos.comms.telemetry import TelemetryPublisher
+from phobos.envs.world import protocol as p
+from phobos.envs.world.records import AgentRecord, Progress, WorldStats
+from phobos.envs.world.views import TelemetryView
+
+
+class WorldTelemetry:
+    """Publishes a world's state, episode tables and agent events.
+
+    Args:
+        publisher: The PUB socket; None publishes nothing.
+        telemetry_hz: Most state updates per second.
+        env: The environment served (its bus is read at each update).
+        view: What the dashboard is told about ``env``.
+        progress: Where the run stands (shared with the loop).
+        records: Per-agent records (shared with the exchange).
+        stats: The run's counters.
+
+    """
+
+    def __init__(
+        self,
+        publisher: TelemetryPublisher | None,
+        telemetry_hz: float,
+        env: Any,
+        view: TelemetryView,
+        progress: Progress,
+        records: dict[str, AgentRecord],
+        stats: WorldStats,
+    ) -> None:
+        self.publisher = publisher
+        self.env = env
+        self.view = view
+        self.progress = progress
+        self.records = records
+        self.stats = stats
+        self._period = 1.0 / telemetry_hz
+        self.tables: dict[str, Any] = {}
+        self.timeline: dict[str, list[list[int]]] = {}
+        self._last_action: dict[str, int] = {}
+        self._next_publish = 0.0
+        self._next_tables = 0.0
+        self._rate_mark = (time.monotonic(), 0)
+        self._rate = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        """Whether there is a publisher."""
+        return self.publisher is not None
+
+    def due(self, now: float) -> bool:
+        """Whether a state update is due at monotonic time ``now``."""
+        return self.publisher is not None and now >= self._next_publish
+
+    def soon(self) -> None:
+        """Make the next state update due now (a control changed what the dashboard shows)."""
+        self._next_publish = 0.0
+
+    def begin_episode(self, tables: dict[str, Any], agents: list[str]) -> None:
+        """Start a new timeline and publish the new episode's ``tables``."""
+        self.tables = tables
+        self.timeline = {agent: [] for agent in agents}
+        self._last_action = {}
+        self.publish_tables()
+
+    def note_executed(self, step: int, executed: dict[str, int]) -> None:
+        """Extend the timeline with the actions carried out at ``step`` (runs every step)."""
+        timeline, last = self.timeline, self._last_action
+        for agent, action in executed.items():
+            if last.get(agent) != action:
+                last[agent] = action
+                timeline[agent].append([step, action])
+
+    def publish_tables(self) -> None:
+        """Publish the episode's tables."""
+        if self.publisher is None:
+            return
+        self._next_tables = time.monotonic() + 1.0
+        self.publisher.publish(
+            Message(
+                p.WORLD, BROADCAST, p.TELEMETRY_EPISODE, 0.0, self.progress.episode, self.tables
+            )
+        )
+
+    def publish_state(self) -> None:
+        """Publish the state (and the tables, when a second has passed since they were)."""
+        now = time.monotonic()
+        self._next_publish = now + self._period
+        if now >= self._next_tables:
+            self.publish_tables()
+        mark_time, mark_steps = self._rate_mark
+        if now - mark_time >= 0.5:
+            self._rate = (self.stats.steps - mark_steps) / (now - mark_time)
+            self._rate_mark = (now, self.stats.steps)
+        env, progress = self.env, self.progress
+        sim_time = progress.step * float(env.config.step_seconds)
+        bus = env.router
+        stats = bus.stats
+        accepted = stats.sent - stats.rejected
+        flights = [list(f) for f in bus.flights if f[2] <= sim_time < f[3]]
+        state = {
+            "tick": progress.tick,
+            "episode": progress.episode,
+            "seed": progress.seed,
+            "step": progress.step,
+            "sim_time_s": sim_time,
+            "paused": progress.paused,
+            "speed": progress.speed,
+            "rate": round(self._rate, 1),
+            "team_return": round(progress.team_return, 3),
+            "activities": progress.executed,
+            "defaulted": list(progress.defaulted),
+            "timeline": self.timeline,
+            "agents": {agent: record.as_dict() for agent, record in self.records.items()},
+            "messages": {
+                "sent": stats.sent,
+                "delivered": stats.delivered,
+                "held": accepted - stats.delivered - stats.lost,
+                "dropped": stats.rejected + stats.lost,
+            },
+            "flights": flights,
+            "refused": self.stats.refused,
+            **self.view.state(env, progress.observations),
+        }
+        self.publisher.publish(
+            Message(p.WORLD, BROADCAST, p.TELEMETRY_STATE, sim_time, progress.tick, state)
+        )
+
+    def event(self, agent: str, event: str, detail: str) -> None:
+        """Publish an agent event (joined, lost, restarted, ...) at the current tick."""
+        if self.publisher is not None:
+            payload = {
+                "agent": agent,
+                "event": event,
+                "detail": detail,
+                "tick": self.progress.tick,
+            }
+            self.publisher.publish(Message(p.WORLD, BROADCAST, p.TELEMETRY_EVENT, 0.0, 0, payload))
