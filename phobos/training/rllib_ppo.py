@@ -104,7 +104,9 @@ def train(
             iteration += 1
             elapsed += seconds
             runners = result["env_runners"]
-            sampled = int(runners.get("num_env_steps_sampled", 0))
+            sampled = runners.get("num_env_steps_sampled", 0)
+            # NaN when every runner failed this iteration (it is being restarted): none counted.
+            sampled = int(sampled) if sampled == sampled else 0
             env_steps += sampled
             row = _row(iteration, env_steps, elapsed, sampled, seconds, result)
             run.log(row)
