@@ -5,6 +5,7 @@ import pytest
 
 from phobos.agents import make_team, policy_names
 from phobos.agents.sampling_policies import CautiousLander, ScienceTeam
+from phobos.agents.teams import trained_policy
 from phobos.envs import make
 from phobos.envs.sampling.layout import ADVICE_RANK
 
@@ -118,8 +119,12 @@ def test_oracle_is_an_upper_bound_that_reads_the_hidden_site(results):
 def test_team_names_per_task():
     sampling = make("phobos-sampling-v0")
     orbit = make("orbit-scheduling-v0", horizon_steps=4)
-    assert policy_names(sampling) == ["cautious", "greedy", "oracle", "random"]
-    assert policy_names(orbit) == ["greedy", "random"] == policy_names()
+    # "trained" is offered where a trained policy is committed for the task.
+    trained = ["trained"] * (trained_policy(sampling) is not None)
+    assert policy_names(sampling) == ["cautious", "greedy", "oracle", "random", *trained]
+    trained = ["trained"] * (trained_policy(orbit) is not None)
+    assert policy_names(orbit) == ["greedy", "random", *trained]
+    assert policy_names() == ["greedy", "random"]
     assert set(make_team("greedy", orbit)) == set(orbit.possible_agents)
     with pytest.raises(ValueError, match="no 'oracle' policies for environment Orbit"):
         make_team("oracle", orbit)
