@@ -104,6 +104,7 @@ class AgentRuntime:
 
     def run(self) -> int:
         """Join the world and serve it until it ends the run; return the exit code."""
+        self._preload()
         context = zmq.Context()
         try:
             while True:
@@ -118,6 +119,21 @@ class AgentRuntime:
                     return outcome
         finally:
             context.destroy(linger=0)
+
+    def _preload(self) -> None:
+        """Import what a trained policy needs before saying hello, not after.
+
+        torch and RLlib take seconds to import; an agent that imported them only once the
+        world had welcomed it (and started the clock) would miss its first deadlines and fly
+        safe defaults until it caught up. The policy itself still loads on the welcome, which
+        names the environment; that takes a fraction of a second.
+        """
+        spec = self.policy_spec or "trained"  # no spec: the default may be the trained team
+        if any(kind in spec for kind in ("trained", "rllib:", "sb3:")):
+            import ray.rllib.core.rl_module.rl_module  # noqa: F401
+            import sb3_contrib  # noqa: F401
+
+            import phobos.agents.loaders  # noqa: F401
 
     # ---------------------------------------------------------------------- joining
     def _join(self, context: zmq.Context) -> tuple[ZmqClient | None, int]:
