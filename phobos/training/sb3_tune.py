@@ -158,7 +158,10 @@ def train(
                 "seed": tune.grid_search(list(config.trial_seeds)),
                 "lr": tune.grid_search(lrs),
             },
-            tune_config=tune.TuneConfig(max_concurrent_trials=config.max_concurrent_trials),
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=config.max_concurrent_trials,
+                trial_dirname_creator=trial_folder_name,
+            ),
             run_config=tune.RunConfig(
                 name=TUNE_FOLDER,
                 storage_path=str(run.path.resolve()),
@@ -182,6 +185,11 @@ def train(
         state |= {"seed": best.metrics["seed"], "lr": best.metrics["lr"]}
         (run.policy / "phobos.json").write_text(json.dumps(state, indent=2) + "\n")
     return CheckpointInfo(run.policy, state["iteration"], state["env_steps"], state["elapsed_s"])
+
+
+def trial_folder_name(trial: Any) -> str:
+    """``seed0_lr0.0003``: Tune's default names hold commas, which team specs split on."""
+    return f"seed{trial.config['seed']}_lr{trial.config['lr']:g}"
 
 
 def export_model(source: Path, target: Path) -> None:
