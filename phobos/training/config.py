@@ -67,3 +67,8 @@ class TrainConfig:
     """sb3: learning rates to grid-search; empty uses ``lr``."""
     max_concurrent_trials: int = 2
     """sb3: trials run at once (one CPU each)."""
+
+    def finished(self, env_steps: int, elapsed_s: float) -> bool:
+        """Whether a run at ``env_steps`` after ``elapsed_s`` of training is done."""
+        out_of_time = self.time_budget_s > 0 and elapsed_s >= self.time_budget_s
+        return env_steps >= self.total_env_steps or out_of_time

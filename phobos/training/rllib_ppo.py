@@ -97,7 +97,7 @@ def train(
         elapsed = time.perf_counter() - began  # the warm start counts in the time budget
     last = start
     try:
-        while env_steps < config.total_env_steps and not _over_budget(config, elapsed):
+        while not config.finished(env_steps, elapsed):
             began = time.perf_counter()
             result = algorithm.train()
             seconds = time.perf_counter() - began
@@ -111,7 +111,7 @@ def train(
             row = _row(iteration, env_steps, elapsed, sampled, seconds, result)
             run.log(row)
             report(row)
-            done = env_steps >= config.total_env_steps or _over_budget(config, elapsed)
+            done = config.finished(env_steps, elapsed)
             if iteration % config.checkpoint_every == 0 or done:
                 last = save(
                     algorithm,
@@ -180,10 +180,6 @@ def export(run: RunDir, checkpoint: CheckpointInfo) -> None:
         shutil.rmtree(run.policy)
     shutil.copytree(source, run.policy)
     shutil.copy(checkpoint.path / "phobos.json", run.policy / "phobos.json")
-
-
-def _over_budget(config: TrainConfig, elapsed: float) -> bool:
-    return config.time_budget_s > 0 and elapsed >= config.time_budget_s
 
 
 def _row(

@@ -81,9 +81,7 @@ def trial(params: dict[str, Any]) -> None:
             cloned = warm_start(model, config, seed)
             elapsed += time.perf_counter() - began  # the warm start counts in the budget
             print(f"imitation: {cloned['accuracy']:.1%} of greedy actions matched", flush=True)
-    while model.num_timesteps < config.total_env_steps and not (
-        config.time_budget_s > 0 and elapsed >= config.time_budget_s
-    ):
+    while not config.finished(model.num_timesteps, elapsed):
         began = time.perf_counter()
         model.learn(config.train_batch_size, reset_num_timesteps=False, progress_bar=False)
         seconds = time.perf_counter() - began
@@ -99,9 +97,7 @@ def trial(params: dict[str, Any]) -> None:
             "seed": seed,
             "lr": lr,
         }
-        done = model.num_timesteps >= config.total_env_steps or (
-            config.time_budget_s > 0 and elapsed >= config.time_budget_s
-        )
+        done = config.finished(model.num_timesteps, elapsed)
         if updates % config.checkpoint_every == 0 or done:
             with tempfile.TemporaryDirectory() as folder:
                 model.save(Path(folder) / "model.zip")
