@@ -87,16 +87,16 @@ def train(
     """Train until ``total_env_steps`` (or the time budget), checkpointing; returns the last."""
     algorithm = build_algorithm(config)
     iteration, env_steps, elapsed = 0, 0, 0.0
-    if start is not None:
-        algorithm.restore_from_path(str(start.path.resolve()))
-        iteration, env_steps, elapsed = start.iteration, start.env_steps, start.elapsed_s
-        run.truncate_log(iteration)
-    else:
-        began = time.perf_counter()
-        warm_start(algorithm, config, announce)
-        elapsed = time.perf_counter() - began  # the warm start counts in the time budget
     last = start
     try:
+        if start is not None:
+            algorithm.restore_from_path(str(start.path.resolve()))
+            iteration, env_steps, elapsed = start.iteration, start.env_steps, start.elapsed_s
+            run.truncate_log(iteration)
+        else:
+            began = time.perf_counter()
+            warm_start(algorithm, config, announce)
+            elapsed = time.perf_counter() - began  # the warm start counts in the time budget
         while not config.finished(env_steps, elapsed):
             began = time.perf_counter()
             result = algorithm.train()
