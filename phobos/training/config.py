@@ -30,6 +30,11 @@ class TrainConfig:
     """Stop once this many environment steps were sampled (per trial for sb3)."""
     time_budget_s: float = 0.0
     """Also stop after this much training time (summed over resumed sessions); 0: no limit."""
+    sampler: Literal["env", "batch"] = "env"
+    """``env``: step one ``ParallelEnv`` episode at a time (the reference path). ``batch``: step
+    ``num_envs`` episodes at once in the task's vectorised batch core, arrays end to end."""
+    num_envs: int = 256
+    """batch sampler: episodes stepped together (per env runner for rllib)."""
     num_env_runners: int = 0
     """rllib: remote sampling workers; 0 samples in the driver."""
     envs_per_env_runner: int = 1
