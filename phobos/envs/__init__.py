@@ -1,12 +1,22 @@
 """Environments: mission physics, the two tasks, their PettingZoo/Gymnasium APIs and registry."""
 
-from phobos.envs.registry import EnvSpec, make, make_config, register, registered, spec
+from phobos.envs.registry import (
+    EnvSpec,
+    has_batch,
+    make,
+    make_batch,
+    make_config,
+    register,
+    registered,
+    spec,
+)
 
 register(
     EnvSpec(
         id="orbit-scheduling-v0",
         entry_point="phobos.envs.orbit_scheduling.env:OrbitSchedulingEnv",
         config_entry_point="phobos.envs.orbit_scheduling.config:OrbitSchedulingConfig",
+        batch_entry_point="phobos.envs.orbit_scheduling.batch:OrbitSchedulingBatch",
     )
 )
 register(
@@ -17,4 +27,13 @@ register(
     )
 )
 
-__all__ = ["EnvSpec", "make", "make_config", "register", "registered", "spec"]
+__all__ = [
+    "EnvSpec",
+    "has_batch",
+    "make",
+    "make_batch",
+    "make_config",
+    "register",
+    "registered",
+    "spec",
+]

@@ -25,6 +25,8 @@ class EnvSpec:
         entry_point: ``"module:attribute"`` of the environment class or factory.
         config_entry_point: ``"module:attribute"`` of its configuration dataclass.
         kind: ``"parallel"`` (PettingZoo) or ``"gymnasium"`` (single agent).
+        batch_entry_point: ``"module:attribute"`` of the task's vectorised batch core (called
+            as ``core(config, num_envs=n)``), or ``None`` when it has none.
 
     """
 
@@ -32,6 +34,7 @@ class EnvSpec:
     entry_point: str
     config_entry_point: str
     kind: str = "parallel"
+    batch_entry_point: str | None = None
 
 
 _REGISTRY: dict[str, EnvSpec] = {}
@@ -77,6 +80,26 @@ def make(env_id: str, config: Any = None, **overrides: Any) -> Any:
         config = config_tools.replace(config, **overrides)
     factory: Callable[..., Any] = _load(entry.entry_point)
     return factory(config)
+
+
+def make_batch(env_id: str, num_envs: int, config: Any = None, **overrides: Any) -> Any:
+    """The batch core of ``env_id``: ``num_envs`` episodes stepped at once in arrays.
+
+    A seeded batch of one equals the ``ParallelEnv`` of ``make(env_id)`` step for step.
+    """
+    entry = spec(env_id)
+    if entry.batch_entry_point is None:
+        raise ValueError(f"environment {env_id!r} has no batch core")
+    if config is None:
+        config = make_config(env_id, **overrides)
+    elif overrides:
+        config = config_tools.replace(config, **overrides)
+    return _load(entry.batch_entry_point)(config, num_envs=num_envs)
+
+
+def has_batch(env_id: str) -> bool:
+    """Whether ``env_id`` registers a batch core."""
+    return spec(env_id).batch_entry_point is not None
 
 
 def _load(entry_point: str) -> Any:
