@@ -8,6 +8,7 @@ for the whole episode, so a step only indexes these tables.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -31,6 +32,8 @@ from phobos.envs.sampling.layout import (
 @dataclass(frozen=True)
 class EpisodeSky:
     """The sky over the lander for one episode of ``T`` steps.
+
+    From :func:`plan_episodes` every field carries a leading episode axis as well.
 
     Attributes:
         start_offset_s: Landing time, seconds after ``config.start``.
@@ -101,44 +104,58 @@ def _cached_track(
 
 def plan_episode(config: SamplingConfig, rng: np.random.Generator) -> EpisodeSky:
     """Draw the landing time, Phobos's phase and the losses from ``rng``; tabulate the sky."""
+    sky = plan_episodes(config, [rng])
+    return EpisodeSky(**{f.name: _first(getattr(sky, f.name)) for f in fields(sky)})
+
+
+def plan_episodes(config: SamplingConfig, rngs: Sequence[np.random.Generator]) -> EpisodeSky:
+    """:func:`plan_episode` for one episode per generator, tabulated together.
+
+    Each generator makes the same draws as :func:`plan_episode` would; every field of the
+    result then has a leading episode axis (the floats become ``[n]`` arrays), so episode
+    ``i`` of the batch equals ``plan_episode(config, rngs[i])``.
+    """
     steps, dt = config.horizon_steps, config.step_seconds
     window_steps = int(config.start_window_days * 86400.0 // dt)
-    offset = float(rng.integers(0, window_steps + 1) * dt)
-    anomaly, raan = rng.uniform(0.0, 2.0 * np.pi, size=2)
+    n = len(rngs)
+    offset, anomaly, raan, battery = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    lost = np.zeros((n, steps, 2, 2), dtype=bool)
     low, high = config.lander.start_battery
-    battery = float(rng.uniform(low, high))
-    lost = rng.random((steps, 2, 2)) < config.message_loss
+    for i, rng in enumerate(rngs):
+        offset[i] = float(rng.integers(0, window_steps + 1) * dt)
+        anomaly[i], raan[i] = rng.uniform(0.0, 2.0 * np.pi, size=2)
+        battery[i] = float(rng.uniform(low, high))
+        lost[i] = rng.random((steps, 2, 2)) < config.message_loss
 
     surface = surface_tables(
         track_for(config),
-        np.array([offset]),
+        offset,
         steps=steps,
         step_seconds=dt,
         substeps=config.substeps,
         site_deg=(config.site_lat_deg, config.site_lon_deg),
-        mean_anomaly0=np.array([anomaly]),
-        raan=np.array([raan]),
+        mean_anomaly0=anomaly,
+        raan=raan,
         earth_mask_deg=config.lander.earth_mask_deg,
     )
-    surface = SurfaceTables(**{f.name: getattr(surface, f.name)[0] for f in fields(surface)})
 
     contact = surface.contact
-    link_open = np.zeros((steps, 2, 2), dtype=bool)
-    link_open[:, 0, 1] = link_open[:, 1, 0] = contact
-    delay = np.repeat(surface.light_time_s[:, None, None], 2, axis=1).repeat(2, axis=2)
+    link_open = np.zeros((n, steps, 2, 2), dtype=bool)
+    link_open[:, :, 0, 1] = link_open[:, :, 1, 0] = contact
+    delay = np.repeat(surface.light_time_s[:, :, None, None], 2, axis=2).repeat(2, axis=3)
 
-    shared = np.zeros((steps + 1, SHARED_FIELDS))
+    shared = np.zeros((n, steps + 1, SHARED_FIELDS))
     last = np.minimum(np.arange(steps + 1), steps - 1)  # the final observation repeats
-    shared[:, TIME] = np.arange(steps + 1) / steps
-    shared[:, SUN] = np.maximum(np.sin(np.radians(surface.sun_elevation_deg)), 0.0)
-    shared[:, EARTH_VISIBLE] = surface.earth_visible[last]
-    shared[:, CONTACT] = contact[last]
-    shared[:, NEXT_CONTACT] = _steps_to_next(contact)[last] / steps
-    shared[:, LIGHT_TIME] = np.minimum(surface.light_time_s[last] / LIGHT_TIME_SCALE, 1.0)
+    shared[:, :, TIME] = np.arange(steps + 1) / steps
+    shared[:, :, SUN] = np.maximum(np.sin(np.radians(surface.sun_elevation_deg)), 0.0)
+    shared[:, :, EARTH_VISIBLE] = surface.earth_visible[:, last]
+    shared[:, :, CONTACT] = contact[:, last]
+    shared[:, :, NEXT_CONTACT] = _steps_to_next(contact)[:, last] / steps
+    shared[:, :, LIGHT_TIME] = np.minimum(surface.light_time_s[:, last] / LIGHT_TIME_SCALE, 1.0)
     return EpisodeSky(
         start_offset_s=offset,
-        mean_anomaly0=float(anomaly),
-        raan=float(raan),
+        mean_anomaly0=anomaly,
+        raan=raan,
         surface=surface,
         solar_wh=surface.solar_fraction * config.lander.solar_peak_w * dt / 3600.0,
         image_ok=surface.sun_elevation_deg >= config.lander.image_min_sun_deg,
@@ -150,9 +167,19 @@ def plan_episode(config: SamplingConfig, rng: np.random.Generator) -> EpisodeSky
     )
 
 
+def _first(value: object) -> object:
+    """Episode 0 of a batched field (floats back to Python floats)."""
+    if isinstance(value, SurfaceTables):
+        return SurfaceTables(**{f.name: getattr(value, f.name)[0] for f in fields(value)})
+    return float(value[0]) if value.ndim == 1 and value.dtype == np.float64 else value[0]
+
+
 def _steps_to_next(flags: np.ndarray) -> np.ndarray:
-    """Steps from each step to the first flagged one at or after it (``len`` when none)."""
-    steps = len(flags)
+    """Steps from each step to the first flagged one at or after it (``steps`` when none).
+
+    Works along the last axis, so over one episode ``[T]`` or many ``[n, T]``.
+    """
+    steps = flags.shape[-1]
     candidate = np.where(flags, np.arange(steps), steps)
-    first = np.minimum.accumulate(candidate[::-1])[::-1]
+    first = np.minimum.accumulate(candidate[..., ::-1], axis=-1)[..., ::-1]
     return np.where(first >= steps, steps, first - np.arange(steps))
