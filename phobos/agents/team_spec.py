@@ -8,6 +8,7 @@ overrides, comma separated::
     greedy,phobos_grunt=sb3:runs/pg.zip     # a Stable-Baselines3 model flies Phobos-Grunt
     greedy,phobos_grunt=rllib:runs/ckpt     # an RLlib checkpoint (its RLModule) flies it
     rllib:runs/train/orbit/policy           # every agent flies its role's trained module
+    shared:runs/train/orbit/policy          # every agent flies one shared network (no pickle)
 
 Base teams are those of :func:`phobos.agents.make_team` (``random``, ``greedy``; for the
 sampling task also ``cautious`` and ``oracle``). ``sb3:PATH`` loads a MaskablePPO model, what
@@ -15,7 +16,9 @@ sampling task also ``cautious`` and ``oracle``). ``sb3:PATH`` loads a MaskablePP
 ``rllib:PATH`` loads an RLlib ``RLModule`` checkpoint (the exported ``policy/`` folder of
 ``phobos train``, or a module folder inside an algorithm checkpoint), taking the module of the
 agent's role (:func:`~phobos.agents.roles.module_id`), else ``default_policy``; as the base team,
-every agent flies its role's module. Every loaded policy's observation and
+every agent flies its role's module. ``shared:PATH`` (base team only) loads a shared-network
+team policy (:mod:`~phobos.agents.shared_policy`: safetensors and JSON, no pickle), what the
+batch sampler of ``phobos train`` exports. Every loaded policy's observation and
 action spaces must equal the agent's in the environment, or the spec is refused before any
 episode runs. Everything goes behind the :class:`~phobos.agents.policy.Policy` protocol.
 """
@@ -28,6 +31,7 @@ from typing import Any
 from phobos.agents import make_team, policy_names
 from phobos.agents.loaders import load_rllib, load_sb3
 from phobos.agents.policy import Policy
+from phobos.agents.shared_policy import load_shared_team
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ def build_team(spec: TeamSpec, env: Any, seed: int | None = None) -> dict[str, P
     """Policies for every agent of ``env``; raises ValueError for anything that cannot fly it."""
     if spec.base.startswith("rllib:"):  # a trained team: every agent flies its role's module
         team = {agent: load_rllib(spec.base[6:], env, agent) for agent in env.possible_agents}
+    elif spec.base.startswith("shared:"):
+        team = load_shared_team(spec.base[7:], env)
     else:
         team = make_team(spec.base, env, seed=seed)
     for agent, name in spec.overrides:

@@ -20,6 +20,7 @@ from typing import Any
 from ray import tune
 
 from phobos import config as config_tools
+from phobos.training import sb3_batch
 from phobos.training.config import TrainConfig
 from phobos.training.run_dir import CheckpointInfo, RunDir, describe, format_progress
 
@@ -44,73 +45,104 @@ def trial(params: dict[str, Any]) -> None:
     """One Tune trial: MaskablePPO for ``params["seed"]`` and ``params["lr"]``."""
     import torch
     from sb3_contrib import MaskablePPO
-    from stable_baselines3.common.monitor import Monitor
 
     torch.set_num_threads(1)
     config = config_tools.from_mapping(TrainConfig, params["config"])
     seed, lr = int(params["seed"]), float(params["lr"])
-    env = Monitor(make_view(config))
-    env.reset(seed=seed)
+    batch = config.sampler == "batch"
+    env, steps = _trial_env(config, seed)
     checkpoint = tune.get_checkpoint()
-    updates, elapsed = 0, 0.0
+    updates, elapsed, imitation = 0, 0.0, None
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             model = MaskablePPO.load(Path(folder) / "model.zip", env=env, device="cpu")
             state = json.loads((Path(folder) / "phobos.json").read_text())
         updates, elapsed = state["iteration"], state["elapsed_s"]
+        imitation = state.get("imitation_accuracy")
     else:
-        model = MaskablePPO(
-            "MultiInputPolicy",
-            env,
-            learning_rate=lr,
-            n_steps=config.train_batch_size,
-            batch_size=config.minibatch_size,
-            n_epochs=config.num_epochs,
-            gamma=config.gamma,
-            gae_lambda=config.gae_lambda,
-            clip_range=config.clip_param,
-            ent_coef=config.entropy_coeff,
-            vf_coef=config.vf_loss_coeff,
-            policy_kwargs={"net_arch": list(config.hidden)},
-            seed=seed,
-            device="cpu",
-            verbose=0,
+        model = sb3_batch.new_model(config, env, seed, lr) if batch else _view_model(
+            config, env, seed, lr
         )
         if config.imitation_episodes > 0:
             began = time.perf_counter()
-            cloned = warm_start(model, config, seed)
+            if batch:
+                cloned = sb3_batch.warm_start(model, env, config, seed)
+            else:
+                cloned = warm_start(model, config, seed)
             elapsed += time.perf_counter() - began  # the warm start counts in the budget
-            print(f"imitation: {cloned['accuracy']:.1%} of greedy actions matched", flush=True)
-    while not config.finished(model.num_timesteps, elapsed):
+            imitation = cloned["accuracy"]
+            print(f"imitation: {imitation:.1%} of greedy actions matched", flush=True)
+    samples = config.train_batch_size * (len(env.agents) if batch else 1)
+    while not config.finished(steps(model), elapsed):
         began = time.perf_counter()
-        model.learn(config.train_batch_size, reset_num_timesteps=False, progress_bar=False)
+        model.learn(samples, reset_num_timesteps=False, progress_bar=False)
         seconds = time.perf_counter() - began
         updates += 1
         elapsed += seconds
         returns = [info["r"] for info in model.ep_info_buffer]
         metrics = {
             "iteration": updates,
-            "env_steps": model.num_timesteps,
+            "env_steps": steps(model),
             "time_s": round(elapsed, 2),
             "team_return_mean": sum(returns[-20:]) / len(returns[-20:]) if returns else 0.0,
             "env_steps_per_s": config.train_batch_size / seconds,
+            "agent_steps_per_s": samples / seconds if batch else config.train_batch_size / seconds,
             "seed": seed,
             "lr": lr,
         }
-        done = config.finished(model.num_timesteps, elapsed)
+        done = config.finished(steps(model), elapsed)
         if updates % config.checkpoint_every == 0 or done:
             with tempfile.TemporaryDirectory() as folder:
                 model.save(Path(folder) / "model.zip")
+                if batch:
+                    sb3_batch.export(model, env, config, Path(folder) / "policy")
                 record = describe(config) | {
                     "iteration": updates,
-                    "env_steps": model.num_timesteps,
+                    "env_steps": steps(model),
                     "elapsed_s": elapsed,
+                    "imitation_accuracy": imitation,
                 }
                 (Path(folder) / "phobos.json").write_text(json.dumps(record, indent=2))
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
         else:
             tune.report(metrics)
     env.close()
+
+
+def _trial_env(config: TrainConfig, seed: int) -> tuple[Any, Any]:
+    """The trial's environment and how to read env steps off its model."""
+    if config.sampler == "batch":
+        env = sb3_batch.make_env(config, seed)
+        return env, lambda model: sb3_batch.env_steps(model, env)
+    from stable_baselines3.common.monitor import Monitor
+
+    env = Monitor(make_view(config))
+    env.reset(seed=seed)
+    env.agents = (config.learner,)
+    return env, lambda model: model.num_timesteps
+
+
+def _view_model(config: TrainConfig, env: Any, seed: int, lr: float) -> Any:
+    """MaskablePPO on the single-agent view (one learner, scripted teammates)."""
+    from sb3_contrib import MaskablePPO
+
+    return MaskablePPO(
+        "MultiInputPolicy",
+        env,
+        learning_rate=lr,
+        n_steps=config.train_batch_size,
+        batch_size=config.minibatch_size,
+        n_epochs=config.num_epochs,
+        gamma=config.gamma,
+        gae_lambda=config.gae_lambda,
+        clip_range=config.clip_param,
+        ent_coef=config.entropy_coeff,
+        vf_coef=config.vf_loss_coeff,
+        policy_kwargs={"net_arch": list(config.hidden)},
+        seed=seed,
+        device="cpu",
+        verbose=0,
+    )
 
 
 def warm_start(model: Any, config: TrainConfig, seed: int) -> dict[str, float]:
@@ -175,8 +207,11 @@ def train(
     with best.checkpoint.as_directory() as folder:
         if run.policy.exists():
             shutil.rmtree(run.policy)
-        run.policy.mkdir(parents=True)
-        export_model(Path(folder) / "model.zip", run.policy / "model.zip")
+        if config.sampler == "batch":  # the shared policy: safetensors and JSON
+            shutil.copytree(Path(folder) / "policy", run.policy)
+        else:
+            run.policy.mkdir(parents=True)
+            export_model(Path(folder) / "model.zip", run.policy / "model.zip")
         state = json.loads((Path(folder) / "phobos.json").read_text())
         state |= {"seed": best.metrics["seed"], "lr": best.metrics["lr"]}
         (run.policy / "phobos.json").write_text(json.dumps(state, indent=2) + "\n")
@@ -225,4 +260,13 @@ class TrialProgress(tune.Callback):
             print(f"seed {row.get('seed')} lr {row.get('lr'):g} | {line}", flush=True)
 
 
-_COLUMNS = ("iteration", "env_steps", "time_s", "team_return_mean", "env_steps_per_s", "seed", "lr")
+_COLUMNS = (
+    "iteration",
+    "env_steps",
+    "time_s",
+    "team_return_mean",
+    "env_steps_per_s",
+    "agent_steps_per_s",
+    "seed",
+    "lr",
+)

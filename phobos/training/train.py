@@ -7,11 +7,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from phobos.envs import make
+from phobos.envs import has_batch, make
 from phobos.envs.registry import make_config
 from phobos.ray_cluster import check_ray_address, init_ray
 from phobos.training.config import TrainConfig
 from phobos.training.run_dir import CheckpointInfo, RunDir, format_progress
+from phobos.training.sb3_batch import check as sb3_batch_check
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ def check(config: TrainConfig) -> None:
             raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
     if config.num_env_runners < 0:
         raise ValueError(f"num_env_runners must be 0 or more, got {config.num_env_runners}")
-    if config.minibatch_size > config.train_batch_size:
+    shared_batch = config.framework == "sb3" and config.sampler == "batch"
+    if not shared_batch and config.minibatch_size > config.train_batch_size:
         raise ValueError(
             f"minibatch_size {config.minibatch_size} exceeds train_batch_size "
             f"{config.train_batch_size}"
@@ -59,15 +61,24 @@ def check(config: TrainConfig) -> None:
         raise ValueError(f"hidden must list positive layer sizes, got {config.hidden}")
     if config.lr <= 0 or any(lr <= 0 for lr in config.trial_lrs):
         raise ValueError("learning rates must be positive")
-    if config.framework == "sb3":
+    if config.num_envs < 1:
+        raise ValueError(f"num_envs must be at least 1, got {config.num_envs}")
+    if config.sampler == "batch":
+        if not has_batch(config.env):
+            raise ValueError(f"sampler 'batch': {config.env} has no batch core; use sampler 'env'")
+        if config.framework == "sb3":
+            env = make(config.env, **config.env_config)
+            sb3_batch_check(config, len(env.possible_agents))
+            env.close()
+    if config.framework == "sb3" and not shared_batch:
         env = make(config.env, **config.env_config)
         if config.learner not in env.possible_agents:
             raise ValueError(
                 f"learner {config.learner!r} is not an agent of {config.env}; agents: "
                 f"{', '.join(env.possible_agents)}"
             )
-        if not config.trial_seeds:
-            raise ValueError("trial_seeds must list at least one seed")
+    if config.framework == "sb3" and not config.trial_seeds:
+        raise ValueError("trial_seeds must list at least one seed")
 
 
 def run(request: TrainRequest) -> CheckpointInfo:

@@ -1,0 +1,183 @@
+"""MaskablePPO on the batch core: the same actions as the ParallelEnv, a run, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from phobos.agents.shared_policy import SPEC_FILE, WEIGHTS_FILE, load_shared_team
+from phobos.agents.team_spec import TeamSpec, build_team
+from phobos.envs import make, make_batch
+from phobos.training import sb3_batch
+from phobos.training.batch_vec_env import BatchVecEnv
+from phobos.training.config import TrainConfig
+from phobos.training.train import check
+from tests.training.conftest import overrides, phobos
+
+HORIZON = 24
+SEEDS = [11, 12, 13]
+
+
+def _trained_model(seed: int = 0):
+    """A model after two PPO updates on three 24-step episodes (weights no longer initial)."""
+    torch.set_num_threads(1)
+    config = TrainConfig(
+        framework="sb3",
+        sampler="batch",
+        num_envs=len(SEEDS),
+        train_batch_size=3 * 8,
+        minibatch_size=60,
+        num_epochs=2,
+        hidden=(32, 32),
+        lr=3e-3,
+        env_config={"horizon_steps": HORIZON},
+    )
+    core = make_batch(config.env, config.num_envs, **config.env_config)
+    env = BatchVecEnv(core, config.env, SEEDS)
+    model = sb3_batch.new_model(config, env, seed, config.lr)
+    model.learn(2 * config.train_batch_size * len(env.agents))
+    return config, model
+
+
+def test_a_trained_shared_policy_acts_the_same_on_the_batch_path_and_in_the_parallel_env(tmp_path):
+    config, model = _trained_model()
+    sb3_batch.export(model, model.env, config, tmp_path)
+    env = make(config.env, horizon_steps=HORIZON)
+    team = load_shared_team(str(tmp_path), env)
+
+    # The batch path: fresh slots with the same first-episode seeds, SB3's own inference.
+    core = make_batch(config.env, len(SEEDS), horizon_steps=HORIZON)
+    slots = BatchVecEnv(core, config.env, SEEDS)
+    observations = slots.reset()
+    agents = len(slots.agents)
+    batch_actions, batch_rewards, batch_observations = [], [], []
+    for _ in range(HORIZON):
+        batch_observations.append(observations.reshape(len(SEEDS), agents, -1))
+        actions, _ = model.predict(
+            observations, deterministic=True, action_masks=slots.action_masks()
+        )
+        observations, rewards, _, _ = slots.step(actions)
+        batch_actions.append(actions.reshape(len(SEEDS), agents))
+        batch_rewards.append(rewards.reshape(len(SEEDS), agents)[:, 0])
+
+    for e, seed in enumerate(SEEDS):
+        stepped, _ = env.reset(seed=seed)
+        for t in range(HORIZON):
+            for i, agent in enumerate(env.possible_agents):  # what the slot saw, exactly
+                seen = batch_observations[t][e, i]
+                np.testing.assert_array_equal(seen[:-3], stepped[agent]["observations"])
+                np.testing.assert_array_equal(seen[-3:], team[agent].role)
+            actions = {agent: team[agent](stepped[agent]) for agent in env.agents}
+            assert [actions[a] for a in env.possible_agents] == batch_actions[t][e].tolist(), (
+                f"seed {seed} step {t}"
+            )
+            stepped, rewards, _, _, _ = env.step(actions)
+            assert rewards["phobos_grunt"] == pytest.approx(batch_rewards[t][e], rel=1e-5)
+        assert not env.agents
+    # The policy is not trivial: the episodes used more than one action per spacecraft.
+    assert len(np.unique(np.stack(batch_actions)[:, :, 0])) > 1
+
+
+def test_slots_carry_team_rewards_role_features_and_padded_masks():
+    core = make_batch("orbit-scheduling-v0", 2, horizon_steps=4)
+    slots = BatchVecEnv(core, "orbit-scheduling-v0", [1, 2])
+    observations = slots.reset()
+    assert slots.num_envs == 2 * 5 and observations.shape == (10, 71 + 3)
+    roles = observations[:, -3:]
+    assert roles.tolist()[:5] == [[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1], [0, 0, 1]]
+    masks = slots.action_masks()
+    assert masks.shape == (10, 7) and not masks[2:5, 3:].any()  # stations have 3 actions
+    for _ in range(4):
+        actions = np.zeros(10, dtype=np.int64)
+        observations, rewards, dones, infos = slots.step(actions)
+        assert (rewards.reshape(2, 5) == rewards.reshape(2, 5)[:, :1]).all()
+    assert dones.all() and infos[0]["TimeLimit.truncated"]
+    assert infos[0]["episode"]["l"] == 4 and "episode" not in infos[1]
+    assert infos[3]["terminal_observation"].shape == (74,)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sb3batch") / "run"
+    result = phobos(
+        "train",
+        "--out",
+        str(folder),
+        *overrides(
+            [
+                "framework=sb3",
+                "sampler=batch",
+                "num_envs=4",
+                f"env_config={{horizon_steps: {HORIZON}}}",
+                "train_batch_size=32",
+                "minibatch_size=80",
+                "num_epochs=1",
+                "hidden=[16]",
+                "total_env_steps=96",
+                "checkpoint_every=2",
+                "imitation_episodes=2",
+                "imitation_epochs=1",
+            ]
+        ),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder, result.stdout + result.stderr
+
+
+def test_phobos_train_on_the_batch_sampler_exports_a_team_without_pickle(trained_run):
+    folder, stdout = trained_run
+    with (folder / "progress.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["env_steps"]) for r in rows] == [32, 64, 96]
+    assert all(float(r["agent_steps_per_s"]) > 0 for r in rows)
+    policy = folder / "policy"
+    assert sorted(p.name for p in policy.iterdir()) == ["phobos.json", SPEC_FILE, WEIGHTS_FILE]
+    record = json.loads((policy / "phobos.json").read_text())
+    assert record["env_steps"] == 96 and 0 < record["imitation_accuracy"] <= 1
+    env = make("orbit-scheduling-v0", horizon_steps=HORIZON)
+    team = build_team(TeamSpec.parse(f"shared:{policy}"), env)
+    observations, _ = env.reset(seed=3)
+    while env.agents:
+        actions = {agent: team[agent](observations[agent]) for agent in env.agents}
+        for agent, action in actions.items():
+            assert observations[agent]["action_mask"][action] == 1
+        observations, _, _, _, _ = env.step(actions)
+
+
+@pytest.mark.parametrize(
+    ("fields", "culprit"),
+    [
+        ({"num_envs": 0}, "num_envs must be at least 1"),
+        ({"num_envs": 3, "train_batch_size": 100}, "multiple of num_envs 3"),
+        ({"num_envs": 4, "train_batch_size": 8, "minibatch_size": 41}, "exceeds the 40 samples"),
+        ({"env": "phobos-sampling-v0", "num_envs": 4}, "has no batch core"),
+    ],
+)
+def test_bad_batch_configs_are_refused_before_ray_starts(fields, culprit):
+    base = {"framework": "sb3", "sampler": "batch", "train_batch_size": 64, "minibatch_size": 32}
+    with pytest.raises(ValueError, match=culprit):
+        check(TrainConfig(**(base | fields)))
+
+
+def test_shared_policies_are_refused_when_they_do_not_fit(tmp_path):
+    config, model = _trained_model()
+    sb3_batch.export(model, model.env, config, tmp_path)
+    with pytest.raises(ValueError, match="trained on orbit-scheduling-v0"):
+        load_shared_team(str(tmp_path), make("phobos-sampling-v0"))
+    with pytest.raises(ValueError, match="observations of 71"):
+        load_shared_team(str(tmp_path), make("orbit-scheduling-v0", stations=("miyun",)))
+    spec = json.loads((tmp_path / SPEC_FILE).read_text())
+    (tmp_path / SPEC_FILE).write_text(json.dumps(spec | {"hidden": [32, 31]}))
+    with pytest.raises(ValueError, match=r"actor.1 has shape"):
+        load_shared_team(str(tmp_path), make("orbit-scheduling-v0"))
+    (tmp_path / SPEC_FILE).write_text(json.dumps(spec | {"format": "pickle"}))
+    with pytest.raises(ValueError, match="not a phobos-shared-mlp/1 spec"):
+        load_shared_team(str(tmp_path), make("orbit-scheduling-v0"))
+    (tmp_path / SPEC_FILE).write_text(json.dumps(spec))
+    (tmp_path / WEIGHTS_FILE).write_bytes(b"\x80\x04not safetensors")
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        load_shared_team(str(tmp_path), make("orbit-scheduling-v0"))
