@@ -7,6 +7,7 @@ episode at once, vectorised over time and environments. A step then only indexes
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,19 +71,20 @@ def ephemeris_for(config: OrbitSchedulingConfig) -> EphemerisTable:
 
 def plan_episodes(config: OrbitSchedulingConfig, rngs: list[np.random.Generator]) -> EpisodePlan:
     """Draw and tabulate one episode per generator (the draws are the only randomness)."""
-    table = ephemeris_for(config)
     steps, sub, dt = config.horizon_steps, config.substeps, config.step_seconds
     agents = config.agents
-    window_steps = int(config.start_window_days * 86400.0 // dt)
-    offsets, angles, initial, loss_u = [], [], [], []
-    for rng in rngs:
-        offsets.append(rng.integers(0, window_steps + 1) * dt)
-        angles.append(rng.uniform(0.0, 2.0 * np.pi, size=6))
-        initial.append(rng.uniform(size=4))
-        loss_u.append(rng.random((steps, len(agents), len(agents))))
-    offset = np.asarray(offsets, dtype=np.float64)
-    angle = np.asarray(angles)
     n = len(rngs)
+    window_steps = int(config.start_window_days * 86400.0 // dt)
+    start_step = np.empty(n, dtype=np.int64)
+    angle, initial = np.empty((n, 6)), np.empty((n, 4))
+    loss_u = np.empty((n, steps, len(agents), len(agents)))
+    for i, rng in enumerate(rngs):
+        start_step[i] = rng.integers(0, window_steps + 1)
+        angle[i] = rng.uniform(0.0, 2.0 * np.pi, size=6)
+        initial[i] = rng.uniform(size=4)
+        rng.random(out=loss_u[i])
+    offset = start_step * dt
+    dates = _dated(config, start_step, offset)
 
     # Spacecraft move fast: sample them `sub` times a step for eclipses and occultation
     # sweeps. Earth, the Sun and Phobos's survey window change slowly: once a step suffices.
@@ -96,12 +98,13 @@ def plan_episodes(config: OrbitSchedulingConfig, rngs: list[np.random.Generator]
         return kepler_positions(PHOBOS_ORBIT, seconds, col[:, 0], col[:, 1], no_periapsis_turn)
 
     def craft_at(seconds: np.ndarray) -> np.ndarray:
+        craft = np.empty((n, seconds.shape[-1], 2, 3))  # [n, times, 2, 3]
         if config.phobos_grunt_orbit == "phasing":
-            grunt = kepler_positions(
-                PHASING_ORBIT, seconds, col[:, 2], col[:, 1], no_periapsis_turn
+            kepler_positions(
+                PHASING_ORBIT, seconds, col[:, 2], col[:, 1], no_periapsis_turn, craft[:, :, 0]
             )
         else:
-            grunt = quasi_synchronous_positions(
+            craft[:, :, 0] = quasi_synchronous_positions(
                 phobos_at(seconds),
                 PHOBOS_ORBIT.period_s,
                 seconds,
@@ -109,24 +112,20 @@ def plan_episodes(config: OrbitSchedulingConfig, rngs: list[np.random.Generator]
                 col[:, 2],
                 normal=orbit_normal(PHOBOS_ORBIT.inclination_deg, col[:, 1]),
             )
-        yinghuo = kepler_positions(YINGHUO1_ORBIT, seconds, col[:, 3], col[:, 4], col[:, 5])
-        return np.stack([grunt, yinghuo], axis=2)  # [n, times, 2, 3]
+        kepler_positions(YINGHUO1_ORBIT, seconds, col[:, 3], col[:, 4], col[:, 5], craft[:, :, 1])
+        return craft
 
     craft = craft_at(fine[None, :])
     craft_start = craft[:, ::sub]
     # With an even number of substeps the midpoints are fine samples too: reuse them.
     craft_mid = craft[:, sub // 2 :: sub] if sub % 2 == 0 else craft_at(mid_s[None, :])
     phobos_mid = phobos_at(mid_s[None, :])
+    earth_mid, sun_mid = dates["earth_mid"], dates["sun_mid"]
 
-    eph_mid = table.sample(offset[:, None] + mid_s[None, :])
-    eph_start = table.sample(offset[:, None] + start_s[None, :])
-    earth_mid = geometry.unit(eph_mid["earth_from_mars"])
-    sun_distance = geometry.norm(eph_mid["sun_from_mars"])
-    sun_mid = eph_mid["sun_from_mars"] / sun_distance[..., None]
-    sun_fine = np.repeat(sun_mid, sub, axis=1)  # the Sun moves 0.02 deg in a step
-
-    shadow = geometry.ray_blocked(craft[:, :-1], sun_fine[:, :, None, :], MARS_RADIUS_KM)
-    sunlit = 1.0 - shadow.reshape(n, steps, sub, 2).mean(axis=2)
+    # Each fine sample against its step's Sun direction, broadcast rather than repeated.
+    fine_by_step = craft[:, :-1].reshape(n, steps, sub, 2, 3)
+    shadow = geometry.ray_blocked(fine_by_step, sun_mid[:, :, None, None, :], MARS_RADIUS_KM)
+    sunlit = 1.0 - shadow.mean(axis=2)
     earth_visible = ~geometry.ray_blocked(craft_mid, earth_mid[:, :, None, :], MARS_RADIUS_KM)
     dayside = geometry.dot(geometry.unit(craft_mid), sun_mid[:, :, None, :]) > 0.0
     phobos_lit = ~geometry.ray_blocked(phobos_mid, sun_mid, MARS_RADIUS_KM)
@@ -137,40 +136,30 @@ def plan_episodes(config: OrbitSchedulingConfig, rngs: list[np.random.Generator]
     occultation, boost = _occultation_windows(config, craft, sun_mid)
     soon = _any_within(occultation, config.occultation_lookahead_steps)
 
-    stations = [GROUND_STATIONS[key] for key in config.stations]
-    lat = np.array([s.lat_deg for s in stations])
-    lon = np.array([s.lon_deg for s in stations])
-    elevation = geometry.station_elevation_deg(
-        lat, lon, eph_mid["mars_cirs"], eph_mid["earth_rotation_angle"]
-    )
-    sees_mars = elevation >= config.elevation_mask_deg
-    earth_distance = geometry.norm(eph_mid["earth_from_mars"])
-    light_time = geometry.light_time_s(earth_distance)
-
-    antenna = np.array([s.antenna_m for s in stations])
+    sees_mars, light_time = dates["sees_mars"], dates["light_time"]
+    antenna = np.array([GROUND_STATIONS[key].antenna_m for key in config.stations])
     antenna_gain = np.minimum(1.0, (antenna / config.reference_antenna_m) ** 2)
-    range_gain = np.minimum(1.0, (config.reference_distance_au * AU_KM / earth_distance) ** 2)
     peak_bits = np.array([config.phobos_grunt.downlink_kbps, config.yinghuo1.downlink_kbps])
     peak_bits = peak_bits * 1000.0 * dt
     downlink = (
         peak_bits[None, None, None, :]
         * antenna_gain[None, None, :, None]
-        * range_gain[:, :, None, None]
+        * dates["range_gain"][:, :, None, None]
         * (sees_mars[..., :, None] & earth_visible[..., None, :])
     )
 
     link_open, link_delay = _intent_links(
         len(agents), sees_mars, earth_visible, craft_mid, light_time
     )
-    lost = np.asarray(loss_u) < config.message_loss
+    lost = loss_u < config.message_loss
 
     return EpisodePlan(
         start_offset_s=offset,
         positions=np.concatenate([phobos_at(start_s[None, :])[:, :, None], craft_start], axis=2),
-        earth_direction=geometry.unit(eph_start["earth_from_mars"]),
-        sun_direction=geometry.unit(eph_start["sun_from_mars"]),
+        earth_direction=dates["earth_direction"],
+        sun_direction=dates["sun_direction"],
         sunlit=sunlit,
-        solar_scale=(MARS_MEAN_SUN_DISTANCE_KM / sun_distance) ** 2,
+        solar_scale=dates["solar_scale"],
         earth_visible=earth_visible,
         dayside=dayside,
         phobos_near=phobos_near,
@@ -184,8 +173,74 @@ def plan_episodes(config: OrbitSchedulingConfig, rngs: list[np.random.Generator]
         link_open=link_open,
         link_delay_s=link_delay,
         message_lost=lost,
-        initial_state=np.asarray(initial),
+        initial_state=initial,
     )
+
+
+def _dated(
+    config: OrbitSchedulingConfig, start_step: np.ndarray, offset: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Everything that depends only on the date, ``[n, T]`` or ``[n, T + 1]`` per episode.
+
+    Episodes start at whole steps, so their step midpoints and starts are points of one grid
+    from ``config.start``: tabulated once per configuration, each episode gathers its rows.
+    That gives the very same numbers as sampling per episode while the grid times are exact,
+    which they are when a half step is a whole number of seconds (below 2**53); otherwise
+    each episode samples its own times.
+    """
+    steps, dt = config.horizon_steps, config.step_seconds
+    if float(2.0 * dt).is_integer():
+        grid = _date_grid(config)
+        mid = start_step[:, None] + np.arange(steps)
+        start = start_step[:, None] + np.arange(steps + 1)
+        return {
+            key: column[start if key in _AT_STEP_STARTS else mid] for key, column in grid.items()
+        }
+    mid_s = (np.arange(steps) + 0.5) * dt
+    start_s = np.arange(steps + 1) * dt
+    return _date_columns(config, offset[:, None] + mid_s, offset[:, None] + start_s)
+
+
+_AT_STEP_STARTS = ("earth_direction", "sun_direction")
+
+
+@functools.lru_cache(maxsize=8)
+def _date_grid(config: OrbitSchedulingConfig) -> dict[str, np.ndarray]:
+    steps, dt = config.horizon_steps, config.step_seconds
+    grid_steps = int(config.start_window_days * 86400.0 // dt) + steps
+    columns = _date_columns(
+        config, (np.arange(grid_steps) + 0.5) * dt, np.arange(grid_steps + 1) * dt
+    )
+    for column in columns.values():
+        column.flags.writeable = False  # shared by every plan of this configuration
+    return columns
+
+
+def _date_columns(
+    config: OrbitSchedulingConfig, mid_s: np.ndarray, start_s: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The dated quantities at step midpoints ``mid_s`` and starts ``start_s`` (any shape)."""
+    table = ephemeris_for(config)
+    eph_mid = table.sample(mid_s)
+    eph_start = table.sample(start_s)
+    sun_distance = geometry.norm(eph_mid["sun_from_mars"])
+    stations = [GROUND_STATIONS[key] for key in config.stations]
+    lat = np.array([s.lat_deg for s in stations])
+    lon = np.array([s.lon_deg for s in stations])
+    elevation = geometry.station_elevation_deg(
+        lat, lon, eph_mid["mars_cirs"], eph_mid["earth_rotation_angle"]
+    )
+    earth_distance = geometry.norm(eph_mid["earth_from_mars"])
+    return {
+        "earth_mid": geometry.unit(eph_mid["earth_from_mars"]),
+        "sun_mid": eph_mid["sun_from_mars"] / sun_distance[..., None],
+        "solar_scale": (MARS_MEAN_SUN_DISTANCE_KM / sun_distance) ** 2,
+        "sees_mars": elevation >= config.elevation_mask_deg,
+        "light_time": geometry.light_time_s(earth_distance),
+        "range_gain": np.minimum(1.0, (config.reference_distance_au * AU_KM / earth_distance) ** 2),
+        "earth_direction": geometry.unit(eph_start["earth_from_mars"]),
+        "sun_direction": geometry.unit(eph_start["sun_from_mars"]),
+    }
 
 
 def _occultation_windows(
@@ -200,7 +255,10 @@ def _occultation_windows(
     is one Earth-based occultation cannot reach.
     """
     steps, sub = config.horizon_steps, config.substeps
-    altitude, tangent = geometry.occultation_tangent(craft[:, :, 0], craft[:, :, 1])
+    # geometry.occultation_tangent, with the tangent direction taken only where it is used.
+    closest = geometry.segment_closest_point(craft[:, :, 0], craft[:, :, 1])
+    distance = geometry.norm(closest)
+    altitude = distance - MARS_RADIUS_KM
     index = np.arange(steps)[:, None] * sub + np.arange(sub + 1)[None, :]  # [T, sub + 1]
     window = altitude[:, index]
     low_enough = window.min(axis=-1) <= IONOSPHERE_TOP_KM
@@ -208,7 +266,10 @@ def _occultation_windows(
     middle = 0.5 * (IONOSPHERE_BOTTOM_KM + IONOSPHERE_TOP_KM)
     closest_to_middle = np.argmin(np.abs(window - middle), axis=-1)  # [n, T]
     best = index[np.arange(steps)[None, :], closest_to_middle]
-    cos_sza = geometry.dot(np.take_along_axis(tangent, best[..., None], axis=1), sun)
+    best_distance = np.take_along_axis(distance, best, axis=1)
+    tangent = np.take_along_axis(closest, best[..., None], axis=1)
+    tangent /= np.maximum(best_distance, 1e-9)[..., None]
+    cos_sza = geometry.dot(tangent, sun)
     sza = np.degrees(np.arccos(np.clip(cos_sza, -1.0, 1.0)))
     low, high = OCCULTATION_RARE_SZA_DEG
     boost = np.where((sza < low) | (sza > high), config.rare_sza_boost, 1.0)
