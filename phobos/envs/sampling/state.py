@@ -38,6 +38,16 @@ def activity_costs(lander: LanderConfig) -> tuple[list[int], list[float]]:
     return steps + [lander.sample_steps], loads + [lander.sample_load_w]
 
 
+def activity_needs_wh(config: SamplingConfig) -> list[float]:
+    """Energy each activity needs from the battery, ignoring the Sun: the mask's test."""
+    lander = config.lander
+    steps_of, load_w = activity_costs(lander)
+    return [
+        (lander.base_load_w + load) * config.step_seconds / 3600.0 * steps
+        for steps, load in zip(steps_of, load_w, strict=True)
+    ]
+
+
 class LanderState:
     """Phobos-Grunt's state on the surface.
 
@@ -74,13 +84,8 @@ class LanderState:
         self._unsent_cells: set[int] = set()
         self._cell_ok = reachable_cells(config.site).astype(np.int8)
         self._extra = layout.classes + layout.materials
-        steps_of, load_w = activity_costs(lander)
-        self._longest = max(steps_of)
-        # Energy an activity needs from the battery, ignoring the Sun: the mask's test.
-        self._need = [
-            (lander.base_load_w + load) * config.step_seconds / 3600.0 * steps
-            for steps, load in zip(steps_of, load_w, strict=True)
-        ]
+        self._longest = max(activity_costs(lander)[0])
+        self._need = activity_needs_wh(config)
         self._busy_mask = np.zeros(layout.lander_actions, dtype=np.int8)
         self._busy_mask[0] = 1
         self.mask = self._busy_mask
