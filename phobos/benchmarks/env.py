@@ -9,6 +9,9 @@ rounds so that a busy machine slows all alike:
   task's episodes end early when the container fills, so its resets weigh more);
 - the batch core's agent-steps/s at 1, 64 and 1,024 environments, stepping only and with
   its resets included;
+- the batch core at 256 environments driven by random *allowed* actions (drawn each step from
+  a seeded generator among those the mask permits), stepping alone beside stepping with its
+  resets counted, in one run: the share of the time that planning new episodes takes;
 - the per-episode preparation once the ephemeris is cached (``plan_episodes`` for one
   episode: orbits, eclipses, visibility, contact plan) and a whole ``reset()``.
 
@@ -16,6 +19,7 @@ Targets:
     - Each ``ParallelEnv``: at least 5x MPE ``simple_spread_v3``'s env-steps/s.
     - Batch: at least 1,000,000 agent-steps/s at 1,024 environments on one core.
     - A full episode's ephemeris preparation, once cached: under 50 ms.
+    - At 256 environments, with resets counted, within 1.5x of stepping alone.
 
 Benchmarks are not tests: CI checks that :func:`run` runs, not how fast.
 """
@@ -36,6 +40,8 @@ from phobos.envs.orbit_scheduling.batch import OrbitSchedulingBatch
 from phobos.envs.orbit_scheduling.plan import ephemeris_for, plan_episodes
 
 BATCH_SIZES = (1, 64, 1024)
+RESET_SHARE_ENVS = 256
+RESET_SHARE_TARGET = 1.5
 
 
 def run(seconds: float = 2.0, rounds: int = 3) -> dict[str, Any]:
@@ -66,6 +72,8 @@ def run(seconds: float = 2.0, rounds: int = 3) -> dict[str, Any]:
     for size in BATCH_SIZES:
         batch[size] = _batch_rates(size, seconds)
 
+    reset_share = _reset_share(RESET_SHARE_ENVS, seconds, rounds)
+
     config = ours.config
     ephemeris_for(config)  # warm the cache: the target is for cached tables
     plan_ms = _median_ms(lambda: plan_episodes(config, [np.random.default_rng(1)]), 50)
@@ -79,6 +87,7 @@ def run(seconds: float = 2.0, rounds: int = 3) -> dict[str, Any]:
         "mpe_agent_steps_per_s": peer_rate * len(peer.possible_agents),
         "ratio_env_steps": ours_rate / peer_rate,
         "batch": batch,
+        "reset_share": reset_share,
         "episode_plan_ms": plan_ms,
         "reset_ms": reset_ms,
         "horizon_steps": config.horizon_steps,
@@ -95,6 +104,7 @@ def run(seconds: float = 2.0, rounds: int = 3) -> dict[str, Any]:
 def report(results: dict[str, Any]) -> str:
     """Markdown tables of :func:`run`'s results."""
     r = results
+    share = r["reset_share"]
     lines = [
         "| environment | env-steps/s | agent-steps/s | agents |",
         "|---|---:|---:|---:|",
@@ -124,6 +134,16 @@ def report(results: dict[str, Any]) -> str:
     lines += [
         "",
         "Target: at least 1,000,000 agent-steps/s at 1,024 environments on one core.",
+        "",
+        "| batch core, random allowed actions | agent-steps/s stepping alone | "
+        "agent-steps/s with resets counted | ratio | `reset()` ms |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {RESET_SHARE_ENVS} environments | {share['stepping']:,.0f} | "
+        f"{share['with_resets']:,.0f} | **{share['ratio']:.2f}x** | {share['reset_ms']:.0f} |",
+        "",
+        f"Target: a ratio of at most {RESET_SHARE_TARGET}x (planning {RESET_SHARE_ENVS} new "
+        f"episodes costs at most half an episode of stepping); "
+        f"{share['episodes']} episodes per round, median of the rounds.",
         "",
         f"Episode preparation once the ephemeris is cached ({r['horizon_steps']} steps): "
         f"plan {r['episode_plan_ms']:.1f} ms, whole `reset()` {r['reset_ms']:.1f} ms "
@@ -197,6 +217,53 @@ def _batch_rates(size: int, seconds: float) -> dict[str, float]:
         "stepping": agent_steps / stepping_time,
         "with_resets": agent_steps / (stepping_time + reset_time),
     }
+
+
+def _reset_share(size: int, seconds: float, rounds: int) -> dict[str, float]:
+    """Stepping alone and with resets counted, timed apart in the same episodes.
+
+    Actions are drawn uniformly among the allowed ones each step from a seeded generator
+    (drawing counts as stepping), so the episodes are the ones a learner's random policy
+    would see. Each round runs whole episodes for about ``seconds``; the medians are kept.
+    """
+    batch = OrbitSchedulingBatch(num_envs=size)
+    rng = np.random.default_rng(0)
+    _, mask = batch.reset(list(range(size)))
+    ratios, stepping_rates, reset_rates, reset_ms, episodes = [], [], [], [], 0
+    for _ in range(rounds):
+        stepping_time = reset_time = 0.0
+        steps = count = 0
+        while stepping_time + reset_time < seconds or count == 0:
+            t0 = time.perf_counter()
+            truncated = False
+            while not truncated:
+                _, mask, _, truncated, _ = batch.step(_allowed_random(rng, mask))
+                steps += 1
+            t1 = time.perf_counter()
+            _, mask = batch.reset()
+            stepping_time += t1 - t0
+            reset_time += time.perf_counter() - t1
+            count += 1
+        agent_steps = steps * size * len(batch.agents)
+        stepping_rates.append(agent_steps / stepping_time)
+        reset_rates.append(agent_steps / (stepping_time + reset_time))
+        ratios.append((stepping_time + reset_time) / stepping_time)
+        reset_ms.append(reset_time / count * 1000.0)
+        episodes = count
+    return {
+        "stepping": statistics.median(stepping_rates),
+        "with_resets": statistics.median(reset_rates),
+        "ratio": statistics.median(ratios),
+        "reset_ms": statistics.median(reset_ms),
+        "episodes": episodes,
+    }
+
+
+def _allowed_random(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
+    """One action per ``[env, agent]``, uniform among those ``mask`` allows."""
+    allowed = mask.astype(bool)
+    rank = (rng.random(mask.shape[:2]) * allowed.sum(axis=-1)).astype(np.int64)
+    return (np.cumsum(allowed, axis=-1) <= rank[..., None]).sum(axis=-1)
 
 
 def _median_ms(call: Any, repeats: int) -> float:
