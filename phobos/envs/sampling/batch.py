@@ -27,7 +27,6 @@ import numpy as np
 
 from phobos.envs.sampling.batch_links import LANDER_TO_TEAM, TEAM_TO_LANDER, LinkBatch
 from phobos.envs.sampling.batch_state import BatchState
-from phobos.envs.sampling.belief import draw_labels
 from phobos.envs.sampling.config import AGENTS, MATERIALS, SamplingConfig
 from phobos.envs.sampling.plan import plan_episodes
 from phobos.envs.sampling.site import generate_site
@@ -232,21 +231,31 @@ class PhobosSamplingBatch(BatchState):
     # --------------------------------------------------------------------------- activities
     def _images(self, envs: np.ndarray) -> None:
         lander, site = self.config.lander, self.site
-        classes = self.layout.classes
+        classes, materials = self.layout.classes, len(MATERIALS)
         cells = self._areas[self.target[envs]]
-        material, onboard, ground = (np.zeros(cells.shape, dtype=np.int64) for _ in range(3))
-        slope = np.zeros(cells.shape)
+        size = cells.shape[1]
+        # draw_labels' draws, episode by episode: a uniform and a shift per label and
+        # instrument (material, onboard, ground), then the slope noise.
+        uniform = np.zeros((3, len(envs), size))
+        shift = np.zeros((3, len(envs), size), dtype=np.int64)
+        noise = np.zeros((len(envs), size))
         for j, i in enumerate(envs.tolist()):
-            rng, index = self._rngs[i], cells[j]
-            truth = site["composition"][i, index]
-            material[j] = draw_labels(
-                site["material"][i, index], lander.material_accuracy, len(MATERIALS), rng
-            )
-            onboard[j] = draw_labels(truth, lander.onboard_accuracy, classes, rng)
-            ground[j] = draw_labels(truth, lander.ground_accuracy, classes, rng)
-            slope[j] = site["slope_deg"][i, index] + lander.slope_noise_deg * rng.standard_normal(
-                len(index)
-            )
+            rng = self._rngs[i]
+            for instrument, count in enumerate((materials, classes, classes)):
+                uniform[instrument, j] = rng.random(size)
+                shift[instrument, j] = rng.integers(1, count, size)
+            noise[j] = rng.standard_normal(size)
+        truth = site["composition"][envs[:, None], cells]
+        material = _labels(
+            site["material"][envs[:, None], cells],
+            lander.material_accuracy,
+            materials,
+            uniform[0],
+            shift[0],
+        )
+        onboard = _labels(truth, lander.onboard_accuracy, classes, uniform[1], shift[1])
+        ground = _labels(truth, lander.ground_accuracy, classes, uniform[2], shift[2])
+        slope = site["slope_deg"][envs[:, None], cells] + lander.slope_noise_deg * noise
         belief = self.belief
         belief.add_images(
             envs, 0, cells, self._log_material[material], self._log_onboard[onboard], slope
@@ -257,10 +266,14 @@ class PhobosSamplingBatch(BatchState):
     def _spectra(self, envs: np.ndarray) -> None:
         classes, accuracy = self.layout.classes, self.config.lander.spectrometer_accuracy
         cells = self.target[envs]
-        labels = np.zeros(len(envs), dtype=np.int64)
-        truth = self.site["composition"][envs, cells]
+        uniform = np.zeros(len(envs))
+        shift = np.zeros(len(envs), dtype=np.int64)
         for j, i in enumerate(envs.tolist()):
-            labels[j] = draw_labels(truth[j : j + 1], accuracy, classes, self._rngs[i])[0]
+            rng = self._rngs[i]  # draw_labels of one label: the same draws as scalars
+            uniform[j] = rng.random()
+            shift[j] = rng.integers(1, classes)
+        truth = self.site["composition"][envs, cells]
+        labels = _labels(truth, accuracy, classes, uniform, shift)
         self.belief.add_spectra(envs, 0, cells, self._log_spectrum[labels])
         self.belief.refresh_spectra(envs, 0, cells)
         self.record_spectra(envs, cells, labels)
@@ -286,3 +299,10 @@ class PhobosSamplingBatch(BatchState):
                 f"outside Discrete({int(self._counts[j])})"
             )
         return actions.astype(np.int64)
+
+
+def _labels(
+    truth: np.ndarray, accuracy: float, classes: int, uniform: np.ndarray, shift: np.ndarray
+) -> np.ndarray:
+    """:func:`~phobos.envs.sampling.belief.draw_labels` from its draws, made beforehand."""
+    return np.where(uniform >= accuracy, (truth + shift) % classes, truth)
