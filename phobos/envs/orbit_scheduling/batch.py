@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from phobos.comms.link import next_open_step
 from phobos.envs.orbit_scheduling.config import (
     DOWNLINK,
     OCCULTATION,
@@ -241,9 +242,8 @@ def intent_deliveries(
     last_open = np.where(link_open, index, np.int32(-1))
     np.maximum.accumulate(last_open, axis=-1, out=last_open)
     accepted = (index - last_open <= config.message_buffer) | link_open
-    # comms.link.next_open_step, computed in this layout: the first open step at or after each.
-    depart = np.where(link_open, index, np.int32(steps))
-    np.minimum.accumulate(depart[..., ::-1], axis=-1, out=depart[..., ::-1])
+    depart = next_open_step(np.moveaxis(link_open, -1, -3))
+    depart = np.ascontiguousarray(np.moveaxis(depart, -3, -1)).astype(np.int32)
     departs = depart < steps
     np.minimum(depart, steps - 1, out=depart)
     arrival = np.take_along_axis(delay_s, depart, axis=-1)
