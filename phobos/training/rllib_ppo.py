@@ -34,6 +34,8 @@ def build_algorithm(config: TrainConfig) -> Any:
     from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
+    from phobos.training.rllib_batch import env_runner_settings
+
     env = make(config.env, **config.env_config)
     modules = sorted({module_id(agent) for agent in env.possible_agents})
     env.close()
@@ -44,11 +46,7 @@ def build_algorithm(config: TrainConfig) -> Any:
             PhobosMultiAgentEnv,
             env_config={"env": config.env, "overrides": dict(config.env_config)},
         )
-        .env_runners(
-            num_env_runners=config.num_env_runners,
-            num_envs_per_env_runner=config.envs_per_env_runner,
-            rollout_fragment_length="auto",
-        )
+        .env_runners(**env_runner_settings(config))
         .learners(num_learners=0)
         .training(
             lr=config.lr,
