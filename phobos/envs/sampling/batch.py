@@ -29,7 +29,7 @@ from phobos.envs.sampling.batch_links import LANDER_TO_TEAM, TEAM_TO_LANDER, Lin
 from phobos.envs.sampling.batch_state import BatchState
 from phobos.envs.sampling.config import AGENTS, MATERIALS, SamplingConfig
 from phobos.envs.sampling.plan import plan_episodes
-from phobos.envs.sampling.site import generate_site
+from phobos.envs.sampling.site import generate_sites
 from phobos.envs.sampling.state import IMAGE, SAMPLE, SEND, SPECTROMETER, WAIT
 
 SITE_FIELDS = ("material", "slope_deg", "composition", "value", "failure_probability")
@@ -110,10 +110,9 @@ class PhobosSamplingBatch(BatchState):
                 self._rngs[i] = np.random.default_rng(seeds[j])
         rngs = [self._rngs[i] for i in envs.tolist()]
         sky = plan_episodes(self.config, rngs)
-        for j, rng in enumerate(rngs):
-            site = generate_site(self.config.site, rng)
-            for name in SITE_FIELDS:
-                self.site[name][envs[j]] = getattr(site, name)
+        sites = generate_sites(self.config.site, rngs)
+        for name in SITE_FIELDS:
+            self.site[name][envs] = getattr(sites, name)
         self.restart(envs, sky)
         self.links.reset(envs, sky.surface.contact, sky.surface.light_time_s, sky.message_lost)
         self._started = True

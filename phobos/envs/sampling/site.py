@@ -11,7 +11,8 @@ the material.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -80,42 +81,73 @@ def area_cells(site: SiteConfig) -> list[np.ndarray]:
 
 def generate_site(config: SiteConfig, rng: np.random.Generator) -> Site:
     """Draw one site from ``rng`` (the environment's generator; never the global one)."""
-    cells = config.cells
-    uniform = _patchy_uniform(config, rng)
+    sites = generate_sites(config, [rng])
+    return Site(**{f.name: getattr(sites, f.name)[0] for f in fields(Site)})
+
+
+def generate_sites(config: SiteConfig, rngs: Sequence[np.random.Generator]) -> Site:
+    """One site per generator, each drawing what :func:`generate_site` draws, in its order.
+
+    The result's arrays carry a leading site axis: ``generate_sites(config, rngs)`` row ``i``
+    equals ``generate_site(config, rngs[i])``.
+    """
+    rows, cols, cells = config.rows, config.cols, config.cells
+    n = len(rngs)
+    noise = np.zeros((n, rows + 2, cols + 2))
+    slope_z, composition_u, value_z = (
+        np.zeros((n, cells)),
+        np.zeros((n, cells)),
+        np.zeros((n, cells)),
+    )
+    mass_u, failure_draw, damage_draw = (
+        np.zeros((n, cells)),
+        np.zeros((n, cells)),
+        np.zeros((n, cells)),
+    )
+    for i, rng in enumerate(rngs):
+        noise[i] = rng.standard_normal((rows + 2, cols + 2))
+        slope_z[i] = rng.standard_normal(cells)
+        composition_u[i] = rng.random(cells)
+        value_z[i] = rng.standard_normal(cells)
+        mass_u[i] = rng.uniform(-1.0, 1.0, cells)
+        failure_draw[i] = rng.random(cells)
+        damage_draw[i] = rng.random(cells)
+    uniform = _patchy_uniform(config, noise)
     material = np.searchsorted(np.cumsum(config.material_prior)[:-1], uniform, side="right")
     mean = np.asarray(config.slope_mean_deg)[material]
     spread = np.asarray(config.slope_sd_deg)[material]
-    slope = np.clip(np.abs(mean + spread * rng.standard_normal(cells)), 0.0, 45.0)
-    prior = np.asarray(config.composition_prior)[material]  # [cells, classes]
-    composition = (rng.random(cells)[:, None] > np.cumsum(prior, axis=1)[:, :-1]).sum(axis=1)
+    slope = np.clip(np.abs(mean + spread * slope_z), 0.0, 45.0)
+    prior = np.asarray(config.composition_prior)[material]  # [n, cells, classes]
+    composition = (composition_u[..., None] > np.cumsum(prior, axis=-1)[..., :-1]).sum(axis=-1)
     value = np.asarray(config.composition_value)[composition] * np.exp(
-        config.value_spread * rng.standard_normal(cells) - 0.5 * config.value_spread**2
+        config.value_spread * value_z - 0.5 * config.value_spread**2
     )
-    mass = np.asarray(config.sample_mass_g)[material] * (
-        1.0 + config.mass_spread * rng.uniform(-1.0, 1.0, cells)
-    )
+    mass = np.asarray(config.sample_mass_g)[material] * (1.0 + config.mass_spread * mass_u)
     return Site(
         material=material,
         slope_deg=slope,
         composition=composition,
         value=value,
         failure_probability=failure_probability(config, material, slope),
-        failure_draw=rng.random(cells),
-        damage_draw=rng.random(cells),
+        failure_draw=failure_draw,
+        damage_draw=damage_draw,
         mass_g=mass,
-        reachable=reachable_cells(config),
+        reachable=np.repeat(reachable_cells(config)[None], n, axis=0),
     )
 
 
-def _patchy_uniform(config: SiteConfig, rng: np.random.Generator) -> np.ndarray:
-    """Uniform numbers per cell, correlated between neighbours by ``patchiness``."""
+def _patchy_uniform(config: SiteConfig, noise: np.ndarray) -> np.ndarray:
+    """Uniform numbers per cell, correlated between neighbours by ``patchiness``.
+
+    From normal ``noise`` ``[n, rows + 2, cols + 2]`` to ``[n, cells]``.
+    """
     rows, cols = config.rows, config.cols
-    noise = rng.standard_normal((rows + 2, cols + 2))
     w = config.patchiness
     kernel = np.array([[w * w, w, w * w], [w, 1.0, w], [w * w, w, w * w]])
     field = sum(
-        kernel[i, j] * noise[i : i + rows, j : j + cols] for i in range(3) for j in range(3)
+        kernel[i, j] * noise[:, i : i + rows, j : j + cols] for i in range(3) for j in range(3)
     )
     # Each cell sums nine independent normals: dividing by the kernel's norm keeps N(0, 1).
-    standard = (field / math.sqrt(float((kernel**2).sum()))).ravel()
-    return np.array([0.5 * (1.0 + math.erf(z / math.sqrt(2.0))) for z in standard])
+    standard = (field / math.sqrt(float((kernel**2).sum()))).reshape(len(noise), -1)
+    erf = [math.erf(z / math.sqrt(2.0)) for z in standard.ravel().tolist()]
+    return 0.5 * (1.0 + np.array(erf).reshape(standard.shape))
