@@ -9,8 +9,8 @@ path. The network's input is the agent's observation vector followed by a one-ho
 through ``action_masks()``, as MaskablePPO expects. Rewards are the team's, every slot.
 
 Episodes of a batch that all end together (a shared horizon) are reset together; a core whose
-episodes end apart (``done`` per episode) resets only the finished ones through
-``reset_done``. Each finished slot carries ``terminal_observation`` and
+episodes end apart (``done`` per episode) restarts only the finished ones with
+``reset(indices=...)``. Each finished slot carries ``terminal_observation`` and
 ``TimeLimit.truncated`` like SB3's own vector envs, and the first agent's slot of each
 finished episode carries ``episode`` (team return and length), as ``Monitor`` writes it.
 
@@ -137,7 +137,7 @@ class BatchVecEnv(VecEnv):
             if done.all():
                 observations, masks = self.core.reset()
             else:
-                observations, masks = self.core.reset_done(done)
+                observations, masks = self.core.reset(indices=np.flatnonzero(done))
             self._returns[done] = 0.0
             self._lengths[done] = 0
         self._masks = masks.reshape(self.num_envs, -1)

@@ -66,6 +66,7 @@ def new_model(config: TrainConfig, env: BatchVecEnv, seed: int, lr: float) -> An
         ent_coef=config.entropy_coeff,
         vf_coef=config.vf_loss_coeff,
         policy_kwargs={"net_arch": list(config.hidden)},
+        stats_window_size=config.num_envs,  # one finished batch of episodes
         seed=seed,
         device="cpu",
         verbose=0,

@@ -73,6 +73,8 @@ def trial(params: dict[str, Any]) -> None:
             imitation = cloned["accuracy"]
             print(f"imitation: {imitation:.1%} of greedy actions matched", flush=True)
     samples = config.train_batch_size * (len(env.agents) if batch else 1)
+    # The batch path's episodes end together: average over the whole last batch of them.
+    window = config.num_envs if batch else 20
     while not config.finished(steps(model), elapsed):
         began = time.perf_counter()
         model.learn(samples, reset_num_timesteps=False, progress_bar=False)
@@ -84,7 +86,7 @@ def trial(params: dict[str, Any]) -> None:
             "iteration": updates,
             "env_steps": steps(model),
             "time_s": round(elapsed, 2),
-            "team_return_mean": sum(returns[-20:]) / len(returns[-20:]) if returns else 0.0,
+            "team_return_mean": _mean(returns[-window:]),
             "env_steps_per_s": config.train_batch_size / seconds,
             "agent_steps_per_s": samples / seconds if batch else config.train_batch_size / seconds,
             "seed": seed,
@@ -107,6 +109,10 @@ def trial(params: dict[str, Any]) -> None:
         else:
             tune.report(metrics)
     env.close()
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
 
 
 def _trial_env(config: TrainConfig, seed: int) -> tuple[Any, Any]:
