@@ -9,6 +9,9 @@ rounds so that a busy machine slows all alike:
   task's episodes end early when the container fills, so its resets weigh more);
 - the batch core's agent-steps/s at 1, 64 and 1,024 environments, stepping only and with
   its resets included;
+- the sampling batch core's agent-steps/s at 1 and 256 environments with random allowed
+  actions, stepping only and with the restarts of finished episodes included (episodes end
+  apart, and only the finished ones are restarted, as a training loop's auto-reset does);
 - the batch core at 256 environments driven by random *allowed* actions (drawn each step from
   a seeded generator among those the mask permits), stepping alone beside stepping with its
   resets counted, in one run: the share of the time that planning new episodes takes;
@@ -38,8 +41,10 @@ from phobos.envs import make
 from phobos.envs.orbit_scheduling import OrbitSchedulingEnv
 from phobos.envs.orbit_scheduling.batch import OrbitSchedulingBatch
 from phobos.envs.orbit_scheduling.plan import ephemeris_for, plan_episodes
+from phobos.envs.sampling.batch import PhobosSamplingBatch
 
 BATCH_SIZES = (1, 64, 1024)
+SAMPLING_BATCH_SIZES = (1, 256)
 RESET_SHARE_ENVS = 256
 RESET_SHARE_TARGET = 1.5
 
@@ -71,6 +76,7 @@ def run(seconds: float = 2.0, rounds: int = 3) -> dict[str, Any]:
     batch = {}
     for size in BATCH_SIZES:
         batch[size] = _batch_rates(size, seconds)
+    sampling_batch = {size: _sampling_batch_rates(size, seconds) for size in SAMPLING_BATCH_SIZES}
 
     reset_share = _reset_share(RESET_SHARE_ENVS, seconds, rounds)
 
@@ -87,6 +93,7 @@ def run(seconds: float = 2.0, rounds: int = 3) -> dict[str, Any]:
         "mpe_agent_steps_per_s": peer_rate * len(peer.possible_agents),
         "ratio_env_steps": ours_rate / peer_rate,
         "batch": batch,
+        "sampling_batch": sampling_batch,
         "reset_share": reset_share,
         "episode_plan_ms": plan_ms,
         "reset_ms": reset_ms,
@@ -134,6 +141,17 @@ def report(results: dict[str, Any]) -> str:
     lines += [
         "",
         "Target: at least 1,000,000 agent-steps/s at 1,024 environments on one core.",
+        "",
+        "| sampling batch core, environments | agent-steps/s stepping | agent-steps/s with "
+        "resets | steps per episode |",
+        "|---:|---:|---:|---:|",
+    ]
+    for size, rates in r["sampling_batch"].items():
+        lines.append(
+            f"| {size:,} | {rates['stepping']:,.0f} | {rates['with_resets']:,.0f} | "
+            f"{rates['episode_steps']:.0f} |"
+        )
+    lines += [
         "",
         "| batch core, random allowed actions | agent-steps/s stepping alone | "
         "agent-steps/s with resets counted | ratio | `reset()` ms |",
@@ -264,6 +282,34 @@ def _allowed_random(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
     allowed = mask.astype(bool)
     rank = (rng.random(mask.shape[:2]) * allowed.sum(axis=-1)).astype(np.int64)
     return (np.cumsum(allowed, axis=-1) <= rank[..., None]).sum(axis=-1)
+
+
+def _sampling_batch_rates(size: int, seconds: float) -> dict[str, float]:
+    """Random allowed actions; finished episodes restart alone (``reset(indices=...)``)."""
+    batch = PhobosSamplingBatch(num_envs=size)
+    agents = len(batch.agents)
+    _, masks = batch.reset(list(range(size)))
+    pool = np.random.default_rng(0).random((16,) + masks.shape)
+    stepping_time = reset_time = 0.0
+    steps = episodes = 0
+    while stepping_time + reset_time < seconds or steps == 0:
+        actions = (pool[steps % 16] * masks).argmax(axis=2)  # uniform over the allowed
+        t0 = time.perf_counter()
+        _, masks, _, done, _ = batch.step(actions)
+        t1 = time.perf_counter()
+        stepping_time += t1 - t0
+        steps += 1
+        if done.any():
+            finished = np.flatnonzero(done)
+            episodes += len(finished)
+            _, masks = batch.reset(indices=finished)
+            reset_time += time.perf_counter() - t1
+    agent_steps = steps * size * agents
+    return {
+        "stepping": agent_steps / stepping_time,
+        "with_resets": agent_steps / (stepping_time + reset_time),
+        "episode_steps": steps * size / max(episodes, 1),
+    }
 
 
 def _median_ms(call: Any, repeats: int) -> float:
