@@ -1,5 +1,6 @@
 """Autonomous sampling on Phobos (``phobos-sampling-v0``)."""
 
+from phobos.envs.sampling.batch import PhobosSamplingBatch
 from phobos.envs.sampling.config import (
     AGENTS,
     LANDER,
@@ -19,6 +20,7 @@ __all__ = [
     "MATERIALS",
     "SCIENCE_TEAM",
     "LanderConfig",
+    "PhobosSamplingBatch",
     "PhobosSamplingEnv",
     "SamplingConfig",
     "SamplingLayout",
