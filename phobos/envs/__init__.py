@@ -24,6 +24,7 @@ register(
         id="phobos-sampling-v0",
         entry_point="phobos.envs.sampling.env:PhobosSamplingEnv",
         config_entry_point="phobos.envs.sampling.config:SamplingConfig",
+        batch_entry_point="phobos.envs.sampling.batch:PhobosSamplingBatch",
     )
 )
 
