@@ -63,6 +63,6 @@ def test_every_real_trajectory_is_feasible_in_the_model(short_orbit, team, seed)
     for config in (short_orbit, _flat_batteries()):
         spec = EpisodeSpec("orbit-scheduling-v0", config, TeamSpec.parse(team), seed, trace=True)
         result = run_episode(spec)
-        pinned = solve_episode(config, seed, time_limit_s=5.0, schedule=result.trace)
+        pinned = solve_episode(config, seed, time_limit_s=5.0, pin=result.trace)
         assert pinned.status in ("OPTIMAL", "FEASIBLE"), pinned
         assert pinned.objective >= result.metrics["team_return"] - 1e-6, (pinned, result.metrics)
