@@ -88,7 +88,7 @@ def train(
     last = start
     try:
         if start is not None:
-            algorithm.restore_from_path(str(start.path.resolve()))
+            restore(algorithm, start)
             iteration, env_steps, elapsed = start.iteration, start.env_steps, start.elapsed_s
             run.truncate_log(iteration)
         else:
@@ -153,14 +153,44 @@ def warm_start(algorithm: Any, config: TrainConfig, announce: Callable[[str], No
         return results
 
     fitted = next(iter(algorithm.learner_group.foreach_learner(fit))).get()
-    algorithm.env_runner_group.sync_weights(
-        from_worker_or_learner_group=algorithm.learner_group, inference_only=True
-    )
+    sync_env_runners(algorithm)
     for module_name, metrics in fitted.items():
         announce(
             f"imitation {module_name}: {metrics['accuracy']:.1%} of the greedy team's actions "
             f"matched ({config.imitation_episodes} episodes)"
         )
+
+
+def restore(algorithm: Any, checkpoint: CheckpointInfo) -> None:
+    """Load ``checkpoint`` into ``algorithm``: learner, optimizer, connectors, every runner."""
+    algorithm.restore_from_path(str(checkpoint.path.resolve()))
+    sync_env_runners(algorithm)  # RLlib's own sync after a restore may skip runners
+
+
+def sync_env_runners(algorithm: Any) -> None:
+    """Give every env runner (local and remote) the learner's weights; return once all hold them.
+
+    RLlib's own ``EnvRunnerGroup.sync_weights`` (which ``restore_from_path`` calls) is
+    fire-and-forget and allows one ``set_state`` request in flight per runner: a runner still
+    applying the one ``build_algo`` sent it is skipped without a word, and samples the next
+    batch with the fresh random weights it was built with. This call waits instead; Ray runs
+    an actor's calls in the order they were sent, so it lands after any still in flight.
+    """
+    import ray
+    from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_RL_MODULE
+    from ray.rllib.utils.metrics import WEIGHTS_SEQ_NO
+
+    learner = algorithm.learner_group.get_state(
+        components=f"{COMPONENT_LEARNER}/{COMPONENT_RL_MODULE}", inference_only=True
+    )[COMPONENT_LEARNER]
+    # A runner takes weights whose sequence number is newer than its own, or numbered 0.
+    state = {
+        COMPONENT_RL_MODULE: ray.put(learner[COMPONENT_RL_MODULE]),
+        WEIGHTS_SEQ_NO: learner[WEIGHTS_SEQ_NO],
+    }
+    algorithm.env_runner_group.foreach_env_runner(
+        lambda runner: runner.set_state(state), local_env_runner=True
+    )
 
 
 def save(algorithm: Any, run: RunDir, info: CheckpointInfo) -> CheckpointInfo:
