@@ -54,11 +54,17 @@ class BatchVecEnv(VecEnv):
             ``layout``-independent: only the arrays are read).
         env_id: The registered id the core belongs to (recorded in the exported spec).
         seeds: First-episode seeds, one per episode of the core.
+        joint_state: Append the team's joint state (every agent's observation of the
+            episode) to each slot's observation, for a centralised critic; the actor reads
+            only the first :attr:`actor_inputs` values.
 
     """
 
-    def __init__(self, core: Any, env_id: str, seeds: Sequence[int]) -> None:
+    def __init__(
+        self, core: Any, env_id: str, seeds: Sequence[int], joint_state: bool = False
+    ) -> None:
         self.core = core
+        self.joint_state = joint_state
         self.episodes = core.num_envs
         self.agents = tuple(core.agents)
         if len(seeds) != self.episodes:
@@ -70,9 +76,9 @@ class BatchVecEnv(VecEnv):
         )
         spec = SharedPolicySpec(hidden=(1,), **self.spec_base)
         self.role_features = spec.role_features(self.agents)  # [agents, roles]
-        observation_space = gymnasium.spaces.Box(
-            0.0, 1.0, (spec.input_size,), dtype=np.float32
-        )
+        self.actor_inputs = spec.input_size
+        width = spec.input_size + (len(self.agents) * size if joint_state else 0)
+        observation_space = gymnasium.spaces.Box(0.0, 1.0, (width,), dtype=np.float32)
         self.render_mode = None
         super().__init__(
             self.episodes * len(self.agents), observation_space, gymnasium.spaces.Discrete(actions)
@@ -87,8 +93,11 @@ class BatchVecEnv(VecEnv):
     def _slots(self, observations: np.ndarray) -> np.ndarray:
         shape = observations.shape[:2] + self.role_features.shape[-1:]
         roles = np.broadcast_to(self.role_features, shape)
-        flat = np.concatenate([observations, roles], axis=-1, dtype=np.float32)
-        return flat.reshape(self.num_envs, -1)
+        parts = [observations, roles]
+        if self.joint_state:
+            joint = observations.reshape(observations.shape[0], 1, -1)
+            parts.append(np.broadcast_to(joint, observations.shape[:2] + joint.shape[-1:]))
+        return np.concatenate(parts, axis=-1, dtype=np.float32).reshape(self.num_envs, -1)
 
     def action_masks(self) -> np.ndarray:
         """``[slots, actions]`` bool: what each slot may do now."""

@@ -26,7 +26,8 @@ from phobos.training.config import TrainConfig
 def make_env(config: TrainConfig, seed: int) -> BatchVecEnv:
     """The run's slots: ``num_envs`` episodes of ``config.env`` seeded from ``seed``."""
     core = make_batch(config.env, config.num_envs, **config.env_config)
-    return BatchVecEnv(core, config.env, training_seeds(seed, config.num_envs))
+    seeds = training_seeds(seed, config.num_envs)
+    return BatchVecEnv(core, config.env, seeds, joint_state=config.critic == "central")
 
 
 def steps_per_slot(config: TrainConfig) -> int:
@@ -53,8 +54,15 @@ def new_model(config: TrainConfig, env: BatchVecEnv, seed: int, lr: float) -> An
     """A fresh MaskablePPO over the slots."""
     from sb3_contrib import MaskablePPO
 
+    policy: Any = "MlpPolicy"
+    policy_kwargs: dict[str, Any] = {"net_arch": list(config.hidden)}
+    if config.critic == "central":
+        from phobos.training.central_critic import CentralCriticPolicy
+
+        policy = CentralCriticPolicy
+        policy_kwargs["actor_inputs"] = env.actor_inputs
     return MaskablePPO(
-        "MlpPolicy",
+        policy,
         env,
         learning_rate=lr,
         n_steps=steps_per_slot(config),
@@ -65,7 +73,7 @@ def new_model(config: TrainConfig, env: BatchVecEnv, seed: int, lr: float) -> An
         clip_range=config.clip_param,
         ent_coef=config.entropy_coeff,
         vf_coef=config.vf_loss_coeff,
-        policy_kwargs={"net_arch": list(config.hidden)},
+        policy_kwargs=policy_kwargs,
         stats_window_size=config.num_envs,  # one finished batch of episodes
         seed=seed,
         device="cpu",
@@ -110,6 +118,11 @@ def warm_start(model: Any, env: BatchVecEnv, config: TrainConfig, seed: int) -> 
         config.env, config.env_config, config.imitation_episodes, seed, config.gamma
     )
     width = env.action_space.n
+    # Every agent acts every step, so the agents' rows line up step by step: row j of each
+    # agent is the same moment, and their observations side by side are its joint state.
+    if len({len(demonstrations[a].actions) for a in env.agents}) != 1:
+        raise ValueError("demonstrations: agents acted a different number of steps")
+    joint = np.concatenate([demonstrations[a].observations for a in env.agents], axis=1)
     parts = []
     for i, agent in enumerate(env.agents):
         rows = demonstrations[agent]
@@ -117,7 +130,8 @@ def warm_start(model: Any, env: BatchVecEnv, config: TrainConfig, seed: int) -> 
         role = np.broadcast_to(env.role_features[i], (count, env.role_features.shape[1]))
         masks = np.zeros((count, width), dtype=np.int8)
         masks[:, : rows.masks.shape[1]] = rows.masks
-        observations = np.concatenate([rows.observations, role], axis=1, dtype=np.float32)
+        columns = [rows.observations, role] + ([joint] if env.joint_state else [])
+        observations = np.concatenate(columns, axis=1, dtype=np.float32)
         parts.append(Demonstrations(observations, masks, rows.actions, rows.returns))
     policy = model.policy
 

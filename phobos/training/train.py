@@ -61,6 +61,12 @@ def check(config: TrainConfig) -> None:
         raise ValueError(f"hidden must list positive layer sizes, got {config.hidden}")
     if config.lr <= 0 or any(lr <= 0 for lr in config.trial_lrs):
         raise ValueError("learning rates must be positive")
+    if config.critic == "central" and not shared_batch:
+        raise ValueError(
+            "critic 'central' needs framework 'sb3' with sampler 'batch' (the joint state "
+            f"comes from the batch core); got framework {config.framework!r}, sampler "
+            f"{config.sampler!r}"
+        )
     if config.num_envs < 1:
         raise ValueError(f"num_envs must be at least 1, got {config.num_envs}")
     if config.sampler == "batch":

@@ -34,7 +34,7 @@ if NO_BATCH not in registered():  # a task without a batch core, registered by t
 ENVS = ["orbit-scheduling-v0", "phobos-sampling-v0"]
 
 
-def _trained_model(env_id: str = "orbit-scheduling-v0", seed: int = 0):
+def _trained_model(env_id: str = "orbit-scheduling-v0", seed: int = 0, critic: str = "local"):
     """A model after two PPO updates on three 24-step episodes (weights no longer initial)."""
     torch.set_num_threads(1)
     config = TrainConfig(
@@ -48,19 +48,21 @@ def _trained_model(env_id: str = "orbit-scheduling-v0", seed: int = 0):
         hidden=(32, 32),
         lr=3e-3,
         env_config={"horizon_steps": HORIZON},
+        critic=critic,
     )
     core = make_batch(config.env, config.num_envs, **config.env_config)
-    env = BatchVecEnv(core, config.env, SEEDS)
+    env = BatchVecEnv(core, config.env, SEEDS, joint_state=critic == "central")
     model = sb3_batch.new_model(config, env, seed, config.lr)
     model.learn(2 * config.train_batch_size * len(env.agents))
     return config, model
 
 
+@pytest.mark.parametrize("critic", ["local", "central"])
 @pytest.mark.parametrize("env_id", ENVS)
 def test_a_trained_shared_policy_acts_the_same_on_the_batch_path_and_in_the_parallel_env(
-    env_id, tmp_path
+    env_id, critic, tmp_path
 ):
-    config, model = _trained_model(env_id)
+    config, model = _trained_model(env_id, critic=critic)
     sb3_batch.export(model, model.env, config, tmp_path)
     env = make(config.env, horizon_steps=HORIZON)
     team = load_shared_team(str(tmp_path), env)
@@ -69,9 +71,10 @@ def test_a_trained_shared_policy_acts_the_same_on_the_batch_path_and_in_the_para
     # The batch path: fresh slots with the same first-episode seeds, SB3's own inference,
     # each slot's first episode recorded until it ends (sampling episodes end apart).
     core = make_batch(config.env, len(SEEDS), horizon_steps=HORIZON)
-    slots = BatchVecEnv(core, config.env, SEEDS)
+    slots = BatchVecEnv(core, config.env, SEEDS, joint_state=critic == "central")
     observations = slots.reset()
     agents = len(slots.agents)
+    own = slots.actor_inputs
     record = [{"obs": [], "actions": [], "rewards": []} for _ in SEEDS]
     running = np.ones(len(SEEDS), dtype=bool)
     while running.any():
@@ -93,15 +96,21 @@ def test_a_trained_shared_policy_acts_the_same_on_the_batch_path_and_in_the_para
             zip(record[e]["obs"], record[e]["actions"], record[e]["rewards"], strict=True)
         ):
             for i, agent in enumerate(env.possible_agents):  # what the slot saw, exactly
-                np.testing.assert_array_equal(seen[i, :-roles], stepped[agent]["observations"])
-                np.testing.assert_array_equal(seen[i, -roles:], team[agent].role)
+                vector = stepped[agent]["observations"]
+                np.testing.assert_array_equal(seen[i, : own - roles], vector)
+                np.testing.assert_array_equal(seen[i, own - roles : own], team[agent].role)
+                if critic == "central":  # the joint state: every agent's observation
+                    size = len(vector)
+                    np.testing.assert_array_equal(
+                        seen[i, own + i * size : own + (i + 1) * size], vector
+                    )
             actions = {agent: team[agent](stepped[agent]) for agent in env.agents}
             assert [actions[a] for a in env.possible_agents] == batch_actions, f"{seed} step {t}"
-            used.add(actions[env.possible_agents[0]])
+            used.add(tuple(batch_actions))
             stepped, rewards, _, _, _ = env.step(actions)
             assert rewards[env.possible_agents[0]] == pytest.approx(reward, rel=1e-5, abs=1e-6)
         assert not env.agents, f"seed {seed}: the ParallelEnv's episode went on"
-    assert len(used) > 1  # the policy is not trivial: the first agent took several actions
+    assert len(used) > 1  # the policy is not trivial: the team's joint action varied
 
 
 def test_slots_carry_team_rewards_role_features_and_padded_masks():
@@ -177,6 +186,8 @@ def test_phobos_train_on_the_batch_sampler_exports_a_team_without_pickle(trained
         ({"num_envs": 3, "train_batch_size": 100}, "multiple of num_envs 3"),
         ({"num_envs": 4, "train_batch_size": 8, "minibatch_size": 41}, "exceeds the 40 samples"),
         ({"env": NO_BATCH, "num_envs": 4}, "has no batch core"),
+        ({"critic": "central", "sampler": "env"}, "critic 'central' needs framework 'sb3'"),
+        ({"critic": "central", "framework": "rllib"}, "critic 'central' needs framework 'sb3'"),
     ],
 )
 def test_bad_batch_configs_are_refused_before_ray_starts(fields, culprit):
