@@ -48,8 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         required=True,
         metavar="TEAM",
-        help="team spec, repeatable: random, greedy, cautious, oracle, or BASE,AGENT=POLICY "
-        "with POLICY a team name, sb3:PATH[@ALGO] or rllib:PATH",
+        help="team spec, repeatable: random, greedy, trained, cautious, oracle, planner "
+        "(orbit scheduling: the oracle's schedule flown in the env; a reference, not "
+        "deployable), or BASE,AGENT=POLICY with POLICY a team name, sb3:PATH[@ALGO] or "
+        "rllib:PATH",
     )
     episodes = evaluate.add_mutually_exclusive_group(required=True)
     episodes.add_argument("--episodes", type=int, help="seeds 0..N-1")
@@ -61,8 +63,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--oracle", action="store_true", help="CP-SAT upper bound per seed (orbit scheduling)"
     )
     evaluate.add_argument(
-        "--oracle-seconds", type=float, default=10.0, help="CP-SAT time limit per seed"
+        "--oracle-seconds", type=float, default=10.0, help="CP-SAT time limit per seed (> 0)"
     )
+    evaluate.add_argument(
+        "--oracle-workers", type=int, default=1, help="CP-SAT search workers per seed (>= 1)"
+    )
+    evaluate.add_argument(
+        "--oracle-cache",
+        type=Path,
+        default=Path("runs/oracle-cache"),
+        help="folder of cached solves, per (config, seed, time limit, workers)",
+    )
+    evaluate.add_argument("--no-oracle-cache", action="store_true", help="solve every time")
     evaluate.add_argument("--training-log", type=Path, help="CSV of training metrics to plot")
     evaluate.add_argument("--config", type=Path, help="YAML file of the environment's config")
     evaluate.add_argument(
@@ -129,10 +141,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from phobos.envs import make_config
-    from phobos.evaluation.oracle import solve_episode
+    from phobos.evaluation.oracle import check_time_limit
+    from phobos.evaluation.oracle.model import check_config
     from phobos.evaluation.report import write_report
     from phobos.evaluation.rollout import ORBIT_ENV
-    from phobos.evaluation.runner import evaluate, make_request
+    from phobos.evaluation.runner import OracleRequest, evaluate, make_request
     from phobos.ray_cluster import check_ray_address
 
     # Every check first, so that bad input fails before any episode or solver runs.
@@ -143,39 +156,55 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ValueError(
             f"--oracle solves {ORBIT_ENV} episodes; for {args.env} evaluate the 'oracle' team"
         )
+    try:
+        check_time_limit(args.oracle_seconds)
+    except ValueError:
+        raise ValueError(f"--oracle-seconds must be positive, got {args.oracle_seconds}") from None
+    if args.oracle_workers < 1:
+        raise ValueError(f"--oracle-workers must be at least 1, got {args.oracle_workers}")
     if args.training_log is not None and not args.training_log.exists():
         raise ValueError(f"training log {args.training_log} does not exist")
     if args.ray_address:
         check_ray_address(args.ray_address)
     config = config_tools.load(type(make_config(args.env)), args.config, args.set)
     request = make_request(args.env, args.policy, seeds, config)
-    run = evaluate(request, args.workers, args.ray_address, progress=not args.no_progress)
-    if args.oracle:
-        for i, seed in enumerate(request.seeds):
-            run.oracle.append(solve_episode(config, seed, args.oracle_seconds).as_dict())
-            if not args.no_progress:
-                bound = run.oracle[-1]
-                print(
-                    f"oracle {i + 1}/{len(request.seeds)}: seed {seed} bound "
-                    f"{bound['upper_bound']:.2f} ({bound['status']})",
-                    file=sys.stderr,
-                )
+    planner = any(team.base == "planner" for team in request.teams)
+    oracle = None
+    if args.oracle or planner:
+        check_config(config)
+        oracle = OracleRequest(
+            args.oracle_seconds,
+            args.oracle_workers,
+            None if args.no_oracle_cache else str(args.oracle_cache),
+        )
+    run = evaluate(
+        request, args.workers, args.ray_address, progress=not args.no_progress, oracle=oracle
+    )
     report = write_report(run, args.out, args.training_log)
     summary = json.loads((args.out / "summary.json").read_text())
     print(f"{args.env} | {len(request.seeds)} seeds | team return, mean [95% CI]:")
+    gaps = summary.get("oracle", {}).get("teams", {})
     for team, data in summary["teams"].items():
         ci = data["metrics"].get("team_return")
         text = f"{ci['estimate']:.2f} [{ci['low']:.2f}, {ci['high']:.2f}]" if ci else "-"
-        gap = summary.get("oracle", {}).get("gap", {}).get(team)
         extra = ""
-        if gap:
-            oracle = summary["oracle"]
-            share = oracle["share"].get(team, {}).get("estimate", float("nan"))
-            extra = (
-                f"; oracle gap mean {gap['estimate']:.2f} [{gap['low']:.2f}, {gap['high']:.2f}],"
-                f" median {oracle['median_gap'][team]:.2f}, {share:.0%} of the bound reached"
-            )
-        print(f"  {team}: {text} over {data['episodes']} episodes{extra}")
+        team_gaps = gaps.get(team, {})
+        if team_gaps.get("to_bound"):
+            share = team_gaps["share"]
+            extra += f"; bound - return median {team_gaps['to_bound']['median']:.2f}"
+            if share:
+                extra += f" ({share['median']:.0%} of the bound reached)"
+        if team_gaps.get("to_planner"):
+            extra += f"; planner - return median {team_gaps['to_planner']['median']:.2f}"
+        label = f"{team} (reference, full knowledge)" if team == "planner" else team
+        print(f"  {label}: {text} over {data['episodes']} episodes{extra}")
+    if "oracle" in summary:
+        oracle_summary = summary["oracle"]
+        unproven = ", ".join(f"{o['seed']} ({o['status']})" for o in oracle_summary["unproven"])
+        print(
+            f"  bound proven on {oracle_summary['proven']}/{oracle_summary['seeds']} episodes"
+            + (f"; none on seeds {unproven}" if unproven else "")
+        )
     for result in run.failed():
         print(f"  FAILED team {result.team} seed {result.seed}:\n{result.error}", file=sys.stderr)
     print(f"report: {report}")

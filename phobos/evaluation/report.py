@@ -29,6 +29,12 @@ from typing import Any
 
 import numpy as np
 
+from phobos.evaluation.oracle_report import (
+    PLANNER,
+    oracle_section,
+    oracle_summary,
+    seeds_figure,
+)
 from phobos.evaluation.rollout import ORBIT_ENV, EpisodeSpec, run_episode
 from phobos.evaluation.runner import EvaluationRun
 from phobos.evaluation.stats import bootstrap_mean, probability_of_improvement
@@ -86,7 +92,9 @@ def summarise(run: EvaluationRun, seed: int = 0) -> dict[str, Any]:
             "episodes": len(results),
             "failed": sum(1 for r in run.results if r.team == team and r.status != "ok"),
             "metrics": {
-                k: bootstrap_mean([r.metrics[k] for r in results], seed=seed).as_dict()
+                k: bootstrap_mean(
+                    [r.metrics[k] for r in results if k in r.metrics], seed=seed
+                ).as_dict()
                 for k in metrics
             },
         }
@@ -97,21 +105,7 @@ def summarise(run: EvaluationRun, seed: int = 0) -> dict[str, Any]:
                 poi = probability_of_improvement(returns[a], returns[b], seed=seed)
                 summary["improvement"][f"{a} > {b}"] = poi.as_dict()
     if run.oracle:
-        bounds = {o["seed"]: o["upper_bound"] for o in run.oracle}
-        summary["oracle"] = {"episodes": run.oracle, "gap": {}, "median_gap": {}, "share": {}}
-        for team in teams:
-            paired = [
-                (bounds[r.seed], r.metrics["team_return"]) for r in ok[team] if r.seed in bounds
-            ]
-            if not paired:
-                continue
-            gaps = [b - g for b, g in paired]
-            summary["oracle"]["gap"][team] = bootstrap_mean(gaps, seed=seed).as_dict()
-            summary["oracle"]["median_gap"][team] = float(np.median(gaps))
-            # Share of the bound reached, over the seeds where the bound is positive.
-            shares = [g / b for b, g in paired if b > 1e-9]
-            if shares:
-                summary["oracle"]["share"][team] = bootstrap_mean(shares, seed=seed).as_dict()
+        summary["oracle"] = oracle_summary(run.oracle, ok)
     return summary
 
 
@@ -152,7 +146,7 @@ def write_report(
     ]
     lines += _metric_table(summary, HEADLINE.get(request.env_id, ("team_return",)))
     lines += _improvement_table(summary)
-    lines += _oracle_section(summary)
+    lines += oracle_section(summary)
     lines += ["## Figures", ""]
     _returns_figure(run, summary, out / "returns.png")
     lines += [
@@ -161,9 +155,19 @@ def write_report(
         "![returns](returns.png)",
         "",
     ]
+    if run.oracle or PLANNER in summary["teams"]:
+        seeds_figure(run, out / "seeds.png")
+        lines += [
+            "Per-seed team returns against the planner (black) and the proven bound (red "
+            "triangles; a seed without a proven bound has none).",
+            "",
+            "![seeds](seeds.png)",
+            "",
+        ]
     # Show the best team's first successful episode: the schedule worth reading.
+    # (The planner is flown from its solve, not rebuilt here: the best deployable team.)
     ranked = sorted(
-        summary["teams"],
+        (t for t in summary["teams"] if t != PLANNER),
         key=lambda t: (
             -summary["teams"][t]["metrics"].get("team_return", {"estimate": -math.inf})["estimate"]
         ),
@@ -180,7 +184,9 @@ def write_report(
             trace=True,
         )
         traced = run_episode(spec)
-        if request.env_id == ORBIT_ENV:
+        if traced.trace is None:
+            pass
+        elif request.env_id == ORBIT_ENV:
             _schedule_figure(spec, traced.trace, out / "schedule.png")
             lines += [
                 f"Schedule of team `{example.team}`, seed {example.seed}: each agent's "
@@ -287,38 +293,6 @@ def _improvement_table(summary: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def _oracle_section(summary: dict[str, Any]) -> list[str]:
-    oracle = summary.get("oracle")
-    if not oracle:
-        return []
-    episodes = oracle["episodes"]
-    proven = sum(1 for o in episodes if o["optimal"])
-    bound = np.mean([o["upper_bound"] for o in episodes])
-    lines = [
-        "## Oracle (CP-SAT upper bound)",
-        "",
-        f"Mean upper bound {bound:.2f} over {len(episodes)} seeds ({proven} solved to "
-        "optimality, the rest bounded by CP-SAT's proven bound within its time limit). "
-        "Gap: bound minus the team's return, per seed (relaxations: "
-        "`phobos/evaluation/oracle.py`). A bound that CP-SAT could not tighten within its "
-        "time limit inflates the mean gap; the median and the share of the bound reached are "
-        "less sensitive to one such seed.",
-        "",
-        "| team | mean gap [95% CI] | median gap | share of the bound reached [95% CI] |",
-        "|---|---:|---:|---:|",
-    ]
-    for team, ci in oracle["gap"].items():
-        share = oracle["share"].get(team)
-        share_text = (
-            f"{share['estimate']:.1%} [{share['low']:.1%}, {share['high']:.1%}]" if share else "-"
-        )
-        lines.append(
-            f"| `{team}` | {ci['estimate']:.2f} [{ci['low']:.2f}, {ci['high']:.2f}] | "
-            f"{oracle['median_gap'][team]:.2f} | {share_text} |"
-        )
-    return lines + [""]
-
-
 # ------------------------------------------------------------------------------ figures
 def _returns_figure(run: EvaluationRun, summary: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
@@ -342,8 +316,8 @@ def _returns_figure(run: EvaluationRun, summary: dict[str, Any], path: Path) -> 
             color="black",
             capsize=4,
         )
-    if run.oracle:
-        bounds = [o["upper_bound"] for o in run.oracle]
+    bounds = [o["upper_bound"] for o in run.oracle if o.get("proven")]
+    if bounds:
         ax.scatter(
             np.full(len(bounds), len(teams)) + rng.uniform(-0.15, 0.15, len(bounds)),
             bounds,
@@ -351,7 +325,7 @@ def _returns_figure(run: EvaluationRun, summary: dict[str, Any], path: Path) -> 
             marker="^",
             color="tab:red",
         )
-        teams = teams + ["oracle bound"]
+        teams = teams + ["proven bound"]
     ax.set_xticks(range(len(teams)), teams, rotation=20, ha="right")
     ax.set_ylabel("team return")
     ax.grid(axis="y", alpha=0.3)

@@ -19,10 +19,12 @@ from typing import Any
 
 from phobos.agents.team_spec import TeamSpec, build_team
 from phobos.envs import make
-from phobos.evaluation.rollout import EpisodeResult, EpisodeSpec, run_episode
+from phobos.evaluation.rollout import ORBIT_ENV, EpisodeResult, EpisodeSpec, run_episode
 from phobos.ray_cluster import check_ray_address, init_ray
 
 log = logging.getLogger(__name__)
+PLANNER = "planner"
+"""The planner team (:mod:`phobos.evaluation.oracle.planner`)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,22 @@ class EvaluationRequest:
             for team in self.teams
             for seed in self.seeds
         ]
+
+
+@dataclass(frozen=True)
+class OracleRequest:
+    """The per-seed solves a run needs (``--oracle`` bounds, the ``planner`` team).
+
+    Attributes:
+        time_limit_s: CP-SAT's wall-clock limit per seed (positive).
+        workers: CP-SAT search workers per solve (1: deterministic for a given effort).
+        cache_dir: Folder of cached solutions (``None``: solve every time).
+
+    """
+
+    time_limit_s: float = 10.0
+    workers: int = 1
+    cache_dir: str | None = None
 
 
 @dataclass
@@ -97,6 +115,9 @@ def parse_seeds(text: str | Iterable[Any]) -> tuple[int, ...]:
         ):
             raise ValueError(f"seed {item!r} is not an integer")
         seeds.append(int(item))
+    negative = [seed for seed in seeds if seed < 0]
+    if negative:
+        raise ValueError(f"seed {negative[0]} is negative: episode seeds are >= 0")
     if not seeds:
         raise ValueError("no seeds: give at least one episode")
     if len(set(seeds)) != len(seeds):
@@ -117,6 +138,15 @@ def make_request(
         raise ValueError(f"teams repeat: {labels}")
     env = make(env_id, config) if config is not None else make(env_id)
     for spec in specs:
+        if spec.base == PLANNER:
+            if env_id != ORBIT_ENV:
+                raise ValueError(
+                    f"team 'planner' solves {ORBIT_ENV} episodes; for {env_id} the 'oracle' "
+                    "team is the reference"
+                )
+            if spec.overrides:
+                raise ValueError(f"team {spec.label!r}: the planner flies every agent")
+            continue
         build_team(spec, env, seed=0)  # unknown names and mismatched checkpoints fail here
     env.close()
     return EvaluationRequest(env_id, specs, seeds, config)
@@ -128,20 +158,26 @@ def evaluate(
     ray_address: str | None = None,
     progress: bool = True,
     episode_fn: Callable[[EpisodeSpec], EpisodeResult] | None = None,
+    oracle: OracleRequest | None = None,
 ) -> EvaluationRun:
-    """Run every episode of ``request``.
+    """Run every episode of ``request``, and the oracle's solve of every seed when asked.
 
     Args:
         request: From :func:`make_request` (already checked).
-        workers: 0 runs serially in this process; ``k > 0`` runs at most ``k`` episodes at
-            once as Ray tasks (a local Ray instance of ``k`` CPUs unless one is running or
-            ``ray_address`` names a cluster).
+        workers: 0 runs serially in this process; ``k > 0`` runs at most ``k`` jobs at once
+            as Ray tasks (a local Ray instance of ``k`` CPUs unless one is running or
+            ``ray_address`` names a cluster). Solves run beside the rollouts, each taking
+            ``oracle.workers`` CPUs; a planner episode starts once its seed is solved.
         ray_address: Join this Ray cluster instead of starting one.
-        progress: Show a progress bar (tqdm) on stderr.
+        progress: Show a progress bar (tqdm) on stderr, and a line per solved seed.
         episode_fn: What runs one episode; :func:`run_episode` by default (tests swap in
             a crashing one).
+        oracle: Solve every seed (needed by the ``planner`` team, which gets the default
+            request when none is given); its bounds land in ``EvaluationRun.oracle``.
 
     """
+    from phobos.evaluation.oracle.planner import planner_episode
+
     episode_fn = episode_fn or run_episode
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
@@ -149,63 +185,155 @@ def evaluate(
         check_ray_address(ray_address)
         workers = max(workers, 1)
     specs = request.episodes()
+    if oracle is None and any(t.base == PLANNER for t in request.teams):
+        oracle = OracleRequest()
+    if oracle is not None and request.env_id != ORBIT_ENV:
+        raise ValueError(f"the oracle solves {ORBIT_ENV} episodes, not {request.env_id}")
     bar = _progress(len(specs), progress)
+    results: list[EpisodeResult | None] = [None] * len(specs)
+    solved: dict[int, dict[str, Any]] = {}
+    jobs: list[_Job] = []
+    waiting: dict[int, list[int]] = {}
+    if oracle is not None:
+        for seed in request.seeds:
+            args = (request.config, seed, oracle.time_limit_s, oracle.workers, oracle.cache_dir)
+            jobs.append(_Job(("solve", seed), _solve, args, oracle.workers))
+    for index, spec in enumerate(specs):
+        if spec.team.base == PLANNER:
+            waiting.setdefault(spec.seed, []).append(index)
+        else:
+            jobs.append(_Job(("episode", index), episode_fn, (spec,), 1))
+
+    def done(key: tuple[str, int], value: Any) -> list[_Job]:
+        kind, item = key
+        if kind == "episode":
+            results[item] = value
+            bar(value)
+            return []
+        solution, entry = value
+        solved[item] = entry
+        _note(progress, _solve_line(entry, len(solved), len(request.seeds)))
+        return [
+            _Job(("episode", index), planner_episode, (specs[index], solution), 1)
+            for index in waiting.get(item, [])
+        ]
+
+    def failed(key: tuple[str, int], error: BaseException) -> Any:
+        kind, item = key
+        text = f"{type(error).__name__}: {error}"
+        if kind == "episode":
+            spec = specs[item]
+            return EpisodeResult(spec.team.label, spec.seed, "failed", error=text)
+        return None, {
+            "seed": item,
+            "status": "FAILED",
+            "proven": False,
+            "upper_bound": None,
+            "bound_source": "",
+            "error": text,
+        }
+
     start = time.perf_counter()
     if workers == 0:
-        results = []
-        for spec in specs:
-            results.append(episode_fn(spec))
-            bar(results[-1])
+        queue = list(jobs)
+        while queue:
+            job = queue.pop(0)
+            try:
+                value = job.fn(*job.args)
+            except Exception as error:  # noqa: BLE001 - a crashed solve fails its seed only
+                value = failed(job.key, error)
+            queue.extend(done(job.key, value))
     else:
-        results = _ray_map(specs, workers, ray_address, bar, episode_fn)
+        _ray_jobs(jobs, workers, ray_address, done, failed)
     wall = time.perf_counter() - start
     bar(None)
-    return EvaluationRun(request, results, workers, wall)
+    run = EvaluationRun(request, [r for r in results if r is not None], workers, wall)
+    run.oracle = [solved[seed] for seed in request.seeds if seed in solved]
+    return run
 
 
-def _ray_map(
-    specs: list[EpisodeSpec],
+@dataclass(frozen=True)
+class _Job:
+    key: tuple[str, int]
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    cpus: int
+
+
+def _solve(*args: Any) -> tuple[Any, dict[str, Any]]:
+    """A solve job: the solution (with its schedule) and its report entry (without)."""
+    from phobos.evaluation.oracle.planner import solve_cached
+
+    solution = solve_cached(*args)
+    return solution, solution.as_dict()
+
+
+def _solve_line(entry: dict[str, Any], count: int, total: int) -> str:
+    head = f"oracle {count}/{total}: seed {entry['seed']}"
+    if entry.get("error"):
+        return f"{head}: solve FAILED ({entry['error']})"
+    if not entry["proven"]:
+        return f"{head}: NO bound proven ({entry['status']}, {entry['wall_s']:.1f} s)"
+    found = entry.get("objective")
+    gap = entry.get("bound_gap")
+    best = "no schedule found" if found is None else f"best schedule {found:.2f}"
+    share = "" if gap is None else f", {gap:.1%} below the bound"
+    return (
+        f"{head}: bound {entry['upper_bound']:.2f} proven ({entry['bound_source']}, "
+        f"CP-SAT {entry['status']}), {best}{share}, {entry['wall_s']:.1f} s"
+    )
+
+
+def _note(progress: bool, line: str) -> None:
+    if not progress:
+        return
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        log.warning("%s", line)
+        return
+    tqdm.write(line, file=sys.stderr)
+
+
+def _ray_jobs(
+    jobs: list[_Job],
     workers: int,
     address: str | None,
-    bar: Callable[[EpisodeResult | None], None],
-    episode_fn: Callable[[EpisodeSpec], EpisodeResult],
-) -> list[EpisodeResult]:
+    done: Callable[[tuple[str, int], Any], list[_Job]],
+    failed: Callable[[tuple[str, int], BaseException], Any],
+) -> None:
     import ray
 
     started = init_ray(workers, address)
     try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(_call)
-        results: list[EpisodeResult | None] = [None] * len(specs)
-        pending: dict[Any, int] = {}
-        queue = list(enumerate(specs))
+        remote = ray.remote(max_retries=0)(_call)
+        pending: dict[Any, _Job] = {}
+        queue = list(jobs)
+        busy = 0
         while queue or pending:
-            # At most `workers` in flight, so a cluster bigger than asked is not flooded.
-            while queue and len(pending) < workers:
-                index, spec = queue.pop(0)
-                pending[remote.remote(episode_fn, spec)] = index
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                index = pending.pop(ref)
+            # At most `workers` CPUs in flight, so a cluster bigger than asked is not flooded.
+            while queue and (not pending or busy + min(queue[0].cpus, workers) <= workers):
+                job = queue.pop(0)
+                cpus = min(job.cpus, workers)
+                pending[remote.options(num_cpus=cpus).remote(job.fn, *job.args)] = job
+                busy += cpus
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                job = pending.pop(ref)
+                busy -= min(job.cpus, workers)
                 try:
-                    results[index] = ray.get(ref)
-                except Exception as error:  # noqa: BLE001 - a dead worker fails one episode
-                    spec = specs[index]
-                    results[index] = EpisodeResult(
-                        spec.team.label,
-                        spec.seed,
-                        "failed",
-                        error=f"{type(error).__name__}: {error}",
-                    )
-                bar(results[index])
-        return [r for r in results if r is not None]
+                    value = ray.get(ref)
+                except Exception as error:  # noqa: BLE001 - a dead worker fails one job
+                    value = failed(job.key, error)
+                queue.extend(done(job.key, value))
     finally:
         if started:
             ray.shutdown()
 
 
-def _call(episode_fn: Callable[[EpisodeSpec], EpisodeResult], spec: EpisodeSpec) -> EpisodeResult:
-    """The Ray task: any callable (a partial too) runs one episode in a worker."""
-    return episode_fn(spec)
+def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    """The Ray task: any callable (a partial too) runs one job in a worker."""
+    return fn(*args)
 
 
 def _progress(total: int, enabled: bool) -> Callable[[EpisodeResult | None], None]:

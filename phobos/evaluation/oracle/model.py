@@ -183,12 +183,32 @@ def episode(config: OrbitSchedulingConfig | None, seed: int) -> tuple[Any, Any]:
     return config, plan
 
 
+def check_config(config: OrbitSchedulingConfig | None) -> None:
+    """Raise ValueError naming what the model cannot represent in ``config``."""
+    from phobos.envs.orbit_scheduling.config import SPACECRAFT
+
+    config = config or OrbitSchedulingConfig()
+    for name in SPACECRAFT:
+        craft = getattr(config, name)
+        for field_name in ("value", "data_mbit"):
+            if min(getattr(craft, field_name)) < 0:
+                raise ValueError(
+                    f"the oracle models non-negative science only: {name}.{field_name} "
+                    f"is {getattr(craft, field_name)}"
+                )
+    if config.energy_violation_penalty < 0 or config.magnetosphere_boost < 0:
+        raise ValueError("the oracle needs energy_violation_penalty and magnetosphere_boost >= 0")
+
+
 def build_model(
     config: OrbitSchedulingConfig | None, seed: int, dominance: bool = True
 ) -> EpisodeModel:
     """The model of the episode ``reset(seed=seed)`` draws under ``config``."""
     from ortools.sat.python import cp_model
 
+    check_config(config)
+    if seed < 0:
+        raise ValueError(f"seed {seed} is negative: episode seeds are >= 0")
     config, plan = episode(config, seed)
     tables = CraftTables.from_config(config)
     steps, dt = config.horizon_steps, config.step_seconds

@@ -88,8 +88,11 @@ def solve_cached(
 
 
 def fly_schedule(config: Any, seed: int, schedule: dict[str, list[int]]) -> Any:
-    """Fly ``schedule`` open loop in the real environment; the EpisodeResult has
-    ``planner_overrides`` (planned actions the mask forbade, flown as idle)."""
+    """Fly ``schedule`` open loop in the real environment.
+
+    The EpisodeResult's metrics add ``planner_overrides``: planned actions the mask forbade
+    at flight time, flown as idle.
+    """
     from phobos.agents.team_spec import TeamSpec
     from phobos.evaluation.rollout import EpisodeSpec, run_episode
 
