@@ -1,16 +1,21 @@
-"""The training benchmark runs every setting and its peer (a smoke test, not a timing)."""
+"""The training benchmark runs every path and worker count beside its peers (a smoke test)."""
 
 from __future__ import annotations
 
 from phobos.benchmarks import train as train_bench
 
+SMALL = {"num_envs": 4, "train_batch_size": 32, "minibatch_size": 80, "hidden": (16,)}
 
-def test_train_benchmark_runs_each_runner_count_beside_its_peer(monkeypatch):
-    monkeypatch.setattr(train_bench, "BATCH", 96)
-    results = train_bench.run(seconds=0.0)
-    assert set(results["rllib"]) == {0, 1, 2}
-    for rates in results["rllib"].values():
-        assert rates["sampling"] > 0 and rates["iteration"] > 0 and rates["iterations"] >= 2
-    assert results["sb3"] > 0 and results["scaling_2_over_1"] > 0
+
+def test_train_benchmark_runs_every_path_with_one_and_two_workers():
+    results = train_bench.run(seconds=0.0, batch_overrides=SMALL, reference_batch=96)
+    paths = results["paths"]
+    for path in ("sb3 batch", "rllib batch", "rllib env"):
+        for workers in (1, 2):
+            rates = paths[(path, workers)]
+            assert rates["agent_steps_per_s"] > 0 and rates["updates"] >= 2
+    assert paths[("sb3 view", 1)]["agent_steps_per_s"] > 0
+    assert 0 < paths[("sb3 batch", 2)]["sampling_share"] < 1
     table = train_bench.report(results)
-    assert "2 env runners" in table and "SB3 MaskablePPO" in table and "target 1.6x" in table
+    assert "batch core slots" in table and "(reference)" in table
+    assert "target 20,000" in table and "target 1.6x" in table
