@@ -72,6 +72,63 @@ def check_identity(found: dict[str, Any], config: TrainConfig, where: str) -> No
             )
 
 
+RESUME_FIXED = ("hidden", "sampler")
+"""Config fields a checkpoint is made of (its networks' shapes, its sampler's state): a resume
+that changes one is refused. The environment's agents and spaces must match as well."""
+
+
+def check_resumable(found: dict[str, Any], config: TrainConfig, where: str) -> None:
+    """Refuse to resume ``found`` (a ``run.json`` config) with a ``config`` it cannot load into.
+
+    Raises:
+        ValueError: Naming the field (or the agent and its space) that changed.
+
+    """
+    before = config_tools.to_mapping(config_tools.from_mapping(TrainConfig, found))
+    after = config_tools.to_mapping(config)
+    for key in RESUME_FIXED:
+        if before[key] != after[key]:
+            raise ValueError(
+                f"--resume: {where} was trained with {key}={before[key]!r}, this run has "
+                f"{key}={after[key]!r}; its checkpoints cannot load into that, so drop the "
+                "override or start a new run folder"
+            )
+    was = _spaces(config_tools.from_mapping(TrainConfig, found))
+    now = _spaces(config)
+    if list(was) != list(now):
+        raise ValueError(
+            f"--resume: {where} was trained with agents {', '.join(was)}, this env_config "
+            f"gives {', '.join(now)}; drop the override or start a new run folder"
+        )
+    for agent, signature in was.items():
+        if now[agent] != signature:
+            raise ValueError(
+                f"--resume: {where} was trained on {agent}'s spaces {signature}, this env_config "
+                f"gives {now[agent]}; drop the override or start a new run folder"
+            )
+
+
+def _spaces(config: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """Each agent's observation and action space, reduced to what a network's shape needs."""
+    from phobos.envs import make
+
+    env = make(config.env, **config.env_config)
+    try:
+        return {
+            agent: (_shape(env.observation_space(agent)), _shape(env.action_space(agent)))
+            for agent in env.possible_agents
+        }
+    finally:
+        env.close()
+
+
+def _shape(space: Any) -> Any:
+    """A space's kind, shape and size, ignoring bounds (a longer horizon may widen a Box)."""
+    if hasattr(space, "spaces") and isinstance(space.spaces, dict):
+        return {key: _shape(sub) for key, sub in space.spaces.items()}
+    return (type(space).__name__, tuple(space.shape or ()), int(getattr(space, "n", 0)))
+
+
 class RunDir:
     """The folder of one training run.
 
@@ -117,6 +174,7 @@ class RunDir:
         if resume:
             found = json.loads((self.path / "run.json").read_text())
             check_identity(found, self.config, f"run folder {self.path}")
+            check_resumable(found["config"], self.config, f"run folder {self.path}")
             latest = self.latest_checkpoint()
             if latest is None:
                 raise ValueError(f"--resume: {self.checkpoints} holds no checkpoint yet")

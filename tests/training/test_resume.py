@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from phobos.envs import make
 from phobos.training import rllib_ppo
 from phobos.training.config import TrainConfig
 from phobos.training.run_dir import RunDir
+from tests.training.conftest import phobos
 
 SHORT = TrainConfig(
     env="orbit-scheduling-v0",
@@ -68,6 +70,44 @@ def _train(config: TrainConfig, folder: Path, resume: bool) -> RunDir:
 def checkpoint(ray_local, tmp_path_factory):
     run = _train(SHORT, tmp_path_factory.mktemp("resume") / "run", resume=False)
     return run.latest_checkpoint()
+
+
+@pytest.mark.parametrize(
+    ("base", "change", "message"),
+    [
+        (SHORT, {"hidden": (32,)}, "was trained with hidden=[16], this run has hidden=[32]"),
+        (SHORT, {"sampler": "batch"}, "was trained with sampler='env', this run has sampler='b"),
+        (
+            SHORT,
+            {"env_config": {"horizon_steps": 24, "stations": ["miyun"]}},
+            "ground_miyun, this env_config gives phobos_grunt, yinghuo1, ground_miyun;",
+        ),
+        (
+            replace(SHORT, env="phobos-sampling-v0", env_config={}),
+            {"env_config": {"site": {"rows": 9, "cols": 9}}},
+            "was trained on phobos_grunt's spaces",
+        ),
+    ],
+)
+def test_a_resume_that_does_not_fit_its_checkpoints_is_refused(tmp_path, base, change, message):
+    RunDir(tmp_path, base).start(resume=False)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        RunDir(tmp_path, replace(base, **change)).start(resume=True)
+
+
+def test_a_resume_may_change_what_its_checkpoints_do_not_hold(tmp_path):
+    RunDir(tmp_path, SHORT).start(resume=False)
+    longer = replace(SHORT, env_config={"horizon_steps": 48}, lr=1e-4, num_env_runners=0)
+    with pytest.raises(ValueError, match="holds no checkpoint yet"):  # past every check
+        RunDir(tmp_path, longer).start(resume=True)
+
+
+def test_the_cli_refuses_a_mismatched_resume_before_ray_starts(tmp_path):
+    RunDir(tmp_path, SHORT).start(resume=False)
+    result = phobos("train", "--out", str(tmp_path), "--resume", "--set", "hidden=[64]")
+    assert result.returncode == 2
+    assert "was trained with hidden=[16], this run has hidden=[64]" in result.stderr
+    assert "Ray instance" not in result.stderr
 
 
 def _hold_env_runners(ray, algorithm) -> None:
