@@ -21,6 +21,14 @@ register(
 )
 register(
     EnvSpec(
+        id="orbit-scheduling-v1",
+        entry_point="phobos.envs.orbit_scheduling.env:OrbitSchedulingEnv",
+        config_entry_point="phobos.envs.orbit_scheduling.config:OrbitSchedulingConfigV1",
+        batch_entry_point="phobos.envs.orbit_scheduling.batch:OrbitSchedulingBatch",
+    )
+)
+register(
+    EnvSpec(
         id="phobos-sampling-v0",
         entry_point="phobos.envs.sampling.env:PhobosSamplingEnv",
         config_entry_point="phobos.envs.sampling.config:SamplingConfig",

@@ -24,6 +24,7 @@ from phobos.envs.orbit_scheduling.layout import (
     STORED_VALUE,
     ObservationLayout,
 )
+from phobos.envs.orbit_scheduling.lookahead import lookahead_table
 from phobos.envs.orbit_scheduling.observation import (
     STORED_VALUE_SCALE,
     CraftTables,
@@ -58,7 +59,7 @@ class OrbitSchedulingBatch:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
         self.num_envs = num_envs
         self.agents = config.agents
-        self.layout = ObservationLayout(len(config.stations), len(self.agents))
+        self.layout = ObservationLayout.for_config(config)
         self._tables = CraftTables.from_config(config)
         self._rngs: list[np.random.Generator] = [np.random.default_rng() for _ in range(num_envs)]
         self._env = np.arange(num_envs)[:, None]
@@ -88,6 +89,7 @@ class OrbitSchedulingBatch:
         self.pending = np.zeros((n, steps + lag + 1, 2))
         self.intents = np.zeros((n, steps, len(self.agents), 3))
         self._latest, self.delivered_at, self.rejected_at = intent_deliveries(config, plan)
+        self._lookahead = lookahead_table(plan, config) if self.layout.lookahead else None
         self.step_index = 0
         self.totals = {
             "science": np.zeros(n),
@@ -180,7 +182,9 @@ class OrbitSchedulingBatch:
         g = np.array([min(k, config.horizon_steps - 1)])
         n, agents = self.num_envs, len(self.agents)
         tb = self._tables
-        obs = static_observation(self.plan, config, layout, tb, np.array([k]))[:, 0]
+        obs = static_observation(
+            self.plan, config, layout, tb, np.array([k]), self._lookahead
+        )[:, 0]
         obs[:, :2, layout.own_field(BATTERY)] = self.battery / tb.battery_wh
         obs[:, :2, layout.own_field(STORAGE)] = self.storage / tb.storage_bits
         obs[:, :2, layout.own_field(STORED_VALUE)] = np.minimum(
@@ -190,7 +194,7 @@ class OrbitSchedulingBatch:
         received = latest >= 0
         content = self.intents[env_index(n), np.maximum(latest, 0), self._agent[:, None, :]]
         intent = intent_features(content, received, (k - latest) / config.horizon_steps)
-        obs[:, :, layout.intent(0).start :] = intent.reshape(n, agents, -1)
+        obs[:, :, layout.intents] = intent.reshape(n, agents, -1)
 
         static = static_masks(self.plan, tb, g)
         self.mask = combine_masks(static, self.battery, self.storage, tb)[:, 0]

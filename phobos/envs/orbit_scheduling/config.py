@@ -7,7 +7,7 @@ sized so that power, storage and downlink all bind within a day, and are overrid
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 SPACECRAFT = ("phobos_grunt", "yinghuo1")
 
@@ -34,6 +34,7 @@ ACTIVITIES: dict[str, tuple[str, ...]] = {
 """Activities per spacecraft, in action-index order. The first four are shared by both."""
 
 IDLE, CHARGE, DOWNLINK, OCCULTATION = 0, 1, 2, 3
+
 STATION_ACTIVITIES = ("idle", "track_phobos_grunt", "track_yinghuo1")
 
 
@@ -93,6 +94,10 @@ YINGHUO1 = SpacecraftConfig(
 @dataclass(frozen=True)
 class OrbitSchedulingConfig:
     """Arguments of ``orbit-scheduling-v0``."""
+
+    version: ClassVar[int] = 0
+    """Behaviour version, the ``vN`` of the registered id: a property of the class, so that no
+    recipe can pair one id with another version's behaviour."""
 
     start: str = "2013-01-01T00:00:00"
     """Earliest episode start (UTC). Mars orbit after the 2011 plan's arrival."""
@@ -174,3 +179,26 @@ class OrbitSchedulingConfig:
     def agents(self) -> tuple[str, ...]:
         """Agent ids: the two spacecraft, then ``ground_<station>`` in config order."""
         return SPACECRAFT + tuple(f"ground_{key}" for key in self.stations)
+
+
+@dataclass(frozen=True)
+class OrbitSchedulingConfigV1(OrbitSchedulingConfig):
+    """Arguments of ``orbit-scheduling-v1``: v0's, plus the solar-conjunction threshold.
+
+    Version 1 adds the lookahead block to the observation, the solar-conjunction blackout and
+    an Earth rotation angle built from its rate (the env module's version history says more).
+    """
+
+    version: ClassVar[int] = 1
+    """Behaviour version (see :class:`OrbitSchedulingConfig`)."""
+    solar_conjunction_deg: float = 2.0
+    """No Earth link (downlink, tracking, intents between spacecraft and stations) while the
+    Sun is closer than this to Mars in Earth's sky: the sampling task's rule and threshold."""
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first field that cannot work."""
+        super().validate()
+        if self.solar_conjunction_deg < 0:
+            raise ValueError(
+                f"solar_conjunction_deg must be >= 0, got {self.solar_conjunction_deg}"
+            )

@@ -89,7 +89,7 @@ INTENT = "intent"
 
 
 class OrbitSchedulingEnv(ParallelEnv):
-    """``orbit-scheduling-v0``; see the module docstring for the full card.
+    """``orbit-scheduling-v0`` and ``-v1`` (by ``config.version``); see the module docstring.
 
     Args:
         config: Task arguments; defaults to :class:`OrbitSchedulingConfig`.
@@ -113,7 +113,9 @@ class OrbitSchedulingEnv(ParallelEnv):
         self.possible_agents = list(config.agents)
         self._agent_index = {agent: i for i, agent in enumerate(self.possible_agents)}
         self.agents: list[str] = []
-        self.layout = ObservationLayout(len(config.stations), len(self.possible_agents))
+        self.layout = ObservationLayout.for_config(config)
+        # The id's version follows the config's, so that loaders can refuse other versions.
+        self.metadata = {**type(self).metadata, "name": f"orbit_scheduling_v{config.version}"}
         self._tables = tables = CraftTables.from_config(config)
         # Python lists of the spacecraft tables for the scalar step (numpy scalars are slow).
         self._craft = {
@@ -392,7 +394,7 @@ class OrbitSchedulingEnv(ParallelEnv):
         sent = self._intent_sent
         block = self._intent_block
         block[..., INTENT_AGE] = np.where(sent >= 0, (k - sent) / self.config.horizon_steps, 1.0)
-        obs[:, layout.intent(0).start :] = block.reshape(len(self.possible_agents), -1)
+        obs[:, layout.intents] = block.reshape(len(self.possible_agents), -1)
         obs32 = obs.astype(np.float32)
 
         g = min(k, self.config.horizon_steps - 1)

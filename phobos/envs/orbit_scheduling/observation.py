@@ -31,6 +31,7 @@ from phobos.envs.orbit_scheduling.layout import (
     TARGET,
     ObservationLayout,
 )
+from phobos.envs.orbit_scheduling.lookahead import lookahead_table
 from phobos.envs.orbit_scheduling.plan import EpisodePlan
 
 LIGHT_TIME_SCALE = 1400.0
@@ -84,12 +85,15 @@ def static_observation(
     layout: ObservationLayout,
     tables: CraftTables,
     k: np.ndarray,
+    lookahead: np.ndarray | None = None,
 ) -> np.ndarray:
     """Static features at observation indices ``k`` (``[K]`` ints in ``0..T``), ``[n, K, A, D]``.
 
     The dynamic slots (a spacecraft's battery, storage and stored value, and the intent
     block) are left at zero. Observation ``k`` describes the step about to be taken; the
-    final one (``k = T``) repeats the last step's geometry.
+    final one (``k = T``) repeats the last step's geometry. ``lookahead`` is the plan's
+    :func:`~phobos.envs.orbit_scheduling.lookahead.lookahead_table` when the layout has that
+    block (computed here if not given: callers that observe step by step pass it).
     """
     steps = config.horizon_steps
     g = np.minimum(k, steps - 1)
@@ -116,6 +120,10 @@ def static_observation(
     own[:, :, 2:, SEES_MARS] = sees
     own[:, :, 2:, RATE_PHOBOS_GRUNT : RATE_PHOBOS_GRUNT + 2] = rates
     own[:, :, 2:, 3:5] = earth_visible[:, :, None, :]
+    if layout.lookahead:
+        if lookahead is None:
+            lookahead = lookahead_table(plan, config)
+        out[..., layout.lookahead_block] = lookahead[:, g, None, :]
     return out
 
 

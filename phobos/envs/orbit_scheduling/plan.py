@@ -32,6 +32,7 @@ from phobos.envs.physics.orbits import (
     orbit_normal,
     quasi_synchronous_positions,
 )
+from phobos.envs.physics.surface import sun_earth_mars_angle_deg
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class EpisodePlan:
     occultation: np.ndarray  # [n, T] the spacecraft-to-spacecraft ray sweeps the ionosphere
     occultation_boost: np.ndarray  # [n, T] value factor (rare solar zenith angles)
     occultation_soon: np.ndarray  # [n, T] an opportunity within the look-ahead, after this step
-    station_sees_mars: np.ndarray  # [n, T, S]
+    station_sees_mars: np.ndarray  # [n, T, S] Mars above the mask (v1: and clear of the Sun)
     light_time_s: np.ndarray  # [n, T] Earth-Mars one-way light time
     downlink_bits: np.ndarray  # [n, T, S, 2] bits a station tracking a spacecraft receives
     link_open: np.ndarray  # [n, T, A, A] an intent message can leave sender for receiver
@@ -221,8 +222,10 @@ def _date_columns(
 ) -> dict[str, np.ndarray]:
     """The dated quantities at step midpoints ``mid_s`` and starts ``start_s`` (any shape)."""
     table = ephemeris_for(config)
-    eph_mid = table.sample(mid_s)
-    eph_start = table.sample(start_s)
+    # v0 keeps its interpolated angle bit for bit; from v1 it is built from its known rate.
+    rotation = "table" if config.version == 0 else "rate"
+    eph_mid = table.sample(mid_s, rotation)
+    eph_start = table.sample(start_s, rotation)
     sun_distance = geometry.norm(eph_mid["sun_from_mars"])
     stations = [GROUND_STATIONS[key] for key in config.stations]
     lat = np.array([s.lat_deg for s in stations])
@@ -231,11 +234,17 @@ def _date_columns(
         lat, lon, eph_mid["mars_cirs"], eph_mid["earth_rotation_angle"]
     )
     earth_distance = geometry.norm(eph_mid["earth_from_mars"])
+    sees_mars = elevation >= config.elevation_mask_deg
+    if config.version >= 1:
+        # Near solar conjunction the Sun's noise drowns the carrier: a station can work Mars
+        # only with the Sun clear of it, so every Earth link and downlink closes in the plan.
+        separation = sun_earth_mars_angle_deg(eph_mid["earth_from_mars"], eph_mid["sun_from_mars"])
+        sees_mars &= (separation >= config.solar_conjunction_deg)[..., None]
     return {
         "earth_mid": geometry.unit(eph_mid["earth_from_mars"]),
         "sun_mid": eph_mid["sun_from_mars"] / sun_distance[..., None],
         "solar_scale": (MARS_MEAN_SUN_DISTANCE_KM / sun_distance) ** 2,
-        "sees_mars": elevation >= config.elevation_mask_deg,
+        "sees_mars": sees_mars,
         "light_time": geometry.light_time_s(earth_distance),
         "range_gain": np.minimum(1.0, (config.reference_distance_au * AU_KM / earth_distance) ** 2),
         "earth_direction": geometry.unit(eph_start["earth_from_mars"]),

@@ -22,6 +22,12 @@ from phobos.envs.physics.constants import mars_equator_rotation
 CACHE_VERSION = 1
 """Bump when the table's contents change, so stale disk caches are ignored."""
 
+EARTH_ROTATION_RAD_PER_S = 2.0 * np.pi * 1.00273781191135448 / 86400.0
+"""Rate of the Earth rotation angle per UT1 second (IERS Conventions 2010, eq. 5.15)."""
+ALIASING_GRID_S = 12.0 * 3600.0
+"""From this grid spacing on, the angle turns half a revolution or more between samples, so
+that unwrapping it cannot tell forward from backward."""
+
 
 @dataclass(frozen=True)
 class EphemerisTable:
@@ -33,7 +39,8 @@ class EphemerisTable:
         earth_from_mars: ``[N, 3]`` km, Earth's centre seen from Mars, Mars equatorial frame.
         sun_from_mars: ``[N, 3]`` km, the Sun's centre seen from Mars, same frame.
         mars_cirs: ``[N, 3]`` unit vectors, Mars's apparent geocentric direction in CIRS.
-        earth_rotation_angle: ``[N]`` radians, unwrapped (so that it interpolates linearly).
+        earth_rotation_angle: ``[N]`` radians, the angle at each sample (exact modulo a whole
+            turn), unwrapped so that it interpolates linearly on grids under 12 h.
 
     """
 
@@ -49,13 +56,31 @@ class EphemerisTable:
         """Seconds covered from ``start`` to the last sample."""
         return (len(self.earth_rotation_angle) - 1) * self.grid_seconds
 
-    def sample(self, seconds: np.ndarray) -> dict[str, np.ndarray]:
+    def sample(self, seconds: np.ndarray, rotation: str = "table") -> dict[str, np.ndarray]:
         """Linearly interpolate every column at ``seconds`` since ``start`` (any shape).
 
+        Args:
+            seconds: Times since ``start``.
+            rotation: How the Earth rotation angle is found. ``"table"`` interpolates the
+                unwrapped column (``orbit-scheduling-v0``'s numbers); the angle turns about
+                half a revolution per 12 h, so from that grid on unwrapping aliases and the
+                table path is refused. ``"rate"`` advances the exact angle of the sample at
+                or before each time at the IERS rate: right on any grid (UT1 - UTC drifts by
+                milliseconds a day; a leap second inside one interval costs 0.004 deg).
+
         Raises:
-            ValueError: if a time falls outside the table.
+            ValueError: if a time falls outside the table, or for the table path on a grid
+                of 12 h or more, or an unknown ``rotation``.
 
         """
+        if rotation not in ("table", "rate"):
+            raise ValueError(f"rotation must be 'table' or 'rate', got {rotation!r}")
+        if rotation == "table" and self.grid_seconds >= ALIASING_GRID_S:
+            raise ValueError(
+                f"an ephemeris grid of {self.grid_seconds / 3600.0:g} h aliases the unwrapped "
+                "Earth rotation angle (half a turn or more per sample); sample it with "
+                "rotation='rate' or use a grid under 12 h"
+            )
         seconds = np.asarray(seconds, dtype=np.float64)
         if seconds.size and (seconds.min() < 0 or seconds.max() > self.span_seconds):
             raise ValueError(
@@ -70,11 +95,17 @@ class EphemerisTable:
         def lerp(column: np.ndarray, f: np.ndarray) -> np.ndarray:
             return column[index] * (1.0 - f) + column[index + 1] * f
 
+        if rotation == "table":
+            era = lerp(self.earth_rotation_angle, frac)
+        else:
+            era = self.earth_rotation_angle[index] + EARTH_ROTATION_RAD_PER_S * (
+                seconds - index * self.grid_seconds
+            )
         return {
             "earth_from_mars": lerp(self.earth_from_mars, frac3),
             "sun_from_mars": lerp(self.sun_from_mars, frac3),
             "mars_cirs": lerp(self.mars_cirs, frac3),
-            "earth_rotation_angle": lerp(self.earth_rotation_angle, frac),
+            "earth_rotation_angle": era,
         }
 
 
