@@ -144,7 +144,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from phobos.evaluation.oracle import check_time_limit
     from phobos.evaluation.oracle.model import check_config
     from phobos.evaluation.report import write_report
-    from phobos.evaluation.rollout import ORBIT_ENV
+    from phobos.evaluation.rollout import ORBIT_ENV, ORBIT_ENVS
     from phobos.evaluation.runner import OracleRequest, evaluate, make_request
     from phobos.ray_cluster import check_ray_address
 
@@ -152,7 +152,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.episodes is not None and args.episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
     seeds = range(args.episodes) if args.episodes is not None else args.seeds
-    if args.oracle and args.env != ORBIT_ENV:
+    if args.oracle and args.env not in ORBIT_ENVS:
         raise ValueError(
             f"--oracle solves {ORBIT_ENV} episodes; for {args.env} evaluate the 'oracle' team"
         )

@@ -35,7 +35,7 @@ from phobos.evaluation.oracle_report import (
     oracle_summary,
     seeds_figure,
 )
-from phobos.evaluation.rollout import ORBIT_ENV, EpisodeSpec, run_episode
+from phobos.evaluation.rollout import ORBIT_ENV, ORBIT_ENVS, EpisodeSpec, run_episode
 from phobos.evaluation.runner import EvaluationRun
 from phobos.evaluation.stats import bootstrap_mean, probability_of_improvement
 
@@ -144,7 +144,7 @@ def write_report(
         f"{run.wall_s:.1f} s. Means with 95% percentile-bootstrap intervals over episodes.",
         "",
     ]
-    lines += _metric_table(summary, HEADLINE.get(request.env_id, ("team_return",)))
+    lines += _metric_table(summary, HEADLINE.get(_task(request.env_id), ("team_return",)))
     lines += _improvement_table(summary)
     lines += oracle_section(summary)
     lines += ["## Figures", ""]
@@ -186,7 +186,7 @@ def write_report(
         traced = run_episode(spec)
         if traced.trace is None:
             pass
-        elif request.env_id == ORBIT_ENV:
+        elif request.env_id in ORBIT_ENVS:
             _schedule_figure(spec, traced.trace, out / "schedule.png")
             lines += [
                 f"Schedule of team `{example.team}`, seed {example.seed}: each agent's "
@@ -472,3 +472,8 @@ def _learning_figure(log: Path, path: Path, baselines: dict[str, float] | None =
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return f"{points} points of `{y_key}` against `{x_key}` ({len(trials)} curve(s))"
+
+
+def _task(env_id: str) -> str:
+    """The id whose headline metrics ``env_id`` shares (every orbit version has v0's)."""
+    return ORBIT_ENV if env_id in ORBIT_ENVS else env_id

@@ -38,6 +38,8 @@ from phobos.comms.router import Router
 from phobos.envs import make
 
 ORBIT_ENV = "orbit-scheduling-v0"
+ORBIT_ENVS = (ORBIT_ENV, "orbit-scheduling-v1")
+"""Every version of the orbit task: the same metrics, oracle and schedule figure."""
 SAMPLING_ENV = "phobos-sampling-v0"
 
 
@@ -143,7 +145,7 @@ def _fly(
     observations, _ = env.reset(seed=spec.seed)
     for i, agent in enumerate(env.possible_agents):
         team[agent].reset(seed=spec.seed + i)
-    orbit = spec.env_id == ORBIT_ENV
+    orbit = spec.env_id in ORBIT_ENVS
     trace: dict[str, list[int]] = {agent: [] for agent in env.possible_agents}
     totals = {"team_return": 0.0, "energy_penalty": 0.0, "downlinked_bits": 0.0, "full": 0}
     infos: dict[str, dict[str, Any]] = {}

@@ -19,7 +19,13 @@ from typing import Any
 
 from phobos.agents.team_spec import TeamSpec, build_team
 from phobos.envs import make
-from phobos.evaluation.rollout import ORBIT_ENV, EpisodeResult, EpisodeSpec, run_episode
+from phobos.evaluation.rollout import (
+    ORBIT_ENV,
+    ORBIT_ENVS,
+    EpisodeResult,
+    EpisodeSpec,
+    run_episode,
+)
 from phobos.ray_cluster import check_ray_address, init_ray
 
 log = logging.getLogger(__name__)
@@ -139,7 +145,7 @@ def make_request(
     env = make(env_id, config) if config is not None else make(env_id)
     for spec in specs:
         if spec.base == PLANNER:
-            if env_id != ORBIT_ENV:
+            if env_id not in ORBIT_ENVS:
                 raise ValueError(
                     f"team 'planner' solves {ORBIT_ENV} episodes; for {env_id} the 'oracle' "
                     "team is the reference"
@@ -187,7 +193,7 @@ def evaluate(
     specs = request.episodes()
     if oracle is None and any(t.base == PLANNER for t in request.teams):
         oracle = OracleRequest()
-    if oracle is not None and request.env_id != ORBIT_ENV:
+    if oracle is not None and request.env_id not in ORBIT_ENVS:
         raise ValueError(f"the oracle solves {ORBIT_ENV} episodes, not {request.env_id}")
     bar = _progress(len(specs), progress)
     results: list[EpisodeResult | None] = [None] * len(specs)
