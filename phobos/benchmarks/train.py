@@ -16,7 +16,8 @@ Ray tasks at once, as ``phobos train`` runs Tune trials (their rates add up). Th
 wall time spent sampling is reported beside each rate (the rest is learning and overhead).
 
 Targets (2-core machine): the fastest orbit path >= 20,000 agent-steps/s whole iterations;
-2 workers >= 1.6x 1 worker. Benchmarks are not tests: CI checks that :func:`run` runs.
+the lander's batch path >= 10,000; 2 workers >= 1.6x 1 worker. Benchmarks are not tests:
+CI checks that :func:`run` runs.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ BATCH_CONFIG = {
     "hidden": (128, 128),
 }
 """The batch paths' settings: 256 episodes, 16 steps each per update (20,480 samples)."""
+LANDER_ENV = "phobos-sampling-v0"
+LANDER_HIDDEN = (256, 256)
+"""The lander rows: the sampling task (lander and science team) with the lander recipe's net."""
+TARGET_LANDER_AGENT_STEPS = 10_000
 
 
 def sb3_batch_worker(seconds: float, seed: int, overrides: dict[str, Any]) -> dict[str, float]:
@@ -121,18 +126,20 @@ def _rllib(seconds: float, config: TrainConfig, agents_per_step: int) -> dict[st
     }
 
 
-def _sb3_view(seconds: float, batch: int) -> dict[str, float]:
+def _sb3_view(
+    seconds: float, batch: int, env: str = "orbit-scheduling-v0", hidden: tuple = (128, 128)
+) -> dict[str, float]:
     from sb3_contrib import MaskablePPO
 
     from phobos.training.sb3_tune import make_view
 
     model = MaskablePPO(
         "MultiInputPolicy",
-        make_view(TrainConfig(framework="sb3")),
+        make_view(TrainConfig(env=env, framework="sb3")),
         n_steps=batch,
         batch_size=min(500, batch),
         n_epochs=2,
-        policy_kwargs={"net_arch": [128, 128]},
+        policy_kwargs={"net_arch": list(hidden)},
         seed=0,
         device="cpu",
     )
@@ -183,6 +190,11 @@ def run(
             )
             results["paths"][("rllib env", workers)] = _rllib(seconds, config, AGENTS)
         results["paths"][("sb3 view", 1)] = _sb3_view(seconds, reference)
+        lander = {"env": LANDER_ENV, "hidden": LANDER_HIDDEN} | overrides
+        results["paths"][("sb3 batch lander", 1)] = _sb3_batch(seconds, 1, lander)
+        results["paths"][("sb3 view lander", 1)] = _sb3_view(
+            seconds, reference, LANDER_ENV, overrides.get("hidden", LANDER_HIDDEN)
+        )
     finally:
         if started_here:
             ray.shutdown()
@@ -195,6 +207,8 @@ _LABELS = {
     "rllib batch": "RLlib PPO, env runners step the batch core",
     "rllib env": "RLlib PPO, one ParallelEnv episode per runner (reference)",
     "sb3 view": "SB3 MaskablePPO, single-agent view (reference)",
+    "sb3 batch lander": "lander: SB3 MaskablePPO, batch core slots, shared network",
+    "sb3 view lander": "lander: SB3 MaskablePPO, single-agent view (reference)",
 }
 
 
@@ -205,7 +219,8 @@ def report(results: dict[str, Any]) -> str:
         f"orbit-scheduling-v0, 5 agents; {os.cpu_count()} cores; about {results['seconds']:g} s "
         f"per row after a warm-up update ({results['wall_s']:.0f} s in all). Batch paths: "
         f"{BATCH_CONFIG['num_envs']} episodes x 16 steps per update, minibatch 4,096, 4 epochs, "
-        f"128x128. Reference paths: {REFERENCE_BATCH} env steps per update, 2 epochs.",
+        f"128x128. Reference paths: {REFERENCE_BATCH} env steps per update, 2 epochs. The "
+        "lander rows train the sampling task the same ways.",
         "",
         "| path | workers | agent-steps/s (whole iterations) | sampling share | updates |",
         "|---|---:|---:|---:|---:|",
@@ -217,7 +232,8 @@ def report(results: dict[str, Any]) -> str:
             f"| {_LABELS[path]} | {workers} | {rates['agent_steps_per_s']:,.0f} | {shown} | "
             f"{rates['updates']} |"
         )
-    best = max(paths.items(), key=lambda item: item[1]["agent_steps_per_s"])
+    orbit = {key: rates for key, rates in paths.items() if "lander" not in key[0]}
+    best = max(orbit.items(), key=lambda item: item[1]["agent_steps_per_s"])
     fastest = best[1]["agent_steps_per_s"]
     reference = paths[("rllib env", 1)]["agent_steps_per_s"]
     lines += [
@@ -226,6 +242,13 @@ def report(results: dict[str, Any]) -> str:
         f"= {fastest / reference:.1f}x the RLlib reference with 1 runner (target "
         f"{TARGET_AGENT_STEPS:,}: {_verdict(fastest >= TARGET_AGENT_STEPS)}).",
     ]
+    lander = paths[("sb3 batch lander", 1)]["agent_steps_per_s"]
+    lander_reference = paths[("sb3 view lander", 1)]["agent_steps_per_s"]
+    lines.append(
+        f"Lander (phobos-sampling-v0, {LANDER_HIDDEN[0]}x{LANDER_HIDDEN[1]}): batch path "
+        f"{lander:,.0f} agent-steps/s = {lander / lander_reference:.1f}x the single-agent view "
+        f"(target {TARGET_LANDER_AGENT_STEPS:,}: {_verdict(lander >= TARGET_LANDER_AGENT_STEPS)})."
+    )
     for path in ("sb3 batch", "rllib batch", "rllib env"):
         ratio = paths[(path, 2)]["agent_steps_per_s"] / paths[(path, 1)]["agent_steps_per_s"]
         lines.append(

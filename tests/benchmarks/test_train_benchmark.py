@@ -14,8 +14,9 @@ def test_train_benchmark_runs_every_path_with_one_and_two_workers():
         for workers in (1, 2):
             rates = paths[(path, workers)]
             assert rates["agent_steps_per_s"] > 0 and rates["updates"] >= 2
-    assert paths[("sb3 view", 1)]["agent_steps_per_s"] > 0
+    for path in ("sb3 view", "sb3 batch lander", "sb3 view lander"):
+        assert paths[(path, 1)]["agent_steps_per_s"] > 0
     assert 0 < paths[("sb3 batch", 2)]["sampling_share"] < 1
     table = train_bench.report(results)
     assert "batch core slots" in table and "(reference)" in table
-    assert "target 20,000" in table and "target 1.6x" in table
+    assert "target 20,000" in table and "target 1.6x" in table and "target 10,000" in table
