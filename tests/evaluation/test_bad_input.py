@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from phobos.cli import main
@@ -137,3 +139,40 @@ def test_an_rllib_module_for_another_environment_is_refused(tmp_path, no_episode
     # The loader's policy itself acts: the module's greedy action.
     policy = RLlibPolicy(RLModule.from_checkpoint(tmp_path / "module"))
     assert policy.act(box.sample()) in (0, 1)
+
+
+def _phobos(*argv, cwd):
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, "-m", "phobos.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "culprit"),
+    [
+        (["--policy", "greedy", "--oracle", "--oracle-seconds", "-1"], "--oracle-seconds"),
+        (["--policy", "greedy", "--oracle", "--oracle-seconds", "0"], "--oracle-seconds"),
+        (["--policy", "greedy", "--oracle", "--oracle-seconds", "nan"], "--oracle-seconds"),
+        (["--policy", "planner", "--oracle-workers", "0"], "--oracle-workers"),
+        (["--policy", "planner", "--env", "phobos-sampling-v0"], "planner"),
+        (["--policy", "planner,yinghuo1=random"], "planner flies every agent"),
+        (["--policy", "greedy", "--env", "phobos-sampling-v0", "--oracle"], "--oracle"),
+        (["--policy", "greedy", "--seeds=-3,1", "--oracle"], "seed -3"),
+        (["--policy", "planner", "--set", "energy_violation_penalty=-1"], "energy_violation"),
+    ],
+)
+def test_cli_oracle_and_planner_bad_input_exits_2_naming_the_culprit(tmp_path, argv, culprit):
+    out = tmp_path / "out"
+    episodes = [] if any(a.startswith("--seeds") for a in argv) else ["--episodes", "2"]
+    done = _phobos("evaluate", *argv, *episodes, "--out", str(out), "--no-progress", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("phobos evaluate: error:"), done.stderr
+    assert culprit in lines[0] and "Traceback" not in done.stderr
+    assert not out.exists()

@@ -29,8 +29,10 @@ def test_report_builds_from_a_tiny_scheduling_run(tmp_path, short_orbit):
         ("greedy", "1"),
     ]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert set(summary["oracle"]["gap"]) == {"random", "greedy"}
-    assert all(g["estimate"] >= 0 for g in summary["oracle"]["gap"].values())
+    assert set(summary["oracle"]["teams"]) == {"random", "greedy"}
+    for gaps in summary["oracle"]["teams"].values():
+        assert gaps["to_bound"]["n"] == summary["oracle"]["proven"]
+        assert gaps["to_bound"]["q1"] >= 0
 
 
 def test_report_of_a_sampling_run_draws_the_site_and_says_there_is_no_training_log(tmp_path):
@@ -65,7 +67,7 @@ def test_cli_evaluate_end_to_end(tmp_path, capsys):
     ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "greedy:" in printed and "oracle gap" in printed
+    assert "greedy:" in printed and "bound proven on 3/3 episodes" in printed
     rows = json.loads((out / "episodes.json").read_text())
     assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
     assert (out / "report.md").exists()

@@ -61,3 +61,27 @@ def test_a_crashing_episode_is_reported_and_the_rest_complete(ray_local, short_o
     (failed,) = run.failed()
     assert failed.seed == 1 and "Traceback" in failed.error and "policy exploded" in failed.error
     assert failed.row()["seed"] == 1 and not failed.metrics
+
+
+def test_solves_run_beside_the_rollouts_and_the_planner_flies_after_its_seed(
+    ray_local, short_orbit, tmp_path, capsys
+):
+    from phobos.evaluation.runner import OracleRequest
+
+    request = make_request("orbit-scheduling-v0", ["greedy", "planner"], SEEDS, short_orbit)
+    oracle = OracleRequest(1.0, 1, str(tmp_path / "cache"))
+    parallel = evaluate(request, workers=2, progress=True, oracle=oracle)
+    lines = [line for line in capsys.readouterr().err.splitlines() if "oracle " in line]
+    assert len([line for line in lines if ": seed " in line]) == len(SEEDS)  # a line per seed
+    assert [o["seed"] for o in parallel.oracle] == list(SEEDS)
+    assert [(r.team, r.seed) for r in parallel.results] == [
+        (t, s) for t in ("greedy", "planner") for s in SEEDS
+    ]
+    # Serial, from the cache: the same solves and the same flown returns, row for row.
+    serial = evaluate(request, workers=0, progress=False, oracle=oracle)
+    assert serial.oracle == parallel.oracle
+    assert [r.metrics for r in serial.results] == [r.metrics for r in parallel.results]
+    greedy = {r.seed: r.metrics["team_return"] for r in serial.results if r.team == "greedy"}
+    for r in serial.results:
+        if r.team == "planner":
+            assert r.status == "ok" and r.metrics["team_return"] >= greedy[r.seed]
