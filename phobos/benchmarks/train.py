@@ -74,9 +74,20 @@ def sb3_batch_worker(seconds: float, seed: int, overrides: dict[str, Any]) -> di
             spent["sampling"] += time.perf_counter() - began
 
     model.collect_rollouts = timed_collect
+    reset = env.core.reset
+    spent["resets"] = 0.0
+
+    def timed_reset(*args: Any, **kwargs: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return reset(*args, **kwargs)
+        finally:
+            spent["resets"] += time.perf_counter() - began
+
+    env.core.reset = timed_reset
     samples = config.train_batch_size * len(env.agents)
     model.learn(samples)  # warm-up
-    spent["sampling"], updates = 0.0, 0
+    spent["sampling"], spent["resets"], updates = 0.0, 0.0, 0
     began = time.perf_counter()
     while time.perf_counter() - began < seconds or updates < 2:
         model.learn(samples, reset_num_timesteps=False)
@@ -86,6 +97,7 @@ def sb3_batch_worker(seconds: float, seed: int, overrides: dict[str, Any]) -> di
         "agent_steps": samples * updates,
         "wall_s": wall,
         "sampling_s": spent["sampling"],
+        "resets_s": spent["resets"],
         "updates": updates,
     }
 
@@ -99,6 +111,7 @@ def _sb3_batch(seconds: float, workers: int, overrides: dict[str, Any]) -> dict[
     return {
         "agent_steps_per_s": rate,
         "sampling_share": sum(p["sampling_s"] / p["wall_s"] for p in parts) / workers,
+        "reset_share": sum(p["resets_s"] / p["wall_s"] for p in parts) / workers,
         "updates": sum(p["updates"] for p in parts),
     }
 
@@ -222,15 +235,17 @@ def report(results: dict[str, Any]) -> str:
         f"128x128. Reference paths: {REFERENCE_BATCH} env steps per update, 2 epochs. The "
         "lander rows train the sampling task the same ways.",
         "",
-        "| path | workers | agent-steps/s (whole iterations) | sampling share | updates |",
-        "|---|---:|---:|---:|---:|",
+        "| path | workers | agent-steps/s (whole iterations) | sampling share | of which resets "
+        "| updates |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for (path, workers), rates in paths.items():
         share = rates["sampling_share"]
         shown = "-" if share != share else f"{share:.0%}"
+        resets = f"{rates['reset_share']:.1%}" if "reset_share" in rates else "-"
         lines.append(
             f"| {_LABELS[path]} | {workers} | {rates['agent_steps_per_s']:,.0f} | {shown} | "
-            f"{rates['updates']} |"
+            f"{resets} | {rates['updates']} |"
         )
     orbit = {key: rates for key, rates in paths.items() if "lander" not in key[0]}
     best = max(orbit.items(), key=lambda item: item[1]["agent_steps_per_s"])
