@@ -1,10 +1,13 @@
-"""Scripted greedy policies for ``orbit-scheduling-v0``, one per role.
+"""Scripted greedy policies for ``orbit-scheduling-v0`` and ``-v1``, one per role.
 
 They coordinate the way real operations do without a central planner: every agent knows the
 ephemeris (which stations see Mars now, from the shared observation block) and learns the
 others' state from intent messages, late. Stations rank themselves among those that see Mars
 and split the two spacecraft by that rank, fuller memory first; each spacecraft predicts the
 same split from its own observation and downlinks only when it expects a station on it.
+
+On v1 the spacecraft also plan ahead with the lookahead block (v0 has none, and its greedy
+team acts exactly as before): see :class:`GreedySpacecraft`.
 """
 
 from __future__ import annotations
@@ -26,13 +29,19 @@ from phobos.envs.orbit_scheduling.config import (
 )
 from phobos.envs.orbit_scheduling.layout import (
     BATTERY,
+    CONTACT_FOR,
+    CONTACT_IN,
     DOWNLINK_RATE,
     EARTH_VISIBLE,
+    ECLIPSE_FOR,
+    ECLIPSE_IN,
     INTENT_RECEIVED,
     INTENT_STORAGE,
     RATE_PHOBOS_GRUNT,
     SEES_MARS,
     STORAGE,
+    WINDOW_FOR,
+    WINDOW_IN,
     ObservationLayout,
 )
 
@@ -42,6 +51,8 @@ DOWNLINK_FROM = 0.05
 """Storage fraction above which a spacecraft bothers to downlink."""
 UNKNOWN_STORAGE = 0.5
 """What an agent assumes of a spacecraft's memory before any intent from it arrives."""
+OCCULTATION_RESERVE_STEPS = 12
+"""v1: memory is kept for an occultation window that starts within this many steps."""
 
 
 def expected_tracking(
@@ -61,6 +72,11 @@ def expected_tracking(
 class GreedySpacecraft(Policy):
     """Occultation when possible, downlink when a station is expected, else the best observation.
 
+    With a lookahead block (v1) it also: charges ahead of an eclipse its battery would not
+    last through; keeps memory free for the occultation window coming next (Yinghuo-1 stores
+    its share); and picks observations by value per bit as soon as the memory would fill
+    before the next contact starts, not only once it is 60% full.
+
     Args:
         agent: ``phobos_grunt`` or ``yinghuo1``.
         config: The task configuration (for the layout and the instruments' values).
@@ -71,7 +87,7 @@ class GreedySpacecraft(Policy):
         if agent not in SPACECRAFT:
             raise ValueError(f"{agent!r} is not a spacecraft; choose from {SPACECRAFT}")
         self.index = SPACECRAFT.index(agent)
-        self.layout = ObservationLayout(len(config.stations), len(config.agents))
+        self.layout = ObservationLayout.for_config(config)
         self.stations = len(config.stations)
         craft: SpacecraftConfig = getattr(config, agent)
         self.value_per_step = {a: craft.value[a] for a in OBSERVATIONS}
@@ -79,6 +95,16 @@ class GreedySpacecraft(Policy):
             a: craft.value[a] / max(craft.data_mbit[a], 1e-9) for a in OBSERVATIONS
         }
         self.names = ACTIVITIES[agent]
+        self.lookahead = self.layout.lookahead
+        self.horizon = config.horizon_steps
+        step_hours = config.step_seconds / 3600.0
+        self.storage_mbit = craft.storage_mbit
+        self.data_mbit = craft.data_mbit
+        # Battery share one step of the bus and of each activity's load drains with no Sun.
+        self.dark_drain = [
+            (craft.bus_load_w + load) * step_hours / craft.battery_wh
+            for load in craft.activity_load_w
+        ]
 
     def act(self, observation: dict[str, Any]) -> int:
         """Pick by the priorities in the class docstring."""
@@ -95,12 +121,58 @@ class GreedySpacecraft(Policy):
         if battery < LOW_BATTERY:
             return CHARGE
         allowed = [a for a in OBSERVATIONS if mask[a]]
+        filling = storage >= 0.6
+        if self.lookahead:
+            if self._charge_for_eclipse(vector, battery):
+                return CHARGE
+            allowed = self._room_for_occultation(vector, storage, allowed)
+            filling = filling or self._fills_before_contact(vector, storage, allowed)
         if allowed:
             # Plenty of room: take the most value per step; filling up: the most per bit,
             # because the downlink, not the instrument, is the bottleneck then.
-            score = self.value_per_step if storage < 0.6 else self.value_per_bit
+            score = self.value_per_bit if filling else self.value_per_step
             return max(allowed, key=lambda a: (score[a], -a))
         return CHARGE if battery < 0.95 else IDLE
+
+    # ------------------------------------------------------------------ v1 lookahead rules
+    def _steps(self, vector: np.ndarray, index: int) -> float:
+        return float(vector[index]) * self.horizon
+
+    def _charge_for_eclipse(self, vector: np.ndarray, battery: float) -> bool:
+        """An eclipse starts within two steps and the battery would not see it through."""
+        layout = self.layout
+        ahead = self._steps(vector, layout.lookahead_craft(self.index, ECLIPSE_IN))
+        if not 0 < ahead <= 2:
+            return False
+        length = self._steps(vector, layout.lookahead_craft(self.index, ECLIPSE_FOR))
+        worst = max(self.dark_drain[a] for a in OBSERVATIONS)
+        return battery < LOW_BATTERY + length * worst
+
+    def _room_for_occultation(
+        self, vector: np.ndarray, storage: float, allowed: list[int]
+    ) -> list[int]:
+        """Drop observations that would leave too little memory for the next occultation."""
+        need = self.data_mbit[OCCULTATION]
+        if need <= 0.0:
+            return allowed
+        layout = self.layout
+        ahead = self._steps(vector, layout.lookahead_occultation(WINDOW_IN))
+        if ahead > OCCULTATION_RESERVE_STEPS:
+            return allowed
+        length = self._steps(vector, layout.lookahead_occultation(WINDOW_FOR))
+        room = (1.0 - storage) * self.storage_mbit - length * need
+        return [a for a in allowed if self.data_mbit[a] <= room]
+
+    def _fills_before_contact(self, vector: np.ndarray, storage: float, allowed: list) -> bool:
+        """The memory would be full before the next contact if each step took the most."""
+        if not allowed:
+            return False
+        layout = self.layout
+        ahead = self._steps(vector, layout.lookahead_craft(self.index, CONTACT_IN))
+        if vector[layout.lookahead_craft(self.index, CONTACT_FOR)] <= 0.0:
+            ahead = self.horizon  # no contact left in this episode
+        most = max(self.data_mbit[a] for a in allowed)
+        return storage * self.storage_mbit + ahead * most > self.storage_mbit
 
 
 class GreedyStation(Policy):
@@ -118,7 +190,7 @@ class GreedyStation(Policy):
             raise ValueError(f"{agent!r} is not a station of this task; choose from {stations}")
         self.station = stations.index(agent)
         self.stations = len(stations)
-        self.layout = ObservationLayout(len(config.stations), len(config.agents))
+        self.layout = ObservationLayout.for_config(config)
 
     def act(self, observation: dict[str, Any]) -> int:
         """Track the assigned spacecraft, or the other one if only it is reachable."""
