@@ -110,6 +110,8 @@ class BatchEnvRunner(EnvRunner, Checkpointable):
 
     def __init__(self, config: Any, **kwargs: Any) -> None:
         super().__init__(config=config, **kwargs)
+        if self.worker_index:  # a remote runner is one CPU's worth: no intra-op thread pool
+            torch.set_num_threads(1)
         env_config = dict(self.config.env_config)
         self._env_id = env_config["env"]
         self._overrides = dict(env_config.get("overrides") or {})

@@ -157,6 +157,14 @@ def test_runner_samples_the_parallel_env_trajectories_for_the_same_seeds_and_wei
                 assert got["done"]
 
 
+def test_runner_samples_whole_episodes_on_request(algorithm):
+    chunks = algorithm.env_runner.sample(num_episodes=TINY["num_envs"], explore=False)
+    assert len(chunks) == TINY["num_envs"] * 5
+    assert all(c.is_truncated and c.t_started == 0 and len(c) == HORIZON for c in chunks)
+    assert len({c.multi_agent_episode_id for c in chunks}) == TINY["num_envs"]
+    assert {c.module_id for c in chunks} == {"phobos_grunt", "yinghuo1", "ground"}
+
+
 def test_metrics_count_env_steps_and_report_team_returns(algorithm):
     from phobos.training.rllib_ppo import _row
 
@@ -204,6 +212,43 @@ def test_ppo_trains_on_the_batch_runner_and_syncs_weights(ray_local, runners):
                     np.testing.assert_allclose(state[module][key], value, atol=1e-6)
     finally:
         algorithm.stop()
+
+
+def _acting_weights(algorithm):
+    from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_RL_MODULE
+
+    return algorithm.learner_group.get_state(
+        components=f"{COMPONENT_LEARNER}/{COMPONENT_RL_MODULE}", inference_only=True
+    )[COMPONENT_LEARNER][COMPONENT_RL_MODULE]
+
+
+def test_a_restored_checkpoint_puts_its_weights_in_the_batch_runner(ray_local, tmp_path):
+    from ray.rllib.core import COMPONENT_RL_MODULE
+
+    from phobos.training.rllib_ppo import build_algorithm
+
+    config = TrainConfig(seed=5, **TINY)
+    first = build_algorithm(config)
+    try:
+        first.train()
+        first.save_to_path(str(tmp_path))
+        saved = _acting_weights(first)
+    finally:
+        first.stop()
+    second = build_algorithm(config)
+    try:
+        fresh = second.env_runner.get_state(components=COMPONENT_RL_MODULE)[COMPONENT_RL_MODULE]
+        assert not np.array_equal(
+            fresh["ground"]["pi.net.mlp.0.weight"], saved["ground"]["pi.net.mlp.0.weight"]
+        )
+        second.restore_from_path(str(tmp_path))
+        flown = second.env_runner.get_state(components=COMPONENT_RL_MODULE)[COMPONENT_RL_MODULE]
+        for module, weights in saved.items():
+            for key, value in weights.items():
+                np.testing.assert_array_equal(flown[module][key], value)
+        assert second.train()["env_runners"]["num_env_steps_sampled"] == 96
+    finally:
+        second.stop()
 
 
 def test_check_refuses_bad_batch_settings_before_ray():
