@@ -88,9 +88,11 @@ def test_the_lp_relaxation_bounds_the_model_optimum():
         assert lp is not None and lp * VALUE_UNIT >= exact.objective - 1e-9
 
 
-@pytest.mark.parametrize("seed", [0, 1, 5, 7])
+@pytest.mark.parametrize("seed", [0, 1, 5])
 def test_the_planner_is_never_below_greedy_and_its_return_is_flown(short_orbit, seed):
-    solution = solve_episode(short_orbit, seed, 1.5)
+    # 3 s: long enough that CP-SAT leaves greedy's schedule (on seeds 0 and 5 for a worse one
+    # once flown: the relaxations at work), so flying the better of the two is tested.
+    solution = solve_episode(short_orbit, seed, 3.0)
     planner = planner_episode(EpisodeSpec(ORBIT, short_orbit, TeamSpec("planner"), seed), solution)
     assert planner.team == "planner" and planner.status == "ok", planner.error
     greedy = _return(short_orbit, "greedy", seed)
@@ -117,3 +119,16 @@ def test_an_unknown_status_is_never_a_bound(short_orbit):
     assert summary["proven"] == 1 and summary["seeds"] == 2
     assert [o["seed"] for o in summary["unproven"]] == [0]
     assert summary["teams"]["greedy"]["to_bound"]["n"] == 1  # seed 0 left out of the gaps
+
+
+def test_a_solved_schedule_that_flies_worse_than_greedy_is_not_the_planners(short_orbit):
+    # A "solution" whose schedule is the random team's: flown, it loses to greedy, so the
+    # planner must fly greedy's instead (the model's relaxations can plan such schedules).
+    from dataclasses import replace as with_fields
+
+    random_run = run_episode(EpisodeSpec(ORBIT, short_orbit, TeamSpec("random"), 0, trace=True))
+    solution = with_fields(solve_episode(short_orbit, 0, 0.5), schedule=random_run.trace)
+    planner = planner_episode(EpisodeSpec(ORBIT, short_orbit, TeamSpec("planner"), 0), solution)
+    greedy = _return(short_orbit, "greedy", 0)
+    assert planner.metrics["planner_model_schedule_return"] < greedy
+    assert planner.metrics["team_return"] == greedy and planner.metrics["planner_flew_greedy"]
