@@ -135,7 +135,7 @@ def check_trained_for(path: Path, env: Any) -> None:
     if name and trained and trained != name:
         raise ValueError(
             f"policy {str(path)!r} was trained on {record.get('env')}, not on this environment "
-            f"({name})"
+            f"({name.replace('_', '-')}); train one for it or fly it on {record.get('env')}"
         )
 
 
