@@ -16,6 +16,10 @@ memory, eclipses, Mars blocking the line of sight and station visibility all bin
 vector's layout is :class:`~phobos.envs.orbit_scheduling.layout.ObservationLayout`. It holds
 the intent messages received so far: each agent sends one every step through the
 store-and-forward router, and it arrives one light time later, only while a link exists.
+From v1 it ends with the lookahead block an onboard planner computes from its ephemeris:
+steps until and steps lasting of the next eclipse, Earth visibility and contact of each
+spacecraft with the contact's best downlink rate, each station's next pass and the next
+occultation window (divided by ``horizon_steps``; 1 and 0 when none comes in the episode).
 
 ## Action
 ``Discrete(7)`` for a spacecraft (``config.ACTIVITIES``), ``Discrete(3)`` for a station (idle,
@@ -30,10 +34,17 @@ Team reward, the same for every agent: science value arriving on Earth this step
 None; every episode is truncated after ``horizon_steps`` (one day by default).
 
 ## Arguments
-:class:`~phobos.envs.orbit_scheduling.config.OrbitSchedulingConfig`.
+:class:`~phobos.envs.orbit_scheduling.config.OrbitSchedulingConfig` (v0),
+:class:`~phobos.envs.orbit_scheduling.config.OrbitSchedulingConfigV1` (v1).
 
 ## Version history
 - v0: first version.
+- v1: the lookahead block (above); a solar-conjunction blackout: no downlink, tracking or
+  spacecraft-station intents while the Sun is within ``solar_conjunction_deg`` (2) of Mars in
+  Earth's sky (v0 downlinks through the 2013-04-18 conjunction); and the Earth rotation angle
+  advanced from the ephemeris sample at its known rate instead of an interpolated unwrapped
+  table (exact on any grid; v0's numbers stay as they were). Policies of one version are
+  refused on the other: the observation spaces and the env ids differ.
 """
 
 from __future__ import annotations
