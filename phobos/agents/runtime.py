@@ -11,8 +11,9 @@ Failure handling (zguide's Lazy Pirate): a world that does not answer a hello wi
 current backoff gets a fresh socket and another hello, the backoff doubling up to
 ``retry_max``; each retry is printed. After ``connect_timeout`` seconds without an answer the
 agent gives up and exits non-zero: nothing hangs. A world silent for ``world_timeout`` seconds
-(pings unanswered) is reconnected the same way. A refusal (unknown id) ends the agent with the
-world's reason.
+(pings unanswered) is reconnected the same way. A world that lost this agent (it missed a
+deadline) answers its next ping or action with ``rejoin``, and the agent says hello again.
+A refusal (unknown id) ends the agent with the world's reason.
 
 Exit codes: 0 (the world ended the run), 2 (refused, or bad input such as a missing key),
 3 (the world never answered).
@@ -259,6 +260,13 @@ class AgentRuntime:
             elif kind == p.END:
                 self.say(f"{agent}: the world ended the run after {self.steps} steps")
                 return EXIT_DONE
+            elif kind == p.REJOIN:
+                # Lost (a missed deadline): only a fresh hello brings an agent back.
+                self.say(f"{agent}: the world lost this agent; saying hello again")
+                try:
+                    sock.send(encode(self._message(p.HELLO, self._hello())), zmq.NOBLOCK)
+                except zmq.Again:
+                    pass  # the next ping is answered with rejoin again
             elif kind == p.ERROR:
                 self.say(f"{agent}: the world says: {message.payload}")
             elif kind == p.REFUSED:

@@ -33,6 +33,7 @@ import threading
 from types import TracebackType
 
 from phobos.comms.codec import MAX_FRAME_SIZE, decode, encode
+from phobos.comms.limits import clip
 from phobos.comms.message import BROADCAST, Message
 
 log = logging.getLogger(__name__)
@@ -123,9 +124,9 @@ def destination(message: Message, to: str | None) -> str:
 def log_rejection(endpoint: str, count: int, reason: str) -> None:
     """Log the ``count``-th rejected frame at ``endpoint``, loudly at first, then sparsely."""
     if count <= _LOUD_REJECTIONS or count % 1000 == 0:
-        log.warning("%s rejected frame #%d: %s", endpoint, count, reason)
+        log.warning("%s rejected frame #%d: %s", endpoint, count, clip(reason))
     else:
-        log.debug("%s rejected frame #%d: %s", endpoint, count, reason)
+        log.debug("%s rejected frame #%d: %s", endpoint, count, clip(reason))
 
 
 class InProcessHub:

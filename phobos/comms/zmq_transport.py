@@ -1,8 +1,11 @@
 """ZeroMQ transports: ROUTER/DEALER for addressed, lock-step traffic.
 
-- :class:`ZmqServer` binds a ROUTER. Clients are addressed by their routing id, which is their
-  endpoint name; a message from a client whose sender is not that name is rejected (with
-  CURVE, the name must also be the one the allow-list gives its key).
+- :class:`ZmqServer` binds a ROUTER. With CURVE, a client's name is the one the allow-list
+  gives its key (the ZAP User-Id of every frame it sends): a message whose sender is another
+  name is rejected, and the server sends to a name over the connection that name's key last
+  spoke on. No connection takes over another by the routing id it chose: CURVE clients set
+  none, and the ROUTER has no handover. Without CURVE (loopback tests only: nothing is
+  authenticated) a client's routing id is its name, and the sender must match it.
 - :class:`ZmqClient` connects a DEALER to one server; everything it sends goes to the server,
   which routes onwards.
 - Telemetry, which may drop, goes over PUB/SUB instead: :mod:`phobos.comms.telemetry`.
@@ -30,6 +33,7 @@ import time
 import zmq
 
 from phobos.comms.codec import MAX_FRAME_SIZE, DecodeError, decode, encode
+from phobos.comms.limits import quote
 from phobos.comms.message import Message
 from phobos.comms.security import KeyPair, configure_curve
 from phobos.comms.transport import (
@@ -166,6 +170,7 @@ class ZmqServer(_ZmqEndpoint):
         sock = make_socket(context, zmq.ROUTER, wire, send_timeout, curve, None)
         super().__init__(sock, name, max_size)
         self._authenticated = curve is not None
+        self._routes: dict[str, bytes] = {}  # name -> routing id of its key's latest frame
         try:
             # Unknown peers raise EHOSTUNREACH instead of vanishing silently.
             sock.router_mandatory = 1
@@ -181,8 +186,11 @@ class ZmqServer(_ZmqEndpoint):
         sock = self._sock
         if sock.closed:
             raise TransportError(f"endpoint {self.name!r} is closed")
+        identity = self._routes.get(dest) if self._authenticated else dest.encode()
+        if identity is None:
+            raise TransportError(f"no client named {dest!r} is connected")
         try:
-            sock.send(dest.encode(), zmq.SNDMORE)
+            sock.send(identity, zmq.SNDMORE)
             sock.send(frame)
         except zmq.Again:
             raise TransportError(f"client {dest!r} did not take a message in time") from None
@@ -206,19 +214,24 @@ class ZmqServer(_ZmqEndpoint):
         except DecodeError as exc:
             self._reject(f"peer {identity!r}: {exc}")
             return None
-        sender = message.sender.encode()
-        if sender != identity:
-            self._reject(f"peer {identity!r} sent a message as {message.sender!r}")
-            return None
-        if self._authenticated and part.get("User-Id") != message.sender:
+        if self._authenticated:
             user = part.get("User-Id")
-            self._reject(f"peer authenticated as {user!r} sent a message as {message.sender!r}")
+            if user != message.sender:
+                self._reject(
+                    f"peer authenticated as {user!r} sent a message as {quote(message.sender)}"
+                )
+                return None
+            # Only the key's holder can make a frame with this User-Id: its latest connection
+            # (a restarted process) is where the name's messages go from now on.
+            self._routes[user] = identity
+        elif message.sender.encode() != identity:
+            self._reject(f"peer {quote(identity)} sent a message as {quote(message.sender)}")
             return None
         return message
 
 
 class ZmqClient(_ZmqEndpoint):
-    """DEALER end connected to one server; its routing id is ``name``.
+    """DEALER end connected to one server; without CURVE its routing id is ``name``.
 
     Args:
         address: The server's address.
@@ -249,7 +262,10 @@ class ZmqClient(_ZmqEndpoint):
         sock = make_socket(context, zmq.DEALER, max_size, send_timeout, curve, server_key)
         super().__init__(sock, name, max_size)
         try:
-            sock.routing_id = name.encode()
+            if curve is None:
+                # Without CURVE the routing id is the name; with it the server names the
+                # connection after its key, and a chosen routing id could only collide.
+                sock.routing_id = name.encode()
             sock.connect(address)
         except BaseException:
             sock.close(linger=0)

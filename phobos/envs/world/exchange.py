@@ -6,6 +6,22 @@ controls). It keeps the per-agent records (joined, lost, restarted, defaulted) b
 of those follows from a message or a missed deadline here. It is apart from the loop in
 :mod:`phobos.envs.world.server` so that the loop reads as "reset, exchange, step, publish";
 both share a :class:`~phobos.envs.world.records.Progress`.
+
+Everything here faces untrusted peers. Under CURVE a message counts only when its sender is
+the name of its connection's key (the ZAP User-Id), and an agent's connection is the one of
+its latest hello with that key: no client can take another's over by the routing id it
+chose. Every reply, log line and event quotes what a peer sent through
+:func:`~phobos.comms.limits.quote` (bounded, whatever the input); a reply that cannot be
+encoded, or a handler that trips on a frame, is a counted rejection, never an exit; the
+warnings about rejected frames are rate-limited.
+
+Pacing the slow: an agent that misses a deadline is lost; the world stops waiting for it and
+stops sending it observations, and its late answers are counted stale (they never revive it).
+It comes back only by a fresh hello (the world answers its pings with ``rejoin``), and after
+any hello but its first it is on probation: sent every observation, its answers used when
+they come in time, but not waited for until it has answered
+:data:`~phobos.envs.world.records.PROBATION` observations within the deadline. So one slow,
+flapping or reconnecting agent costs the others at most one deadline.
 """
 
 from __future__ import annotations
@@ -17,13 +33,15 @@ from typing import Any
 
 import zmq
 
-from phobos.comms.codec import DecodeError, decode, encode
+from phobos.comms.codec import DecodeError, EncodeError, decode, encode
+from phobos.comms.limits import LogLimiter, clip, quote
 from phobos.comms.message import Message
 from phobos.comms.zmq_transport import milliseconds
 from phobos.envs.world import protocol as p
 from phobos.envs.world.records import (
     ALIVE,
     LOST,
+    PROBATION,
     SAFE_ACTION,
     AgentRecord,
     Progress,
@@ -84,38 +102,24 @@ class AgentExchange:
         self.stats = stats
         self.telemetry = telemetry
         self.action_timeout = action_timeout
+        self.limited = LogLimiter(log)
 
     # ------------------------------------------------------------------ the step
     def exchange(self, observations: dict[str, Any]) -> dict[str, int]:
         """Send each live agent its observation; collect actions until all or the deadline."""
         sock, records, progress = self.sock, self.records, self.progress
-        awaiting = progress.awaiting
+        awaiting, optional = progress.awaiting, progress.optional
         awaiting.clear()
-        actions = progress.actions = {}
-        tick, episode, seed, step = progress.tick, progress.episode, progress.seed, progress.step
+        optional.clear()
+        progress.actions = {}
+        actions = progress.actions
         progress.in_exchange = True
         for agent in self.env.agents:
             record = records[agent]
             if record.status is not ALIVE:
                 continue
-            frame = encode(
-                Message(
-                    p.WORLD,
-                    agent,
-                    p.OBS,
-                    0.0,
-                    tick,
-                    p.observation_payload(episode, seed, step, observations[agent]),
-                )
-            )
-            try:
-                sock.send(record.ident, zmq.SNDMORE)
-                sock.send(frame)
-            except zmq.ZMQError as exc:
-                self.lose(agent, f"cannot send to it ({exc.strerror})")
-                continue
-            record.obs_sent += 1
-            awaiting.add(agent)
+            if self._send_observation(agent, record, observations[agent]):
+                (optional if record.probation else awaiting).add(agent)
         deadline = time.monotonic() + self.action_timeout
         while awaiting:
             remaining = deadline - time.monotonic()
@@ -126,6 +130,7 @@ class AgentExchange:
         for agent in awaiting:
             self.lose(agent, f"no action within {self.action_timeout} s")
         awaiting.clear()
+        optional.clear()
         defaulted = ()
         if len(actions) < len(self.env.agents):
             defaulted = tuple(a for a in self.env.agents if a not in actions)
@@ -134,6 +139,17 @@ class AgentExchange:
                 records[agent].defaults += 1
         progress.defaulted = defaulted
         return actions
+
+    def _send_observation(self, agent: str, record: AgentRecord, observation: Any) -> bool:
+        """Send this tick's observation to ``agent``; False (and lost) if it cannot go."""
+        progress = self.progress
+        payload = p.observation_payload(progress.episode, progress.seed, progress.step, observation)
+        if not self.send(record.ident, agent, p.OBS, payload, seq=progress.tick):
+            self.lose(agent, "cannot send it its observation")
+            return False
+        record.obs_sent += 1
+        record.note_sent(progress.tick, time.monotonic())
+        return True
 
     def poll(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for a message, then handle all that wait."""
@@ -171,46 +187,67 @@ class AgentExchange:
                 self.reject(ident, str(exc))
                 continue
             sender = message.sender
-            if sender.encode() != ident:
-                self.reject(ident, f"sent a message as {sender!r}")
+            if self.curve:
+                user = part.get("User-Id")
+                if user != sender:
+                    self.reject(ident, f"authenticated as {user!r}, sent as {quote(sender)}")
+                    continue
+            elif sender.encode() != ident:
+                self.reject(ident, f"sent a message as {quote(sender)}")
                 continue
-            if self.curve and part.get("User-Id") != sender:
-                self.reject(ident, f"authenticated as {part.get('User-Id')!r}, not {sender!r}")
-                continue
-            kind = message.kind
-            if kind == p.ACT:
-                self._on_act(message)
-            elif kind == p.HELLO:
-                self._on_hello(message, ident)
-            elif kind == p.PING:
-                self._on_ping(message, ident)
-            elif kind == p.CONTROL:
-                self._on_control(message, ident)
-            else:
-                self.reject(ident, f"unexpected message kind {kind!r}")
+            try:
+                self._dispatch(message, ident)
+            except Exception as exc:  # noqa: BLE001 - no frame may stop the world
+                self.reject(ident, f"{message.kind!r} could not be handled: {type(exc).__name__}")
 
-    def _on_act(self, message: Message) -> None:
+    def _dispatch(self, message: Message, ident: bytes) -> None:
+        kind = message.kind
+        if kind == p.ACT:
+            self._on_act(message, ident)
+        elif kind == p.HELLO:
+            self._on_hello(message, ident)
+        elif kind == p.PING:
+            self._on_ping(message, ident)
+        elif kind == p.CONTROL:
+            self._on_control(message, ident)
+        else:
+            self.reject(ident, f"unexpected message kind {quote(kind)}")
+
+    def _on_act(self, message: Message, ident: bytes) -> None:
         agent = message.sender
         record = self.records.get(agent)
         if record is None:
-            self.refuse(agent, message.sender.encode())
+            self.refuse(agent, ident)
             return
-        if record.status is not ALIVE:
-            self.revive(agent, "answered again")
         progress = self.progress
-        if message.seq != progress.tick or agent not in progress.awaiting:
+        sent = record.sent.pop(message.seq, None) if ident == record.ident else None
+        if record.status is not ALIVE or sent is None:
+            # Lost (only a hello brings it back), an old connection, or no such observation.
+            record.stale += 1
+            if record.status is LOST and ident == record.ident:
+                self.send(ident, agent, p.REJOIN, "you were lost: say hello again")
+            return
+        late = time.monotonic() - sent > self.action_timeout
+        if late:
+            record.late += 1
+        if record.probation:
+            record.probation = PROBATION if late else record.probation - 1
+        current = progress.in_exchange and message.seq == progress.tick
+        if not current or not (agent in progress.awaiting or agent in progress.optional):
             record.stale += 1
             return
-        action = message.payload
         progress.awaiting.discard(agent)
+        progress.optional.discard(agent)
+        action = message.payload
         n = self.action_n[agent]
         if type(action) is not int or not 0 <= action < n:
             record.errors += 1
             reason = (
-                f"action {action!r} of {agent} at tick {message.seq} is outside Discrete({n}); "
-                f"the safe default {SAFE_ACTION} ({self.names[agent][SAFE_ACTION]}) was used"
+                f"action {quote(action)} of {agent} at tick {message.seq} is outside "
+                f"Discrete({n}); the safe default {SAFE_ACTION} "
+                f"({self.names[agent][SAFE_ACTION]}) was used"
             )
-            log.warning("world: %s", reason)
+            self.limited.warning("world: %s", reason)
             self.send(record.ident, agent, p.ERROR, reason)
             return
         record.actions += 1
@@ -227,7 +264,13 @@ class AgentExchange:
             self.refuse(agent, ident)
             return
         payload = message.payload if isinstance(message.payload, dict) else {}
-        incarnation = payload.get("incarnation")
+        incarnation, policy = payload.get("incarnation"), payload.get("policy", "")
+        if type(incarnation) is not int or not isinstance(policy, str):
+            self.refuse(agent, ident, "a hello needs an int incarnation and a str policy")
+            return
+        if len(policy) > p.MAX_POLICY_CHARS:
+            self.refuse(agent, ident, f"policy label longer than {p.MAX_POLICY_CHARS} chars")
+            return
         if record.incarnation is None:
             event = "joined"
         elif incarnation != record.incarnation:
@@ -237,33 +280,26 @@ class AgentExchange:
             event = "rejoined"
         else:
             event = ""
+        if record.incarnation is not None and (event or ident != record.ident):
+            # Back after a loss, a restart or a reconnect: not waited for until it has shown
+            # it answers in time (a flapping agent must not cost everyone a deadline a step).
+            record.probation = PROBATION
         record.incarnation = incarnation
         record.ident = ident
         record.status = ALIVE
+        record.sent.clear()
         record.joins += 1
         self.send(ident, agent, p.WELCOME, {**self.welcome, "tick": progress.tick})
         if event:
             log.info(
-                "world: agent %s %s (incarnation %s, policy %s)",
-                agent,
-                event,
-                incarnation,
-                payload.get("policy"),
+                "world: agent %s %s (incarnation %d, policy %s)", agent, event, incarnation, policy
             )
-            self.telemetry.event(agent, event, f"policy {payload.get('policy')}")
+            self.telemetry.event(agent, event, f"policy {policy}")
         if progress.in_exchange and agent in self.env.agents and agent not in progress.awaiting:
-            # Rejoined mid-step: it answers this step's observation too.
-            self.send(
-                ident,
-                agent,
-                p.OBS,
-                p.observation_payload(
-                    progress.episode, progress.seed, progress.step, progress.observations[agent]
-                ),
-                seq=progress.tick,
-            )
-            record.obs_sent += 1
-            progress.awaiting.add(agent)
+            # Joined mid-step: it may answer this step's observation, but is not waited for.
+            progress.optional.discard(agent)
+            if self._send_observation(agent, record, progress.observations[agent]):
+                progress.optional.add(agent)
 
     def _on_ping(self, message: Message, ident: bytes) -> None:
         agent = message.sender
@@ -274,8 +310,9 @@ class AgentExchange:
         if record is not None and record.status is not ALIVE:
             if record.incarnation is None:
                 self.refuse(agent, ident, "say hello first")
-                return
-            self.revive(agent, "pinged")
+            else:  # lost: only a fresh hello brings it back
+                self.send(ident, agent, p.REJOIN, "you were lost: say hello again")
+            return
         self.send(ident, agent, p.PONG, None)
 
     def _on_control(self, message: Message, ident: bytes) -> None:
@@ -293,12 +330,17 @@ class AgentExchange:
             run.paused = False
         elif command == "speed":
             value = payload.get("value")
-            if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+            if (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and 0 <= value <= p.MAX_SPEED
+            ):
                 run.speed = float(value)
             else:
-                error = f"speed must be a number of steps per second >= 0, got {value!r}"
+                error = f"speed must be a number of steps per second in [0, {p.MAX_SPEED}], "
+                error += f"got {quote(value)}"
         elif command != "status":
-            error = f"unknown command {command!r}; use pause, resume, speed or status"
+            error = f"unknown command {quote(command)}; use pause, resume, speed or status"
         if command in ("pause", "resume", "speed") and error is None:
             log.info("world: %s %s (paused %s, speed %s)", sender, command, run.paused, run.speed)
             self.telemetry.soon()
@@ -309,25 +351,28 @@ class AgentExchange:
     def refuse(self, agent: str, ident: bytes, reason: str | None = None) -> None:
         """Count and answer a message from an unknown (or not yet greeted) agent."""
         self.stats.refused += 1
+        agent = clip(agent, 64)
         reason = reason or (
             f"unknown agent id {agent!r}; agents of {self.env_id} are {', '.join(self.agents)}"
         )
-        log.warning("world: refused %r: %s (%d refused so far)", agent, reason, self.stats.refused)
+        self.limited.warning(
+            "world: refused %r: %s (%d refused so far)", agent, reason, self.stats.refused
+        )
         self.send(ident, agent, p.REFUSED, reason)
         self.telemetry.event(agent, "refused", reason)
 
     def reject(self, ident: bytes, reason: str) -> None:
         """Count and log a frame that was not valid (no answer: it may not be a peer)."""
         self.stats.rejected += 1
-        log.warning(
-            "world: rejected a frame from %r: %s (%d rejected so far)",
-            ident,
+        self.limited.warning(
+            "world: rejected a frame from %s: %s (%d rejected so far)",
+            quote(ident, 16),
             reason,
             self.stats.rejected,
         )
 
     def lose(self, agent: str, reason: str) -> None:
-        """Mark a live agent lost: no longer waited for until it is heard from."""
+        """Mark a live agent lost: not waited for, nor sent observations, until a new hello."""
         record = self.records[agent]
         if record.status is ALIVE:
             record.status = LOST
@@ -335,17 +380,17 @@ class AgentExchange:
             log.warning("world: agent %s lost at tick %d: %s", agent, self.progress.tick, reason)
             self.telemetry.event(agent, "lost", reason)
 
-    def revive(self, agent: str, how: str) -> None:
-        """Mark an agent alive again (it answered or pinged)."""
-        self.records[agent].status = ALIVE
-        log.info("world: agent %s back (%s) at tick %d", agent, how, self.progress.tick)
-        self.telemetry.event(agent, "rejoined", how)
-
-    def send(self, ident: bytes, to: str, kind: str, payload: Any, seq: int = 0) -> None:
-        """Send one frame to ``ident``; a failure is logged, not raised."""
-        frame = encode(Message(p.WORLD, to, kind, 0.0, seq, payload))
+    def send(self, ident: bytes, to: str, kind: str, payload: Any, seq: int = 0) -> bool:
+        """Send one frame to ``ident``; a failure (encoding included) is counted, not raised."""
+        try:
+            frame = encode(Message(p.WORLD, to, kind, 0.0, seq, payload))
+        except EncodeError as exc:
+            self.reject(ident, f"the {kind} reply to it cannot be encoded: {exc}")
+            return False
         try:
             self.sock.send(ident, zmq.SNDMORE)
             self.sock.send(frame)
         except zmq.ZMQError as exc:
-            log.warning("world: cannot send %s to %s: %s", kind, to, exc.strerror)
+            self.limited.warning("world: cannot send %s to %s: %s", kind, to, exc.strerror)
+            return False
+        return True

@@ -1,8 +1,11 @@
 """The world server's wire protocol: message kinds and the frames of the lock-step exchange.
 
 Every frame is one :mod:`phobos.comms.codec` message (msgpack, never pickle) on a
-ROUTER (world) / DEALER (agent) pair. An agent's routing id and every message's sender are its
-agent id; with CURVE, the allow-list must also give its key that name.
+ROUTER (world) / DEALER (agent) pair. Every message's sender is its agent id; with CURVE it
+must be the name the allow-list gives the key of the connection (its ZAP User-Id), and the
+world answers on the connection of the latest hello made with that key, never by a routing id
+a client chose. Every field an agent sends is bounded (:data:`MAX_POLICY_CHARS`, the codec's
+frame size) and checked before it is used or quoted.
 
 | kind | from | payload |
 |---|---|---|
@@ -13,6 +16,7 @@ agent id; with CURVE, the allow-list must also give its key that name.
 | ``act`` | agent | the action (an int); ``seq`` is the tick of the observation it answers |
 | ``error`` | world | the reason an action was not used (out of its space, ...) |
 | ``ping`` / ``pong`` | agent / world | liveness while the world is paused or between episodes |
+| ``rejoin`` | world | the answer to a lost agent's ping or action: say hello again |
 | ``control`` | dashboard | ``{"command": "pause" / "resume" / "speed", "value": float}``; |
 | | world | the reply: ``{"paused": bool, "speed": float}`` |
 | ``end`` | world | the world is shutting down; the agent exits 0 |
@@ -41,8 +45,14 @@ ACT = "act"
 ERROR = "error"
 PING = "ping"
 PONG = "pong"
+REJOIN = "rejoin"
 CONTROL = "control"
 END = "end"
+
+MAX_SPEED = 10_000.0
+"""Highest speed (steps per second) a control may set; 0 is throttle off."""
+MAX_POLICY_CHARS = 200
+"""Longest ``policy`` label a hello may carry."""
 
 TELEMETRY_EPISODE = "episode"
 """Telemetry kind: the static tables of an episode (orbits, site), republished every second."""

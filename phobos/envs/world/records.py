@@ -15,6 +15,11 @@ SAFE_ACTION = 0
 
 WAITING, ALIVE, LOST = "waiting", "alive", "lost"
 
+PROBATION = 3
+"""Answers within the deadline a rejoined or restarted agent gives before it is waited for."""
+UNANSWERED = 16
+"""Unanswered observations an agent's record remembers the send time of."""
+
 
 @dataclass(frozen=True)
 class WorldSettings:
@@ -55,7 +60,12 @@ class AgentRecord:
         joins: Hellos accepted. restarts: hellos with a new incarnation after the first.
         lost: Times it was marked lost. obs_sent: observations sent. actions: actions used.
         defaults: Steps it got the safe default. errors: actions outside its space.
-        stale: Actions for an older step.
+        stale: Actions for an older step, from a lost agent, or from an old connection.
+        late: Answers that came after the deadline. probation: answers within the deadline
+        still owed before the world waits for it again (it is sent observations meanwhile,
+        and its answers are used when they come before the others').
+        sent: Monotonic send time of the observations still unanswered, by tick (the latest
+            :data:`UNANSWERED` only; cleared at each hello).
 
     """
 
@@ -70,6 +80,15 @@ class AgentRecord:
     defaults: int = 0
     errors: int = 0
     stale: int = 0
+    late: int = 0
+    probation: int = 0
+    sent: dict[int, float] = field(default_factory=dict)
+
+    def note_sent(self, tick: int, when: float) -> None:
+        """Remember that the observation of ``tick`` was sent at ``when`` (a few are kept)."""
+        self.sent[tick] = when
+        if len(self.sent) > UNANSWERED:
+            del self.sent[next(iter(self.sent))]
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for telemetry."""
@@ -83,6 +102,8 @@ class AgentRecord:
             "defaults": self.defaults,
             "errors": self.errors,
             "stale": self.stale,
+            "late": self.late,
+            "probation": self.probation,
         }
 
 
@@ -92,7 +113,8 @@ class WorldStats:
 
     Attributes:
         steps: Steps taken. episodes: Episodes finished. returns: Team return per episode.
-        refused: Hellos refused (unknown id). rejected: Frames that were not valid.
+        refused: Hellos refused (unknown id). rejected: Frames that were not valid, and
+            replies that could not be encoded (never an exit).
         elapsed_s: Wall seconds from the first step to the last.
         records: ``(tick, actions, defaulted agents)`` per step when ``record`` is set.
 
@@ -119,7 +141,8 @@ class Progress:
         observations: The current step's observation per agent.
         executed: The actions the environment carried out at the last step.
         defaulted: Agents given the safe default at the last step.
-        awaiting: Agents whose action for this tick is still expected.
+        awaiting: Agents whose action for this tick is still waited for.
+        optional: Agents sent this tick's observation but not waited for (on probation).
         actions: Actions received for this tick. in_exchange: an exchange is under way.
 
     """
@@ -135,5 +158,6 @@ class Progress:
     executed: dict[str, int] = field(default_factory=dict)
     defaulted: tuple[str, ...] = ()
     awaiting: set[str] = field(default_factory=set)
+    optional: set[str] = field(default_factory=set)
     actions: dict[str, int] = field(default_factory=dict)
     in_exchange: bool = False

@@ -13,7 +13,10 @@ Sockets (one context; every receive polls with a timeout; everything closes with
 
 - a ROUTER (:class:`~phobos.comms.zmq_transport.ZmqServer`) for agents and the dashboard's
   controls, CURVE-secured with the allow-list of a key folder when one is given
-  (:mod:`phobos.comms.security`); ``router_handover`` lets a restarted agent take over its id;
+  (:mod:`phobos.comms.security`); under CURVE an agent is the name of its key (the ZAP
+  User-Id), and no connection takes over another (no ``router_handover``): a restarted agent
+  is recognised by its key and its new incarnation; without CURVE (loopback tests only) names
+  are routing ids, unauthenticated, and a restarted agent takes its id over;
 - a PUB (:class:`~phobos.comms.telemetry.TelemetryPublisher`) for telemetry, which may drop:
   the state at most ``telemetry_hz`` times a second whatever the step rate, the episode's
   tables again every second for late subscribers, and agent events as they happen;
@@ -113,7 +116,8 @@ class WorldServer:
                 self.authenticator = CurveAuthenticator(self.context, allowed).start()
             self.server = ZmqServer(address, p.WORLD, context=self.context, curve=curve)
             sock = self.server.socket
-            sock.router_handover = 1
+            if curve is None:
+                sock.router_handover = 1
             if telemetry_address is not None:
                 self.publisher = TelemetryPublisher(telemetry_address, context=self.context)
             bus = functools.partial(make_bus, settings.relay, self.context)
@@ -152,7 +156,7 @@ class WorldServer:
             action_timeout=settings.action_timeout,
         )
         self._stop = threading.Event()
-        self._due = 0.0
+        self._mark = 0.0  # when the last step was due (the pacing grid's origin)
 
     # ----------------------------------------------------------------------- public
     @property
@@ -344,7 +348,9 @@ class WorldServer:
             if progress.paused:
                 wait = 0.1
             elif progress.speed > 0:
-                wait = self._due - now
+                # Recomputed from the current speed on every pass: a speed change (or a pause)
+                # re-bases the deadline at once, whatever the speed was.
+                wait = self._mark + 1.0 / progress.speed - now
                 if wait <= 0:
                     break
             else:
@@ -353,6 +359,8 @@ class WorldServer:
                 telemetry.publish_state()
             self.exchange.poll(min(wait, 0.1))
         # Steps are due on a grid of 1/speed, so the step's own time counts in its period; a
-        # world that fell behind (a pause, slow agents) catches up by at most one period.
+        # world that fell behind (a pause, slow agents) catches up by at most one period. The
+        # mark is never in the future, so no speed, however small, can hold later ones back.
+        now = time.monotonic()
         period = 1.0 / progress.speed if progress.speed > 0 else 0.0
-        self._due = max(self._due, time.monotonic() - period) + period
+        self._mark = min(now, max(self._mark + period, now - period))

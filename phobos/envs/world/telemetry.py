@@ -10,14 +10,19 @@ a no-op apart from the bookkeeping, so the loop needs no branches for it.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
+from phobos.comms.codec import EncodeError
+from phobos.comms.limits import LogLimiter, clip
 from phobos.comms.message import BROADCAST, Message
 from phobos.comms.telemetry import TelemetryPublisher
 from phobos.envs.world import protocol as p
 from phobos.envs.world.records import AgentRecord, Progress, WorldStats
 from phobos.envs.world.views import TelemetryView
+
+log = logging.getLogger(__name__)
 
 
 class WorldTelemetry:
@@ -58,6 +63,8 @@ class WorldTelemetry:
         self._next_tables = 0.0
         self._rate_mark = (time.monotonic(), 0)
         self._rate = 0.0
+        self.unsent = 0
+        self._limited = LogLimiter(log)
 
     @property
     def enabled(self) -> bool:
@@ -92,7 +99,7 @@ class WorldTelemetry:
         if self.publisher is None:
             return
         self._next_tables = time.monotonic() + 1.0
-        self.publisher.publish(
+        self._publish(
             Message(
                 p.WORLD, BROADCAST, p.TELEMETRY_EPISODE, 0.0, self.progress.episode, self.tables
             )
@@ -138,7 +145,7 @@ class WorldTelemetry:
             "refused": self.stats.refused,
             **self.view.state(env, progress.observations),
         }
-        self.publisher.publish(
+        self._publish(
             Message(p.WORLD, BROADCAST, p.TELEMETRY_STATE, sim_time, progress.tick, state)
         )
 
@@ -146,9 +153,17 @@ class WorldTelemetry:
         """Publish an agent event (joined, lost, restarted, ...) at the current tick."""
         if self.publisher is not None:
             payload = {
-                "agent": agent,
+                "agent": clip(agent, 64),
                 "event": event,
-                "detail": detail,
+                "detail": clip(detail),
                 "tick": self.progress.tick,
             }
-            self.publisher.publish(Message(p.WORLD, BROADCAST, p.TELEMETRY_EVENT, 0.0, 0, payload))
+            self._publish(Message(p.WORLD, BROADCAST, p.TELEMETRY_EVENT, 0.0, 0, payload))
+
+    def _publish(self, message: Message) -> None:
+        """Publish; what cannot be encoded is counted in :attr:`unsent` and logged (limited)."""
+        try:
+            self.publisher.publish(message)
+        except EncodeError as exc:
+            self.unsent += 1
+            self._limited.warning("world: telemetry %s not sent: %s", message.kind, str(exc))
