@@ -75,6 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="folder of cached solves, per (config, seed, time limit, workers)",
     )
     evaluate.add_argument("--no-oracle-cache", action="store_true", help="solve every time")
+    evaluate.add_argument(
+        "--oracle-solver",
+        choices=("scip", "cp-sat"),
+        default="scip",
+        help="solver of the oracle's model: SCIP on its linear form, or CP-SAT",
+    )
     evaluate.add_argument("--training-log", type=Path, help="CSV of training metrics to plot")
     evaluate.add_argument("--config", type=Path, help="YAML file of the environment's config")
     evaluate.add_argument(
@@ -176,6 +182,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             args.oracle_seconds,
             args.oracle_workers,
             None if args.no_oracle_cache else str(args.oracle_cache),
+            args.oracle_solver,
         )
     run = evaluate(
         request, args.workers, args.ray_address, progress=not args.no_progress, oracle=oracle

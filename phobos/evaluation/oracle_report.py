@@ -89,10 +89,11 @@ def oracle_section(summary: dict[str, Any]) -> list[str]:
         "## Oracle: proven bounds and the planner",
         "",
         f"Bound proven on {oracle['proven']}/{oracle['seeds']} episodes ({sources}; "
-        f"CP-SAT {first.get('time_limit_s', '?')} s and {first.get('workers', '?')} worker(s) "
-        "per seed, the model's LP relaxation beside it). A bound is proven by CP-SAT "
-        "(OPTIMAL, or FEASIBLE with its dual bound) or by the LP relaxation of the same "
-        "model; an UNKNOWN status proves nothing and gives no number. The model is a "
+        f"{first.get('solver', '?')} for {first.get('time_limit_s', '?')} s with "
+        f"{first.get('workers', '?')} worker(s) per seed, the model's LP relaxation beside it). "
+        "A bound is proven by the solver (OPTIMAL, or FEASIBLE with its dual bound) or by "
+        "the LP relaxation of the same model; any other status (CP-SAT UNKNOWN, SCIP "
+        "NOT_SOLVED) proves nothing and gives no number. The model is a "
         "relaxation of the environment (its docstring, "
         "`phobos/evaluation/oracle/model.py`, lists where), so a bound holds for every team. "
         f"Bound above the best schedule found, per seed: {_q(oracle['bound_gap'], True)} "

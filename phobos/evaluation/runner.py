@@ -67,12 +67,14 @@ class OracleRequest:
         time_limit_s: CP-SAT's wall-clock limit per seed (positive).
         workers: CP-SAT search workers per solve (1: deterministic for a given effort).
         cache_dir: Folder of cached solutions (``None``: solve every time).
+        solver: ``scip`` or ``cp-sat`` (:data:`~phobos.evaluation.oracle.solve.BACKENDS`).
 
     """
 
     time_limit_s: float = 10.0
     workers: int = 1
     cache_dir: str | None = None
+    solver: str = "scip"
 
 
 @dataclass
@@ -202,7 +204,14 @@ def evaluate(
     waiting: dict[int, list[int]] = {}
     if oracle is not None:
         for seed in request.seeds:
-            args = (request.config, seed, oracle.time_limit_s, oracle.workers, oracle.cache_dir)
+            args = (
+                request.config,
+                seed,
+                oracle.time_limit_s,
+                oracle.workers,
+                oracle.cache_dir,
+                oracle.solver,
+            )
             jobs.append(_Job(("solve", seed), _solve, args, oracle.workers))
     for index, spec in enumerate(specs):
         if spec.team.base == PLANNER:
@@ -279,14 +288,17 @@ def _solve_line(entry: dict[str, Any], count: int, total: int) -> str:
     if entry.get("error"):
         return f"{head}: solve FAILED ({entry['error']})"
     if not entry["proven"]:
-        return f"{head}: NO bound proven ({entry['status']}, {entry['wall_s']:.1f} s)"
+        return (
+            f"{head}: NO bound proven ({entry['solver']} {entry['status']}, "
+            f"{entry['wall_s']:.1f} s)"
+        )
     found = entry.get("objective")
     gap = entry.get("bound_gap")
     best = "no schedule found" if found is None else f"best schedule {found:.2f}"
     share = "" if gap is None else f", {gap:.1%} below the bound"
     return (
-        f"{head}: bound {entry['upper_bound']:.2f} proven ({entry['bound_source']}, "
-        f"CP-SAT {entry['status']}), {best}{share}, {entry['wall_s']:.1f} s"
+        f"{head}: bound {entry['upper_bound']:.2f} proven ({entry['bound_source']}; "
+        f"{entry['solver']} {entry['status']}), {best}{share}, {entry['wall_s']:.1f} s"
     )
 
 

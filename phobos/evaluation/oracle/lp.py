@@ -1,21 +1,49 @@
-"""The linear relaxation of a CP-SAT model, solved with GLOP: a proven fallback bound.
+"""The oracle's model in linear form: its LP relaxation (GLOP) and the MIP itself (SCIP).
 
 Every CP-SAT constraint the oracle's model uses becomes linear over ``[lb, ub]`` boxes of its
 variables: an enforced linear constraint ``l1 and l2 ... => lo <= e <= hi`` becomes
 ``e <= hi + (max e - hi) * sum(1 - l_i)`` (and the same for ``lo``), with ``max e`` taken over
 the variables' domains, which is exact when every literal holds and redundant otherwise;
 clauses, conjunctions and at-most/exactly-one constraints become sums of literals. Every
-integer point of the model is a point of the LP, so the LP optimum bounds the model's.
+integer point of the model is a point of the LP, so the LP optimum bounds the model's; with
+the variables kept integer the big-M forms are exact, so the MIP *is* the model, and a
+branch-and-cut solver (SCIP, bundled with OR-Tools) proves a dual bound on it.
+
+Both solvers work in floating point: a bound they report has ``MARGIN`` (relative) and
+``ABSOLUTE_MARGIN`` added, far above their tolerances (1e-6 feasibility, 1e-9 optimality on
+values of order 100), so that a tolerance cannot make a reported bound fall below the optimum.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 KINDS = ("linear", "bool_or", "bool_and", "at_most_one", "exactly_one")
 """The constraint kinds the oracle's model uses; any other is refused."""
 MARGIN = 1e-5
-"""Relative margin added to GLOP's optimum, far above its feasibility tolerances (1e-7)."""
+"""Relative margin added to a floating-point solver's bound."""
+ABSOLUTE_MARGIN = 1e-3
+"""Absolute margin (value) added to a floating-point solver's bound."""
+
+
+@dataclass(frozen=True)
+class MipResult:
+    """What SCIP found on the model.
+
+    Attributes:
+        status: ``OPTIMAL``, ``FEASIBLE``, ``INFEASIBLE``, ``NOT_SOLVED`` or ``ABNORMAL``.
+        objective: The best solution's value (value units), if one was found.
+        bound: The proven dual bound with the margins added, if SCIP proved one.
+        values: The best solution, one number per model variable (proto order).
+
+    """
+
+    status: str
+    objective: float | None
+    bound: float | None
+    values: list[float] | None
 
 
 def lp_bound(proto: Any, time_limit_s: float) -> float | None:
@@ -23,17 +51,56 @@ def lp_bound(proto: Any, time_limit_s: float) -> float | None:
 
     The value is in the model's objective units (``scaling_factor`` applied).
     """
+    solver, _ = linearise(proto, "GLOP", integer=False)
+    solver.SetTimeLimit(int(max(time_limit_s, 0.1) * 1000))
     from ortools.linear_solver import pywraplp
 
-    solver = pywraplp.Solver.CreateSolver("GLOP")
-    if solver is None:
+    if solver.Solve() != pywraplp.Solver.OPTIMAL:
         return None
+    value = solver.Objective().Value()
+    return (value + MARGIN * abs(value) + ABSOLUTE_MARGIN) * 1e6
+
+
+STATUS = {0: "OPTIMAL", 1: "FEASIBLE", 2: "INFEASIBLE", 3: "UNBOUNDED", 4: "ABNORMAL"}
+
+
+def mip_solve(
+    proto: Any, hint: dict[int, int] | None, time_limit_s: float, backend: str = "SCIP"
+) -> MipResult:
+    """Solve the model as a MIP, started from ``hint`` (variable index -> value).
+
+    The objective and bound are in value (the model's units times 1e-6).
+    """
+    solver, xs = linearise(proto, backend, integer=True)
+    if hint:
+        solver.SetHint([xs[i] for i in hint], [float(v) for v in hint.values()])
+    solver.SetTimeLimit(int(max(time_limit_s, 0.1) * 1000))
+    code = solver.Solve()
+    status = STATUS.get(code, "NOT_SOLVED")
+    if status not in ("OPTIMAL", "FEASIBLE"):
+        return MipResult(status, None, None, None)
+    objective = solver.Objective().Value()
+    dual = solver.Objective().BestBound() if status == "FEASIBLE" else objective
+    bound = None
+    if math.isfinite(dual):  # SCIP stopped before its root LP: no dual bound
+        bound = max(dual, objective)
+        bound += MARGIN * abs(bound) + ABSOLUTE_MARGIN
+    return MipResult(status, objective, bound, [x.solution_value() for x in xs])
+
+
+def linearise(proto: Any, backend: str, integer: bool) -> tuple[Any, list[Any]]:
+    """A ``pywraplp`` solver holding the model (objective scaled by 1e-6), and its variables."""
+    from ortools.linear_solver import pywraplp
+
+    solver = pywraplp.Solver.CreateSolver(backend)
+    if solver is None:
+        raise ValueError(f"OR-Tools has no {backend} solver here")
     box = []
     xs = []
     for i, var in enumerate(proto.variables):
         lo, hi = int(var.domain[0]), int(var.domain[len(var.domain) - 1])
         box.append((lo, hi))
-        xs.append(solver.NumVar(lo, hi, f"v{i}"))
+        xs.append(solver.IntVar(lo, hi, f"v{i}") if integer else solver.NumVar(lo, hi, f"v{i}"))
 
     def literal(ref: int) -> Any:
         return xs[ref] if ref >= 0 else 1 - xs[-ref - 1]
@@ -77,8 +144,4 @@ def lp_bound(proto: Any, time_limit_s: float) -> float | None:
         raise ValueError("lp_bound expects a maximising model")
     inner = sum(term(r, c)[0] for r, c in zip(objective.vars, objective.coeffs, strict=True))
     solver.Maximize(scale * 1e-6 * (inner + objective.offset))
-    solver.SetTimeLimit(int(max(time_limit_s, 0.1) * 1000))
-    if solver.Solve() != pywraplp.Solver.OPTIMAL:
-        return None
-    value = solver.Objective().Value()
-    return (value + MARGIN * max(1.0, abs(value))) * 1e6
+    return solver, xs

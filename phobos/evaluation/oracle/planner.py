@@ -10,8 +10,8 @@ of the two is the planner's episode (``planner_flew_greedy`` says when that was 
 the planner is never below the greedy team. It is a reference, not a deployable team: no agent
 could know the plan tables in advance.
 
-Solutions are cached as JSON per (config, seed, time limit, workers, model version), so that a
-report reruns without solving again.
+Solutions are cached as JSON per (config, seed, time limit, workers, solver, model version),
+so that a report reruns without solving again.
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ class ScheduledPolicy(Policy):
         return action
 
 
-def cache_key(config: Any, seed: int, time_limit_s: float, workers: int) -> str:
+def cache_key(config: Any, seed: int, time_limit_s: float, workers: int, backend: str) -> str:
     """The cache file stem of one solve."""
-    text = f"{MODEL_VERSION}|{config!r}|{seed}|{time_limit_s!r}|{workers}"
+    text = f"{MODEL_VERSION}|{config!r}|{seed}|{time_limit_s!r}|{workers}|{backend}"
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -71,14 +71,16 @@ def solve_cached(
     time_limit_s: float,
     workers: int = 1,
     cache_dir: str | Path | None = None,
+    backend: str = "scip",
 ) -> OracleResult:
     """:func:`solve_episode` with the greedy hint, read from / written to ``cache_dir``."""
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / f"seed{seed}-{cache_key(config, seed, time_limit_s, workers)}.json"
+        key = cache_key(config, seed, time_limit_s, workers, backend)
+        path = Path(cache_dir) / f"seed{seed}-{key}.json"
         if path.exists():
             return OracleResult.from_dict(json.loads(path.read_text()))
-    result = solve_episode(config, seed, time_limit_s, workers, hint=GREEDY)
+    result = solve_episode(config, seed, time_limit_s, workers, hint=GREEDY, backend=backend)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}.tmp")

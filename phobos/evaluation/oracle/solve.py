@@ -1,15 +1,19 @@
 """Solve one episode's model: a proven bound (or an honest "none"), and the best schedule.
 
-Where a bound comes from, and when it counts as proven:
+The model (:mod:`~phobos.evaluation.oracle.model`) is solved by SCIP on its exact linear
+form (default) or by CP-SAT, both started from a complete hint: the greedy team's flown
+trajectory. Where a bound comes from, and when it counts as proven:
 
-- CP-SAT status ``OPTIMAL``: the optimum (source ``optimal``);
-- ``FEASIBLE``: CP-SAT's best objective bound, its proven dual bound (source ``cp-sat``);
-- ``UNKNOWN`` (or anything else): CP-SAT proved nothing, and the bound it reports is not used;
-  the linear relaxation of the same model, solved by GLOP, is the fallback (source ``lp``).
+- status ``OPTIMAL``: the optimum (source ``scip optimal`` / ``cp-sat optimal``);
+- ``FEASIBLE``: the solver's proven dual bound (SCIP's best bound, CP-SAT's best objective
+  bound), which holds even though the search stopped (source ``scip`` / ``cp-sat``);
+- anything else (CP-SAT ``UNKNOWN``, ``MODEL_INVALID``, ``INFEASIBLE``; SCIP ``NOT_SOLVED``,
+  ``ABNORMAL``): the solver proved nothing, and no number it printed is used;
+- beside it, the LP relaxation of the same model (GLOP, source ``lp``), the fallback.
 
-Without any of them the result says so: ``proven`` is false and ``upper_bound`` is ``None``.
-Every proven bound has the model's worst objective rounding added (see
-:mod:`~phobos.evaluation.oracle.model`).
+The smallest proven bound is reported. Without any the result says so: ``proven`` is false
+and ``upper_bound`` is ``None``. Every proven bound has the model's worst objective rounding
+added, and floating-point solvers' bounds a margin (:mod:`~phobos.evaluation.oracle.lp`).
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ from typing import Any
 
 from phobos.envs.orbit_scheduling.config import OrbitSchedulingConfig
 from phobos.evaluation.oracle.hints import apply_hint, apply_pin, trajectory_point
-from phobos.evaluation.oracle.lp import lp_bound
+from phobos.evaluation.oracle.lp import lp_bound, mip_solve
 from phobos.evaluation.oracle.model import ORBIT, VALUE_UNIT, build_model
 
 LP_SECONDS = 10.0
 """The LP fallback's least time limit (GLOP solves a day's model in a few seconds)."""
+BACKENDS = ("scip", "cp-sat")
+"""Solvers of the model: SCIP on its exact linear form (the default: on a day's episode it
+finds far better schedules and bounds than CP-SAT in the same time) or CP-SAT."""
 GREEDY = "greedy"
 """``hint=GREEDY``: start the search from the greedy team's flown schedule."""
 
@@ -35,18 +42,21 @@ class OracleResult:
 
     Attributes:
         seed: The episode's seed.
-        status: CP-SAT's status name.
+        status: The solver's status name (``OPTIMAL``, ``FEASIBLE``, ``UNKNOWN``, ...).
         proven: A bound was proven (``upper_bound`` is then a number, else ``None``).
         upper_bound: Proven upper bound of any policy's team return on this episode.
-        bound_source: ``optimal``, ``cp-sat`` or ``lp`` (``""`` without a bound).
-        cp_bound: CP-SAT's proven bound, if it proved one.
+        bound_source: ``scip``, ``cp-sat`` (``... optimal`` when solved to optimality) or
+            ``lp`` (``""`` without a bound).
+        solver: The MIP backend: ``scip`` (branch and cut on the linear form) or ``cp-sat``.
+        solver_bound: That solver's proven bound, if it proved one.
         lp_bound: The LP relaxation's bound, if it was solved.
         objective: Model value of the best schedule found (``None``: none found).
         optimal: CP-SAT proved the schedule optimal for the model.
         wall_s: Seconds of model building and solving.
-        time_limit_s: CP-SAT's wall-clock limit.
-        workers: CP-SAT search workers.
-        deterministic_s: CP-SAT's deterministic time used (machine-independent effort).
+        time_limit_s: The solver's wall-clock limit.
+        workers: Search workers (SCIP: 1).
+        deterministic_s: CP-SAT's deterministic time used (machine-independent effort; 0
+            for SCIP).
         schedule: Per agent, the action of every step of the best schedule found.
 
     """
@@ -56,7 +66,8 @@ class OracleResult:
     proven: bool
     upper_bound: float | None
     bound_source: str
-    cp_bound: float | None
+    solver: str
+    solver_bound: float | None
     lp_bound: float | None
     objective: float | None
     optimal: bool
@@ -117,14 +128,15 @@ def solve_episode(
     pin: dict[str, list[int]] | None = None,
     pin_all: bool = False,
     lp_fallback: bool = True,
+    backend: str = "scip",
 ) -> OracleResult:
     """Bound and best schedule of the episode ``reset(seed=seed)`` draws under ``config``.
 
     Args:
         config: The task's configuration (``None``: defaults).
         seed: The episode's seed.
-        time_limit_s: CP-SAT's wall-clock limit (positive).
-        workers: CP-SAT search workers (1 is deterministic for a given limit's effort).
+        time_limit_s: The solver's wall-clock limit (positive).
+        workers: CP-SAT search workers (SCIP uses one thread).
         hint: A schedule (executed actions per agent) to start from, completed into a full
             solution by :func:`~phobos.evaluation.oracle.hints.trajectory_point`; ``GREEDY``
             (the default) for the greedy team's; ``None`` for no hint.
@@ -132,55 +144,82 @@ def solve_episode(
             out): the model must accept it with an objective at least its flown return.
         pin_all: With ``pin``, fix every variable to the schedule's trajectory point, so
             that CP-SAT checks that point itself.
-        lp_fallback: Also solve the model's LP relaxation (GLOP): the bound when CP-SAT
-            proves none, and the tighter one often even when it does.
+        lp_fallback: Also solve the model's LP relaxation (GLOP): the bound when the solver
+            proves none, and sometimes the tighter one even when it does.
+        backend: ``scip`` or ``cp-sat`` (:data:`BACKENDS`).
 
     """
-    from ortools.sat.python import cp_model
-
     time_limit_s = check_time_limit(time_limit_s)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown oracle solver {backend!r}; choose from {', '.join(BACKENDS)}")
     start = time.perf_counter()
     em = build_model(config, seed, dominance=pin is None)
+    point = None
     if pin is not None:
         apply_pin(em, trajectory_point(em, pin), decisions_only=not pin_all)
     elif hint is not None:
         schedule = greedy_schedule(em.config, seed) if isinstance(hint, str) else hint
-        apply_hint(em, trajectory_point(em, schedule))
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = time_limit_s
-    solver.parameters.num_workers = max(int(workers), 1)
-    solver.parameters.random_seed = 0
-    status = solver.Solve(em.model)
-    name = solver.StatusName(status)
-    found = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
-    objective = solver.ObjectiveValue() * VALUE_UNIT if found else None
-    cp_bound = None
-    if status == cp_model.OPTIMAL:
-        cp_bound = objective + em.rounding
-    elif status == cp_model.FEASIBLE:
-        cp_bound = max(solver.BestObjectiveBound() * VALUE_UNIT, objective) + em.rounding
+        point = trajectory_point(em, schedule)
+        apply_hint(em, point)
+    if backend == "scip":
+        index = {id(var): var.Index() for var in point} if point else {}
+        found = mip_solve(
+            em.model.Proto(),
+            {index[id(var)]: value for var, value in point.items()} if point else None,
+            time_limit_s,
+        )
+        name, objective, effort = found.status, found.objective, 0.0
+        solver_bound = None if found.bound is None else found.bound + em.rounding
+        values = found.values
+
+        def chosen(var: Any) -> bool:
+            return values[var.Index()] > 0.5
+
+    else:
+        name, objective, solver_bound, chosen, effort = _cp_sat(em, time_limit_s, workers)
     lp = None
     if lp_fallback and pin is None:
-        # Cheap (seconds), and often tighter than CP-SAT's own bound: always solved.
+        # Cheap (seconds), and sometimes tighter than the solver's own bound: always solved.
         value = lp_bound(em.model.Proto(), max(time_limit_s, LP_SECONDS))
         lp = None if value is None else value * VALUE_UNIT + em.rounding
-    proven = [(b, s) for b, s in ((cp_bound, "cp-sat"), (lp, "lp")) if b is not None]
+    proven = [(b, s) for b, s in ((solver_bound, backend), (lp, "lp")) if b is not None]
     bound, source = min(proven) if proven else (None, "")
-    if status == cp_model.OPTIMAL and source == "cp-sat":
-        source = "optimal"
+    if name == "OPTIMAL" and source == backend:
+        source = f"{backend} optimal"
     return OracleResult(
         seed=seed,
         status=name,
         proven=bound is not None,
         upper_bound=bound,
         bound_source=source,
-        cp_bound=cp_bound,
+        solver=backend,
+        solver_bound=solver_bound,
         lp_bound=lp,
         objective=objective,
-        optimal=status == cp_model.OPTIMAL,
+        optimal=name == "OPTIMAL",
         wall_s=time.perf_counter() - start,
         time_limit_s=time_limit_s,
-        workers=max(int(workers), 1),
-        deterministic_s=float(solver.ResponseProto().deterministic_time),
-        schedule=em.schedule(solver.BooleanValue) if found else None,
+        workers=1 if backend == "scip" else max(int(workers), 1),
+        deterministic_s=effort,
+        schedule=None if objective is None else em.schedule(chosen),
     )
+
+
+def _cp_sat(em: Any, time_limit_s: float, workers: int) -> tuple[Any, ...]:
+    """CP-SAT on the model: status name, objective, proven bound, value test, effort."""
+    from ortools.sat.python import cp_model
+
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = time_limit_s
+    solver.parameters.num_workers = max(int(workers), 1)
+    solver.parameters.random_seed = 0
+    status = solver.Solve(em.model)
+    found = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+    objective = solver.ObjectiveValue() * VALUE_UNIT if found else None
+    bound = None  # UNKNOWN (or worse): CP-SAT proved nothing, whatever bound it prints
+    if status == cp_model.OPTIMAL:
+        bound = objective + em.rounding
+    elif status == cp_model.FEASIBLE:
+        bound = max(solver.BestObjectiveBound() * VALUE_UNIT, objective) + em.rounding
+    effort = float(solver.ResponseProto().deterministic_time)
+    return solver.StatusName(status), objective, bound, solver.BooleanValue, effort
