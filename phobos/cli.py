@@ -87,6 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a field"
     )
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    evaluate.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="let sb3: and rllib: checkpoints load: they are pickles, and loading one runs any "
+        "code it holds (use only for checkpoints you made or trust)",
+    )
     evaluate.set_defaults(handler=_evaluate)
 
     from phobos.demo.commands import add_commands as add_demo_commands
@@ -146,6 +152,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from phobos.agents.team_spec import TeamSpec
     from phobos.envs import make_config
     from phobos.evaluation.oracle import check_time_limit
     from phobos.evaluation.oracle.model import check_config
@@ -173,7 +180,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.ray_address:
         check_ray_address(args.ray_address)
     config = config_tools.load(type(make_config(args.env)), args.config, args.set)
-    request = make_request(args.env, args.policy, seeds, config)
+    teams = [TeamSpec.parse(team, trust=args.trust_checkpoint) for team in args.policy]
+    request = make_request(args.env, teams, seeds, config)
     planner = any(team.base == "planner" for team in request.teams)
     oracle = None
     if args.oracle or planner:

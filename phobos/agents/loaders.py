@@ -4,6 +4,11 @@
 checkpoint (no Ray cluster needed). Each refuses a policy whose observation or action space
 differs from the agent's in the environment, before any episode runs, and acts greedily
 among the actions the observation's mask allows.
+
+Both formats are pickles: loading one runs whatever code it holds. So each loads only with
+``trust=True`` (``--trust-checkpoint`` on the command line) and otherwise refuses before it
+opens anything but the file's JSON. Shipped policies use the pickle-free format of
+:mod:`phobos.agents.shared_policy` (safetensors and JSON) instead.
 """
 
 from __future__ import annotations
@@ -20,6 +25,25 @@ from phobos.agents.roles import module_id
 
 _SB3_CONTRIB = ("MaskablePPO",)
 _SB3_ALGORITHMS = ("MaskablePPO", "PPO", "A2C", "DQN")
+
+
+TRUST_FLAG = "--trust-checkpoint"
+"""The command-line flag that lets a pickle-based checkpoint load."""
+
+
+def check_trusted(kind: str, path: str, trust: bool) -> None:
+    """Refuse to unpickle ``path`` unless the user said it is trusted.
+
+    Raises:
+        ValueError: naming the flag and why, when ``trust`` is False.
+
+    """
+    if not trust:
+        raise ValueError(
+            f"{kind} checkpoint {path!r} is a pickle, and loading a pickle runs any code it "
+            f"holds; load it only if you made it or trust who did, with {TRUST_FLAG} "
+            "(trust=True), or export it as a shared: policy (safetensors + JSON)"
+        )
 
 
 def _check_spaces(source: str, observation_space: Any, action_space: Any, env: Any, agent: str):
@@ -70,15 +94,21 @@ def _saved_algorithm(path: Path) -> str:
     return "MaskablePPO" if module.startswith("sb3_contrib.common.maskable") else "PPO"
 
 
-def load_sb3(reference: str, env: Any, agent: str) -> SB3Policy:
-    """Load ``PATH[@ALGO]``; without ``@ALGO``, PPO or MaskablePPO as the zip's policy says."""
+def load_sb3(reference: str, env: Any, agent: str, *, trust: bool = False) -> SB3Policy:
+    """Load ``PATH[@ALGO]``; without ``@ALGO``, PPO or MaskablePPO as the zip's policy says.
+
+    Raises:
+        ValueError: if ``trust`` is False (an SB3 zip is a pickle), or for a bad checkpoint.
+
+    """
     path, _, algorithm = reference.partition("@")
-    algorithm = algorithm or _saved_algorithm(Path(path))
+    algorithm = algorithm or _saved_algorithm(Path(path))  # reads JSON only
     if algorithm not in _SB3_ALGORITHMS:
         raise ValueError(f"sb3 algorithm {algorithm!r}; choose from {', '.join(_SB3_ALGORITHMS)}")
     if not Path(path).exists():
         raise ValueError(f"sb3 checkpoint {path!r} does not exist")
     check_trained_for(Path(path), env)
+    check_trusted("sb3", path, trust)  # nothing is unpickled before this
     import sb3_contrib
     import stable_baselines3
 
@@ -142,11 +172,17 @@ def check_trained_for(path: Path, env: Any) -> None:
 _LOADED: dict[str, Any] = {}
 
 
-def load_rllib(path: str, env: Any, agent: str) -> RLlibPolicy:
-    """Load an RLModule checkpoint at ``path`` and check it against ``agent``'s spaces."""
+def load_rllib(path: str, env: Any, agent: str, *, trust: bool = False) -> RLlibPolicy:
+    """Load an RLModule checkpoint at ``path`` and check it against ``agent``'s spaces.
+
+    Raises:
+        ValueError: if ``trust`` is False (an RLlib checkpoint is a pickle), or for a bad one.
+
+    """
     if not Path(path).exists():
         raise ValueError(f"rllib checkpoint {path!r} does not exist")
-    check_trained_for(Path(path), env)
+    check_trained_for(Path(path), env)  # reads phobos.json only
+    check_trusted("rllib", path, trust)  # nothing is unpickled before this
     from ray.rllib.core.rl_module.rl_module import RLModule
 
     key = str(Path(path).resolve())

@@ -77,6 +77,7 @@ class AgentRuntime:
             :func:`default_policy` once the environment is known.
         settings: Timeouts and backoff.
         say: Where progress lines go (default: standard error).
+        trust: Let pickle-based checkpoints (``sb3:``, ``rllib:``) load; they run code.
 
     """
 
@@ -88,8 +89,10 @@ class AgentRuntime:
         policy: str | None = None,
         settings: AgentSettings | None = None,
         say: Callable[[str], None] | None = None,
+        trust: bool = False,
     ) -> None:
         self.agent_id = agent_id
+        self.trust = trust
         self.world = world
         self.policy_spec = policy
         self.settings = settings or AgentSettings()
@@ -214,7 +217,7 @@ class AgentRuntime:
         if self.agent_id not in env.possible_agents:
             raise ValueError(f"{self.agent_id!r} is not an agent of {env_id}")
         spec = self.policy_spec or default_policy(env)
-        self.policy = build_team(TeamSpec.parse(spec), env)[self.agent_id]
+        self.policy = build_team(TeamSpec.parse(spec), env, trust=self.trust)[self.agent_id]
         self.index = env.possible_agents.index(self.agent_id)
         self.say(f"{self.agent_id}: joined {env_id} at {self.world}, flying policy {spec}")
 
@@ -283,10 +286,12 @@ def run_agent(
     keys: str | Path,
     policy: str | None = None,
     settings: AgentSettings | None = None,
+    *,
+    trust: bool = False,
 ) -> int:
     """Run one agent process until the world ends the run; return its exit code."""
     try:
-        runtime = AgentRuntime(agent_id, world, keys, policy, settings)
+        runtime = AgentRuntime(agent_id, world, keys, policy, settings, trust=trust)
     except FileNotFoundError as exc:
         print(f"{agent_id}: {exc}", file=sys.stderr)
         return EXIT_REFUSED

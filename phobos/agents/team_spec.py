@@ -21,6 +21,10 @@ team policy (:mod:`~phobos.agents.shared_policy`: safetensors and JSON, no pickl
 batch sampler of ``phobos train`` exports. Every loaded policy's observation and
 action spaces must equal the agent's in the environment, or the spec is refused before any
 episode runs. Everything goes behind the :class:`~phobos.agents.policy.Policy` protocol.
+
+``sb3:`` and ``rllib:`` checkpoints are pickles, which run code when loaded: they load only
+from a spec marked trusted (``TeamSpec.parse(text, trust=True)``, ``build_team(...,
+trust=True)``; ``--trust-checkpoint`` on the command line). ``shared:`` never needs it.
 """
 
 from __future__ import annotations
@@ -41,11 +45,15 @@ class TeamSpec:
     Attributes:
         base: The team every agent starts from (a :func:`make_team` name).
         overrides: ``(agent, policy)`` pairs replacing the base team's policy for ``agent``.
+        trust: Pickle-based checkpoints may load (see the module docstring).
 
     """
 
     base: str
     overrides: tuple[tuple[str, str], ...] = ()
+    trust: bool = False
+    """Whether pickle-based checkpoints (``sb3:``, ``rllib:``) of this spec may load; it
+    travels with the spec (to evaluation's workers) and is not part of its label."""
 
     @property
     def label(self) -> str:
@@ -53,7 +61,7 @@ class TeamSpec:
         return ",".join([self.base, *(f"{agent}={name}" for agent, name in self.overrides)])
 
     @classmethod
-    def parse(cls, text: str) -> TeamSpec:
+    def parse(cls, text: str, trust: bool = False) -> TeamSpec:
         """Parse ``base[,agent=policy...]``; raises ValueError on a malformed spec."""
         parts = [part.strip() for part in str(text).split(",")]
         if not parts[0] or "=" in parts[0]:
@@ -64,13 +72,22 @@ class TeamSpec:
             if not sep or not agent or not name:
                 raise ValueError(f"team spec {text!r}: {part!r} is not agent=policy")
             overrides.append((agent.strip(), name.strip()))
-        return cls(parts[0], tuple(overrides))
+        return cls(parts[0], tuple(overrides), trust)
 
 
-def build_team(spec: TeamSpec, env: Any, seed: int | None = None) -> dict[str, Policy]:
-    """Policies for every agent of ``env``; raises ValueError for anything that cannot fly it."""
+def build_team(
+    spec: TeamSpec, env: Any, seed: int | None = None, *, trust: bool = False
+) -> dict[str, Policy]:
+    """Policies for every agent of ``env``; raises ValueError for anything that cannot fly it.
+
+    ``trust`` (or the spec's own) lets ``sb3:`` and ``rllib:`` pickles load.
+    """
+    trust = trust or spec.trust
     if spec.base.startswith("rllib:"):  # a trained team: every agent flies its role's module
-        team = {agent: load_rllib(spec.base[6:], env, agent) for agent in env.possible_agents}
+        team = {
+            agent: load_rllib(spec.base[6:], env, agent, trust=trust)
+            for agent in env.possible_agents
+        }
     elif spec.base.startswith("shared:"):
         team = load_shared_team(spec.base[7:], env)
     else:
@@ -82,9 +99,9 @@ def build_team(spec: TeamSpec, env: Any, seed: int | None = None) -> dict[str, P
                 f"agents are {', '.join(env.possible_agents)}"
             )
         if name.startswith("sb3:"):
-            team[agent] = load_sb3(name[4:], env, agent)
+            team[agent] = load_sb3(name[4:], env, agent, trust=trust)
         elif name.startswith("rllib:"):
-            team[agent] = load_rllib(name[6:], env, agent)
+            team[agent] = load_rllib(name[6:], env, agent, trust=trust)
         elif name in policy_names(env):
             team[agent] = make_team(name, env, seed=seed)[agent]
         else:

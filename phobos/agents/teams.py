@@ -78,10 +78,13 @@ def _trained_team(env: Any, seed: int | None) -> dict[str, Policy]:
 
     folder = trained_policy(env)
     team = make_team("greedy", env, seed=seed)
+    # Trusted: these pickles are package data, committed and shipped with this code (as
+    # trusted as the code that loads them); a user's checkpoint needs --trust-checkpoint.
+    # They are to be replaced by pickle-free shared: exports (safetensors + JSON).
     if (folder / "model.zip").exists():  # a Stable-Baselines3 learner among scripted teammates
         learner = json.loads((folder / "phobos.json").read_text())["learner"]
-        team[learner] = load_sb3(str(folder / "model.zip"), env, learner)
+        team[learner] = load_sb3(str(folder / "model.zip"), env, learner, trust=True)
     else:
         for agent in env.possible_agents:
-            team[agent] = load_rllib(str(folder), env, agent)
+            team[agent] = load_rllib(str(folder), env, agent, trust=True)
     return team

@@ -54,6 +54,12 @@ def add_commands(commands: Any) -> None:
     )
     demo.add_argument("--run-dir", type=Path, help="folder for keys and agent logs")
     demo.add_argument("--no-dashboard", action="store_true", help="serve no dashboard")
+    demo.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="let sb3: and rllib: checkpoints load: they are pickles, and loading one runs any "
+        "code it holds (use only for checkpoints you made or trust)",
+    )
     demo.add_argument("--config", type=Path, help="YAML file of the environment's config")
     demo.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a field"
@@ -79,6 +85,12 @@ def add_commands(commands: Any) -> None:
     agent.add_argument(
         "--world-timeout", type=float, default=10.0, help="reconnect after this much silence"
     )
+    agent.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="let sb3: and rllib: checkpoints load: they are pickles, and loading one runs any "
+        "code it holds (use only for checkpoints you made or trust)",
+    )
     agent.set_defaults(handler=_agent)
 
 
@@ -103,6 +115,7 @@ def _demo(args: argparse.Namespace) -> int:
         local_agents=None,
         run_dir=args.run_dir,
         dashboard=not args.no_dashboard,
+        trust_checkpoint=args.trust_checkpoint,
     )
     if args.remote:
         from phobos.envs import make
@@ -130,7 +143,9 @@ def _agent(args: argparse.Namespace) -> int:
     if not args.connect_timeout > 0:
         raise ValueError(f"--connect-timeout must be positive, got {args.connect_timeout}")
     settings = AgentSettings(connect_timeout=args.connect_timeout, world_timeout=args.world_timeout)
-    return run_agent(args.agent_id, args.world, args.keys, args.policy, settings)
+    return run_agent(
+        args.agent_id, args.world, args.keys, args.policy, settings, trust=args.trust_checkpoint
+    )
 
 
 def _log_to_stderr() -> None:

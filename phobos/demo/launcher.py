@@ -48,6 +48,8 @@ class DemoOptions:
     """Folder for keys and agent logs; None makes a temporary one."""
     dashboard: bool = True
     """Serve the dashboard."""
+    trust_checkpoint: bool = False
+    """Let the agents load pickle-based checkpoints (``sb3:``, ``rllib:``), which run code."""
 
 
 class Demo:
@@ -104,6 +106,8 @@ class Demo:
             if unknown:
                 raise ValueError(f"unknown agents {unknown}; agents are {', '.join(self.agents)}")
             world_address = self.world.address.replace("0.0.0.0", "127.0.0.1")
+            if options.trust_checkpoint:
+                agent_args = (*agent_args, "--trust-checkpoint")
             commands = {
                 agent: agent_command(agent, world_address, self.keys, self.policy, agent_args)
                 for agent in local

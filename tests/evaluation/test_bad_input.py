@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from phobos.agents.team_spec import TeamSpec
 from phobos.cli import main
 from phobos.envs import make_config
 from phobos.evaluation import runner
@@ -68,7 +69,11 @@ def test_a_checkpoint_for_another_environment_is_refused(tmp_path, no_episodes):
     path = tmp_path / "cartpole.zip"
     PPO("MlpPolicy", "CartPole-v1", n_steps=8, batch_size=8, device="cpu").save(path)
     with pytest.raises(ValueError, match="does not match phobos_grunt"):
-        make_request("orbit-scheduling-v0", [f"greedy,phobos_grunt=sb3:{path}"], [1])
+        make_request(
+            "orbit-scheduling-v0",
+            [TeamSpec.parse(f"greedy,phobos_grunt=sb3:{path}", trust=True)],
+            [1],
+        )
 
 
 def test_a_matching_sb3_checkpoint_flies_its_agent(tmp_path):
@@ -82,7 +87,7 @@ def test_a_matching_sb3_checkpoint_flies_its_agent(tmp_path):
     PPO("MultiInputPolicy", env, n_steps=8, batch_size=8, device="cpu").save(path)
     request = make_request(
         "orbit-scheduling-v0",
-        [f"greedy,phobos_grunt=sb3:{path}"],
+        [TeamSpec.parse(f"greedy,phobos_grunt=sb3:{path}", trust=True)],
         [1],
         make_config("orbit-scheduling-v0", horizon_steps=12),
     )
@@ -135,7 +140,8 @@ def test_an_rllib_module_for_another_environment_is_refused(tmp_path, no_episode
     ).build()
     module.save_to_path(tmp_path / "module")
     with pytest.raises(ValueError, match="does not match yinghuo1"):
-        make_request("orbit-scheduling-v0", [f"greedy,yinghuo1=rllib:{tmp_path / 'module'}"], [1])
+        spec = TeamSpec.parse(f"greedy,yinghuo1=rllib:{tmp_path / 'module'}", trust=True)
+        make_request("orbit-scheduling-v0", [spec], [1])
     # The loader's policy itself acts: the module's greedy action.
     policy = RLlibPolicy(RLModule.from_checkpoint(tmp_path / "module"))
     assert policy.act(box.sample()) in (0, 1)

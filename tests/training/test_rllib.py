@@ -78,7 +78,7 @@ def test_export_flies_every_agent_behind_the_policy_protocol_without_ray(trained
 
     assert not ray.is_initialized()
     env = make("orbit-scheduling-v0", horizon_steps=24)
-    team = build_team(TeamSpec.parse(f"rllib:{trained / 'policy'}"), env)
+    team = build_team(TeamSpec.parse(f"rllib:{trained / 'policy'}"), env, trust=True)
     observations, _ = env.reset(seed=7)
     while env.agents:
         actions = {agent: team[agent](observations[agent]) for agent in env.agents}
@@ -94,7 +94,7 @@ def test_export_flies_every_agent_behind_the_policy_protocol_without_ray(trained
 def test_export_is_refused_by_another_environment(trained):
     sampling = make("phobos-sampling-v0")
     with pytest.raises(ValueError, match="trained on orbit-scheduling-v0"):
-        load_rllib(str(trained / "policy"), sampling, "phobos_grunt")
+        load_rllib(str(trained / "policy"), sampling, "phobos_grunt", trust=True)
 
 
 def test_resume_refuses_a_run_of_another_environment(trained):
@@ -113,7 +113,7 @@ def test_a_fresh_run_refuses_to_overwrite_a_run_folder(trained):
 
 def test_trained_module_acts_deterministically(trained):
     env = make("orbit-scheduling-v0", horizon_steps=24)
-    policy = load_rllib(str(trained / "policy"), env, "yinghuo1")
+    policy = load_rllib(str(trained / "policy"), env, "yinghuo1", trust=True)
     observations, _ = env.reset(seed=3)
     observation = observations["yinghuo1"]
     assert len({policy(observation) for _ in range(5)}) == 1
@@ -124,6 +124,6 @@ def test_trained_module_acts_deterministically(trained):
 def test_a_relative_checkpoint_path_loads(trained, monkeypatch):
     monkeypatch.chdir(trained.parent)
     env = make("orbit-scheduling-v0", horizon_steps=24)
-    policy = load_rllib("run/policy", env, "phobos_grunt")
+    policy = load_rllib("run/policy", env, "phobos_grunt", trust=True)
     observations, _ = env.reset(seed=1)
     assert observations["phobos_grunt"]["action_mask"][policy(observations["phobos_grunt"])] == 1

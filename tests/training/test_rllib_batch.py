@@ -266,7 +266,7 @@ def test_exported_batch_trained_policy_flies_the_parallel_env(tmp_path):
     result = phobos("train", "--out", str(folder), *overrides([*BATCH, "total_env_steps=192"]))
     assert result.returncode == 0, result.stderr[-3000:]
     env = make("orbit-scheduling-v0", horizon_steps=HORIZON)
-    team = build_team(TeamSpec.parse(f"rllib:{folder / 'policy'}"), env)
+    team = build_team(TeamSpec.parse(f"rllib:{folder / 'policy'}"), env, trust=True)
     observations, _ = env.reset(seed=11)
     steps = 0
     while env.agents:

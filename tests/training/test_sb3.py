@@ -53,7 +53,7 @@ def test_export_flies_the_lander_among_scripted_teammates(trained):
     assert info["env"] == "phobos-sampling-v0" and info["learner"] == "phobos_grunt"
     assert info["seed"] in (0, 1) and info["env_steps"] == 128
     env = make("phobos-sampling-v0", horizon_steps=24)
-    spec = TeamSpec.parse(f"greedy,phobos_grunt=sb3:{folder / 'policy' / 'model.zip'}")
+    spec = TeamSpec.parse(f"greedy,phobos_grunt=sb3:{folder / 'policy' / 'model.zip'}", trust=True)
     team = build_team(spec, env)
     assert type(team["phobos_grunt"].model).__name__ == "MaskablePPO"
     observations, _ = env.reset(seed=5)
@@ -68,5 +68,8 @@ def test_export_is_refused_by_the_other_environment(trained):
     orbit = make("orbit-scheduling-v0")
     with pytest.raises(ValueError, match="trained on phobos-sampling-v0"):
         build_team(
-            TeamSpec.parse(f"greedy,phobos_grunt=sb3:{folder / 'policy' / 'model.zip'}"), orbit
+            TeamSpec.parse(
+                f"greedy,phobos_grunt=sb3:{folder / 'policy' / 'model.zip'}", trust=True
+            ),
+            orbit,
         )
