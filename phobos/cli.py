@@ -60,7 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluate.add_argument("--ray-address", help="join this Ray cluster (HOST:PORT)")
     evaluate.add_argument("--out", type=Path, default=Path("runs/evaluation"), help="output folder")
     evaluate.add_argument(
-        "--oracle", action="store_true", help="CP-SAT upper bound per seed (orbit scheduling)"
+        "--oracle",
+        action="store_true",
+        help="proven upper bound per seed (orbit scheduling): the episode's model solved by "
+        "SCIP or CP-SAT, its LP relaxation beside; a seed without a proven bound gets none",
     )
     evaluate.add_argument(
         "--oracle-seconds", type=float, default=10.0, help="CP-SAT time limit per seed (> 0)"

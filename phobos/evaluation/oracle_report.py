@@ -50,6 +50,10 @@ def oracle_summary(entries: list[dict[str, Any]], ok: dict[str, list[Any]]) -> d
         ],
         "bound_gap": quartiles(gaps),
         "teams": {},
+        "returns": {
+            team: {str(r.seed): r.metrics["team_return"] for r in results}
+            for team, results in ok.items()
+        },
     }
     for team, results in ok.items():
         returns = {r.seed: r.metrics["team_return"] for r in results}
@@ -126,6 +130,21 @@ def oracle_section(summary: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {label} | {_q(gaps['to_bound'])} | {_q(gaps['share'], True)} | "
             f"{_q(gaps['to_planner'])} | {_q(gaps['to_planner_share'], True)} |"
+        )
+    lines += ["", "Per seed (bound above the best schedule found: as a share of the bound):", ""]
+    teams = list(oracle["returns"])
+    lines += [
+        "| seed | status | proven bound | bound above best | " + " | ".join(teams) + " |",
+        "|---:|---|---:|---:|" + "---:|" * len(teams),
+    ]
+    for o in episodes:
+        bound = f"{_fmt(o['upper_bound'])} ({o['bound_source']})" if o.get("proven") else "none"
+        gap = o.get("bound_gap")
+        returns = [oracle["returns"][t].get(str(o["seed"])) for t in teams]
+        cells = ["-" if r is None else _fmt(r) for r in returns]
+        lines.append(
+            f"| {o['seed']} | {o.get('solver', '')} {o['status']} | {bound} | "
+            f"{'-' if gap is None else f'{gap:.1%}'} | " + " | ".join(cells) + " |"
         )
     return lines + [""]
 

@@ -4,7 +4,8 @@
   of the environment; its docstring lists every relaxation);
 - :mod:`~phobos.evaluation.oracle.hints`: an environment trajectory as a model point (hint,
   pin);
-- :mod:`~phobos.evaluation.oracle.lp`: the model's linear relaxation (GLOP), the fallback bound;
+- :mod:`~phobos.evaluation.oracle.lp`: the model in linear form: solved as a MIP by SCIP (the
+  default solver), and its LP relaxation (GLOP), the fallback bound;
 - :mod:`~phobos.evaluation.oracle.solve`: :func:`solve_episode` and :class:`OracleResult`;
 - :mod:`~phobos.evaluation.oracle.planner`: the planner team, which flies the best schedule
   in the real environment, and the solution cache.

@@ -1,4 +1,7 @@
-"""The CP-SAT model of one seeded ``orbit-scheduling-v0`` episode: a relaxation of the env.
+"""The model of one seeded ``orbit-scheduling-v0`` episode: a relaxation of the env.
+
+It is built as a CP-SAT model (integers, enforced linear constraints); SCIP solves its exact
+linear form (:mod:`~phobos.evaluation.oracle.lp`), CP-SAT the model itself.
 
 The model sees the episode's plan tables in advance (every eclipse, contact, occultation and
 downlink rate), needs no messages, and chooses every spacecraft's activity and every station's
