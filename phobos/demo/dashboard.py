@@ -10,8 +10,13 @@ says so by the step counter jumping), keeps the latest state, and serves on 127.
 - ``GET /api/state`` and ``GET /api/episode``: the latest snapshot and episode tables;
 - ``POST /api/control`` with ``{"command": "pause" | "resume" | "speed", "value": steps/s}``:
   forwarded to the world over a CURVE DEALER named ``dashboard``; answers the world's reply.
+  A control the world does not answer in time drops that DEALER; the next one connects a
+  fresh one (Lazy Pirate), so a lost connection never leaves the controls dead.
 
-The HTTP server is the standard library's ``ThreadingHTTPServer``; one thread reads telemetry.
+Every request is guarded as Jupyter's local server guards its own
+(:mod:`phobos.demo.http_guard`): the token of the printed URL (then a cookie), loopback Host
+names only, Origin and JSON content type on POST, bounded bodies, per-read and per-write
+timeouts, and a bounded number of handler threads. One thread reads telemetry.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +37,9 @@ import zmq
 from phobos.comms.message import Message
 from phobos.comms.security import load_keys
 from phobos.comms.telemetry import TelemetrySubscriber
+from phobos.comms.transport import TransportError
 from phobos.comms.zmq_transport import ZmqClient
+from phobos.demo.http_guard import BoundedHTTPServer, Guard, body_length, new_token
 from phobos.envs.world import protocol as p
 
 log = logging.getLogger(__name__)
@@ -53,6 +60,11 @@ class Dashboard:
         port: Its port; 0 picks a free one.
         max_rate: Most updates per second sent to each browser.
         supervisor: Returns the supervisor's per-agent counters, if there is one.
+        max_threads: Most requests handled at once (the rest get 503).
+        request_timeout: Seconds a client has for each read and write.
+
+    Attributes:
+        token: The secret of :attr:`url`, which every request must carry.
 
     """
 
@@ -66,6 +78,8 @@ class Dashboard:
         port: int = 0,
         max_rate: float = 10.0,
         supervisor: Callable[[], dict[str, Any]] | None = None,
+        max_threads: int = 16,
+        request_timeout: float = 10.0,
     ) -> None:
         self.max_rate = max_rate
         self.supervisor = supervisor
@@ -85,19 +99,25 @@ class Dashboard:
             (p.TELEMETRY_EPISODE, p.TELEMETRY_STATE, p.TELEMETRY_EVENT),
             context=self.context,
         )
-        handler = type("Handler", (_Handler,), {"dashboard": self})
-        self.http = ThreadingHTTPServer((host, port), handler)
-        self.http.daemon_threads = True
+        self.token = new_token()
+        handler = type("Handler", (_Handler,), {"dashboard": self, "timeout": request_timeout})
+        self.http = BoundedHTTPServer((host, port), handler, max_threads)
+        self.guard = Guard(self.token, self.http.server_address[1], host)
         self._threads = [
             threading.Thread(target=self._listen, name="dashboard-telemetry", daemon=True),
             threading.Thread(target=self.http.serve_forever, name="dashboard-http", daemon=True),
         ]
 
     @property
-    def url(self) -> str:
-        """The page's address."""
+    def base_url(self) -> str:
+        """The server's address, without the token."""
         host, port = self.http.server_address[:2]
         return f"http://{host}:{port}/"
+
+    @property
+    def url(self) -> str:
+        """The page's address, with its token: what to open (and what is printed)."""
+        return f"{self.base_url}?token={self.token}"
 
     def start(self) -> Dashboard:
         """Start the telemetry and HTTP threads; return self."""
@@ -151,13 +171,23 @@ class Dashboard:
                 )
             self._control_seq += 1
             seq = self._control_seq
-            self._control.send(Message(p.DASHBOARD, p.WORLD, p.CONTROL, 0.0, seq, command))
-            deadline = time.monotonic() + timeout
-            while (left := deadline - time.monotonic()) > 0:
-                reply = self._control.recv(left)
-                if reply is not None and reply.kind == p.CONTROL and reply.seq == seq:
-                    return reply.payload
+            try:
+                self._control.send(Message(p.DASHBOARD, p.WORLD, p.CONTROL, 0.0, seq, command))
+                deadline = time.monotonic() + timeout
+                while (left := deadline - time.monotonic()) > 0:
+                    reply = self._control.recv(left)
+                    if reply is not None and reply.kind == p.CONTROL and reply.seq == seq:
+                        return reply.payload
+            except (TransportError, ValueError) as exc:  # ValueError: EncodeError
+                self._drop_control()
+                return {"error": f"control not sent: {exc}"}
+            self._drop_control()  # the next control connects afresh
             return {"error": f"the world did not answer within {timeout} s"}
+
+    def _drop_control(self) -> None:
+        if self._control is not None:
+            self._control.close()
+            self._control = None
 
     def wait_update(self, seen: int, timeout: float) -> int:
         """Block until an update newer than ``seen`` (or ``timeout``); return the latest count."""
@@ -194,11 +224,25 @@ class Dashboard:
 class _Handler(BaseHTTPRequestHandler):
     dashboard: Dashboard
     protocol_version = "HTTP/1.1"
+    _give_cookie = False
+
+    def _allowed(self) -> bool:
+        """Whether the guard lets this request through; answers it (403, ...) when not."""
+        guard = self.dashboard.guard
+        refusal = guard.check(self.command, self.path, self.headers)
+        if refusal is not None:
+            self.close_connection = True
+            self._error(*refusal)
+            return False
+        self._give_cookie = "token=" in self.path
+        return True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
         log.debug("dashboard http: " + format, *args)
 
     def do_GET(self) -> None:  # noqa: N802 - the base class's name
+        if not self._allowed():
+            return
         path = self.path.split("?", 1)[0]
         if path == "/api/events":
             self._events()
@@ -221,12 +265,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.NOT_FOUND, "no such page")
 
     def do_POST(self) -> None:  # noqa: N802 - the base class's name
-        if self.path != "/api/control":
+        if not self._allowed():
+            return
+        if self.path.split("?", 1)[0] != "/api/control":
             self._error(HTTPStatus.NOT_FOUND, "no such endpoint")
             return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > 4096:
-            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "control body too large")
+        length, why = body_length(self.headers, 4096)
+        if length is None:
+            self.close_connection = True  # what follows the headers cannot be framed
+            self._error(HTTPStatus.BAD_REQUEST, why)
             return
         try:
             command = json.loads(self.rfile.read(length) or b"{}")
@@ -243,6 +290,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
+        if self._give_cookie:
+            self.send_header("Set-Cookie", self.dashboard.guard.cookie_header())
         self.end_headers()
         self.close_connection = True
         seen = -1
@@ -264,7 +313,7 @@ class _Handler(BaseHTTPRequestHandler):
                 rest = interval - (time.monotonic() - started)
                 if rest > 0 and dashboard._stop.wait(rest):
                     return
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:  # gone, reset, or too slow to read (the request timeout)
             return
 
     def _json(self, value: Any) -> None:
@@ -284,5 +333,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        if self._give_cookie:
+            self.send_header("Set-Cookie", self.dashboard.guard.cookie_header())
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)

@@ -20,11 +20,26 @@ from tests.demo.conftest import eventually
 pytestmark = [pytest.mark.network, pytest.mark.timeout(90)]
 
 
+def token_of(url: str) -> str:
+    return urlparse(url).query.removeprefix("token=")
+
+
+def base(url: str) -> str:
+    return url.split("?", 1)[0]
+
+
+def get(url: str, path: str):
+    request = urllib.request.Request(
+        base(url) + path, headers={"Authorization": f"token {token_of(url)}"}
+    )
+    return urllib.request.urlopen(request, timeout=10)
+
+
 def post(url: str, body: dict) -> dict:
     request = urllib.request.Request(
-        url + "api/control",
+        base(url) + "api/control",
         data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "Authorization": f"token {token_of(url)}"},
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -35,7 +50,7 @@ def count_events(url: str, seconds: float) -> list[dict]:
     """Read the event stream for ``seconds``; return the snapshots received."""
     parts = urlparse(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
-    connection.request("GET", "/api/events")
+    connection.request("GET", "/api/events", headers={"Authorization": f"token {token_of(url)}"})
     response = connection.getresponse()
     assert response.status == 200
     assert response.getheader("Content-Type") == "text/event-stream"
@@ -69,7 +84,7 @@ def test_updates_are_throttled_and_controls_reach_the_world(start_demo) -> None:
     assert post(demo.url, {"command": "resume"})["paused"] is False
     eventually(lambda: demo.world.tick > paused_at + 5, 10, "steps after resuming")
 
-    with urllib.request.urlopen(demo.url + "api/episode", timeout=10) as response:
+    with get(demo.url, "api/episode") as response:
         episode = json.loads(response.read())
     assert episode["kind"] == "orbit" and len(episode["tracks"]) == 3
     with urllib.request.urlopen(demo.url, timeout=10) as response:
