@@ -33,7 +33,6 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Collection
 from typing import Any
 
@@ -49,35 +48,17 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.env import INPUT_ENV_SINGLE_SPACES, INPUT_ENV_SPACES
 from ray.rllib.env.env_runner import EnvRunner
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
-from ray.rllib.env.utils.infinite_lookback_buffer import InfiniteLookbackBuffer
 from ray.rllib.utils.checkpoints import Checkpointable
 from ray.rllib.utils.metrics import (
-    EPISODE_AGENT_RETURN_MEAN,
-    EPISODE_AGENT_STEPS,
-    EPISODE_DURATION_SEC_MEAN,
-    EPISODE_LEN_MAX,
-    EPISODE_LEN_MEAN,
-    EPISODE_LEN_MIN,
-    EPISODE_MODULE_RETURN_MEAN,
-    EPISODE_RETURN_MAX,
-    EPISODE_RETURN_MEAN,
-    EPISODE_RETURN_MIN,
-    NUM_AGENT_STEPS_SAMPLED,
-    NUM_AGENT_STEPS_SAMPLED_LIFETIME,
-    NUM_ENV_STEPS_SAMPLED,
     NUM_ENV_STEPS_SAMPLED_LIFETIME,
-    NUM_EPISODES,
-    NUM_EPISODES_LIFETIME,
-    NUM_MODULE_STEPS_SAMPLED,
-    NUM_MODULE_STEPS_SAMPLED_LIFETIME,
     RLMODULE_INFERENCE_TIMER,
     SAMPLE_TIMER,
     WEIGHTS_SEQ_NO,
 )
 
-from phobos.agents.roles import module_id
 from phobos.envs import make, make_batch
 from phobos.training.config import TrainConfig
+from phobos.training.rllib_episodes import Roster, chunks, log_counts, log_episodes
 
 
 def env_runner_settings(config: TrainConfig) -> dict[str, Any]:
@@ -117,20 +98,19 @@ class BatchEnvRunner(EnvRunner, Checkpointable):
         self._overrides = dict(env_config.get("overrides") or {})
         self.num_envs = int(self.config.num_envs_per_env_runner)
         env = make(self._env_id, **self._overrides)
-        self._agents = list(env.possible_agents)
-        self._observation_spaces = {a: env.observation_space(a) for a in self._agents}
-        self._action_spaces = {a: env.action_space(a) for a in self._agents}
+        self._roster = roster = Roster.of(env)
         env.close()
-        groups: dict[str, list[int]] = defaultdict(list)
-        for index, agent in enumerate(self._agents):
-            groups[module_id(agent)].append(index)
-        self._groups = dict(groups)
+        self._agents = list(roster.agents)
+        self._groups = {m: list(i) for m, i in roster.groups.items()}
+        self._observation_spaces, self._action_spaces = (
+            roster.observation_spaces,
+            roster.action_spaces,
+        )
         self._generator = torch.Generator().manual_seed(self._seed or 0)
         self._batch: Any = None
         self._weights_seq_no = 0
-        self._horizon = int(env.config.horizon_steps)
-        # Per batch of finished episodes: returns [episode, agent] and wall seconds taken.
-        self._done_returns: list[tuple[np.ndarray, float]] = []
+        # Per finished episode: its return per agent, its length and the wall seconds it took.
+        self._done_episodes: list[tuple[np.ndarray, int, float]] = []
         if self.worker_index is None or self.worker_index > 0 or self.config.num_env_runners == 0:
             self.make_env()
         spaces = self.get_spaces()
@@ -198,14 +178,12 @@ class BatchEnvRunner(EnvRunner, Checkpointable):
         explore = self.config.explore if explore is None else explore
         with self.metrics.log_time(SAMPLE_TIMER):
             if num_episodes is not None:
-                horizon = self._horizon
-                rounds = max(1, math.ceil(num_episodes / self.num_envs))
-                return self._sample(rounds * horizon, explore, random_actions, reset=True)
+                return self._sample(None, num_episodes, explore, random_actions, reset=True)
             if num_timesteps is None:
-                per_episode = self.config.get_rollout_fragment_length(self.worker_index or 0)
+                steps = self.config.get_rollout_fragment_length(self.worker_index or 0)
             else:
-                per_episode = max(1, math.ceil(num_timesteps / self.num_envs))
-            return self._sample(per_episode, explore, random_actions, reset=force_reset)
+                steps = max(1, math.ceil(num_timesteps / self.num_envs))
+            return self._sample(steps, None, explore, random_actions, reset=force_reset)
 
     def get_metrics(self) -> dict[str, Any]:
         """Episode statistics of the episodes finished since the last call, and counters."""
@@ -215,36 +193,8 @@ class BatchEnvRunner(EnvRunner, Checkpointable):
                 self.config.metrics_num_episodes_for_smoothing / (self.config.num_env_runners or 1)
             ),
         )
-        length = self._horizon
-        for returns, duration in self._done_returns:
-            for per_agent in returns:
-                agents = {a: float(r) for a, r in zip(self._agents, per_agent, strict=True)}
-                modules: dict[str, float] = defaultdict(float)
-                for agent, value in agents.items():
-                    modules[module_id(agent)] += value
-                total = float(per_agent.sum())
-                self.metrics.log_dict(
-                    {
-                        EPISODE_LEN_MEAN: length,
-                        EPISODE_RETURN_MEAN: total,
-                        EPISODE_DURATION_SEC_MEAN: duration,
-                        EPISODE_AGENT_RETURN_MEAN: agents,
-                        EPISODE_AGENT_STEPS: dict.fromkeys(self._agents, length),
-                        EPISODE_MODULE_RETURN_MEAN: dict(modules),
-                    },
-                    window=window,
-                )
-                self.metrics.log_dict(
-                    {EPISODE_LEN_MIN: length, EPISODE_RETURN_MIN: total},
-                    reduce="min",
-                    window=window,
-                )
-                self.metrics.log_dict(
-                    {EPISODE_LEN_MAX: length, EPISODE_RETURN_MAX: total},
-                    reduce="max",
-                    window=window,
-                )
-        self._done_returns.clear()
+        log_episodes(self.metrics, self._roster, self._done_episodes, window)
+        self._done_episodes.clear()
         return self.metrics.reduce()
 
     def get_state(
@@ -308,113 +258,124 @@ class BatchEnvRunner(EnvRunner, Checkpointable):
         self._batch = None
 
     # --------------------------------------------------------------------------- sampling
-    def _reset(self) -> None:
-        seeds = None
-        if self._first_reset and self._seed is not None:
-            first = self._seed + (self.worker_index or 0) * self.num_envs
-            seeds = [first + i for i in range(self.num_envs)]
-        self._obs, self._mask = self._batch.reset(seeds)
-        self._first_reset = self._needs_reset = False
-        self._episode_ids = [uuid.uuid4().hex for _ in range(self.num_envs)]
-        self._returns = np.zeros((self.num_envs, len(self._agents)))
-        self._started = time.perf_counter()
+    def _reset(self, envs: np.ndarray | None = None) -> None:
+        """Restart every episode (``envs=None``) or those in ``envs``; seeds only the first."""
+        n = self.num_envs
+        if envs is None or len(envs) == n:
+            seeds = None
+            if self._first_reset and self._seed is not None:
+                first = self._seed + (self.worker_index or 0) * n
+                seeds = [first + i for i in range(n)]
+            obs, mask = self._batch.reset(seeds)
+            envs = np.arange(n)
+            self._first_reset = self._needs_reset = False
+            self._episode_ids = [""] * n
+            self._t = np.zeros(n, dtype=np.int64)
+            self._returns = np.zeros((n, len(self._agents)))
+            self._began = np.zeros(n)
+            self._obs, self._mask = obs.copy(), mask.copy()
+        else:  # the others go on: only the restarted rows change
+            obs, mask = self._batch.reset(indices=envs)
+            self._obs[envs], self._mask[envs] = obs[envs], mask[envs]
+        for e in envs.tolist():
+            self._episode_ids[e] = uuid.uuid4().hex
+        self._t[envs] = 0
+        self._returns[envs] = 0.0
+        self._began[envs] = time.perf_counter()
 
     def _sample(
-        self, per_episode: int, explore: bool, random_actions: bool, reset: bool
+        self,
+        steps: int | None,
+        episodes: int | None,
+        explore: bool,
+        random_actions: bool,
+        reset: bool,
     ) -> list[SingleAgentEpisode]:
-        batch, horizon = self._batch, self._horizon
-        if reset:
-            self._needs_reset = True
-        chunks: list[SingleAgentEpisode] = []
-        steps = ended = 0
-        while steps < per_episode:
-            if self._needs_reset:
-                self._reset()
-            length = min(per_episode - steps, horizon - batch.step_index)
-            chunks.extend(self._run_chunk(length, explore, random_actions))
-            steps += length
-            ended += self.num_envs if self._needs_reset else 0
-        self.num_env_steps_sampled_lifetime += steps * self.num_envs
-        self._log_counts(steps, ended)
-        return sorted(chunks, key=lambda c: not c.is_done)
-
-    def _run_chunk(
-        self, length: int, explore: bool, random_actions: bool
-    ) -> list[SingleAgentEpisode]:
+        """Step ``steps`` times, or until ``episodes`` ended; chunks of everything sampled."""
+        if reset or self._needs_reset:
+            self._reset()
         n, agents = self.num_envs, len(self._agents)
-        start = self._batch.step_index
-        obs, mask, actions, logp, rewards = [self._obs], [self._mask], [], [], []
-        logits: dict[str, list[np.ndarray]] = {m: [] for m in self._groups}
-        truncated = False
-        for _ in range(length):
+        buffers: dict[str, list[Any]] = {"obs": [self._obs], "mask": [self._mask]}
+        for name in ("actions", "logp", "rewards"):
+            buffers[name] = []
+        for module in self._groups:
+            buffers[module] = []
+        start = np.zeros(n, dtype=np.int64)  # buffer index of each episode's chunk start
+        sampled: list[SingleAgentEpisode] = []
+        taken = ended = 0
+        while (taken < steps) if episodes is None else (ended < episodes):
             act = np.zeros((n, agents), dtype=np.int64)
-            step_logp = np.zeros((n, agents), dtype=np.float32)
+            logp = np.zeros((n, agents), dtype=np.float32)
             with self.metrics.log_time(RLMODULE_INFERENCE_TIMER), torch.no_grad():
                 for module, indices in self._groups.items():
                     chosen, chosen_logp, inputs = self._act(
                         module, indices, self._obs, self._mask, explore, random_actions
                     )
                     act[:, indices] = chosen
-                    step_logp[:, indices] = chosen_logp
-                    logits[module].append(inputs)
-            self._obs, self._mask, reward, truncated, _ = self._batch.step(act)
-            obs.append(self._obs)
-            mask.append(self._mask)
-            actions.append(act)
-            logp.append(step_logp)
-            rewards.append(reward)
-        reward_array = np.stack(rewards, axis=1).astype(np.float32)  # [n, T]
-        self._returns += reward_array.sum(axis=1, dtype=np.float64)[:, None]
-        if truncated:
-            duration = time.perf_counter() - self._started
-            self._done_returns.append((self._returns.copy(), duration))
-            self._needs_reset = True
-        # [n, agents, T(+1), ...] so that every (episode, agent) slice is contiguous.
-        obs_array = np.ascontiguousarray(np.stack(obs, axis=0).transpose(1, 2, 0, 3))
-        mask_array = np.ascontiguousarray(np.stack(mask, axis=0).transpose(1, 2, 0, 3))
-        action_array = np.ascontiguousarray(np.stack(actions, axis=0).transpose(1, 2, 0))
-        logp_array = np.ascontiguousarray(np.stack(logp, axis=0).transpose(1, 2, 0))
-        logit_arrays = {
-            m: np.ascontiguousarray(np.stack(v, axis=0).transpose(1, 2, 0, 3))
-            for m, v in logits.items()
-        }
-        seq_no = np.full(length, self._weights_seq_no, dtype=np.int64)
-        chunks = []
-        for e in range(n):
-            chunk_id = f"{self._episode_ids[e]}@{start}"
-            for module, indices in self._groups.items():
-                for j, a in enumerate(indices):
-                    agent = self._agents[a]
-                    width = self._action_spaces[agent].n
-                    chunks.append(
-                        SingleAgentEpisode(
-                            observations=InfiniteLookbackBuffer(
-                                {
-                                    "observations": obs_array[e, a],
-                                    "action_mask": mask_array[e, a, :, :width],
-                                },
-                                space=self._observation_spaces[agent],
-                            ),
-                            observation_space=self._observation_spaces[agent],
-                            actions=InfiniteLookbackBuffer(action_array[e, a]),
-                            action_space=self._action_spaces[agent],
-                            rewards=InfiniteLookbackBuffer(reward_array[e]),
-                            extra_model_outputs={
-                                Columns.ACTION_DIST_INPUTS: InfiniteLookbackBuffer(
-                                    logit_arrays[module][e, j]
-                                ),
-                                Columns.ACTION_LOGP: InfiniteLookbackBuffer(logp_array[e, a]),
-                                WEIGHTS_SEQ_NO: InfiniteLookbackBuffer(seq_no),
-                            },
-                            truncated=truncated,
-                            t_started=start,
-                            len_lookback_buffer=0,
-                            agent_id=agent,
-                            module_id=module,
-                            multi_agent_episode_id=chunk_id,
-                        )
+                    logp[:, indices] = chosen_logp
+                    buffers[module].append(inputs)
+            obs, mask, reward, done, info = self._batch.step(act)
+            self._obs, self._mask = obs.copy(), mask.copy()
+            buffers["obs"].append(self._obs)
+            buffers["mask"].append(self._mask)
+            buffers["actions"].append(act)
+            buffers["logp"].append(logp)
+            buffers["rewards"].append(np.asarray(reward, dtype=np.float32))
+            taken += 1
+            self._t += 1
+            self._returns += np.asarray(reward, dtype=np.float64)[:, None]
+            done = np.broadcast_to(np.asarray(done, dtype=bool), (n,))
+            if done.any():
+                terminated = np.broadcast_to(
+                    np.asarray(info.get("terminated", False), dtype=bool), (n,)
+                )
+                finished = np.flatnonzero(done)
+                now = time.perf_counter()
+                for e in finished.tolist():
+                    self._done_episodes.append(
+                        (self._returns[e].copy(), int(self._t[e]), now - self._began[e])
                     )
-        return chunks
+                sampled += self._cut(buffers, start, finished, taken, terminated)
+                ended += len(finished)
+                self._reset(None if len(finished) == n else finished)
+                buffers["obs"][-1], buffers["mask"][-1] = self._obs, self._mask
+                start[finished] = taken
+        if episodes is not None:
+            self._needs_reset = True  # the next call starts afresh; drop unfinished ones
+        else:
+            ongoing = np.flatnonzero(start < taken)
+            sampled += self._cut(buffers, start, ongoing, taken, None)
+        self.num_env_steps_sampled_lifetime += taken * n
+        log_counts(self.metrics, self._roster, taken * n, ended)
+        return sorted(sampled, key=lambda c: not c.is_done)
+
+    def _cut(
+        self,
+        buffers: dict[str, list[Any]],
+        start: np.ndarray,
+        envs: np.ndarray,
+        end: int,
+        terminated: np.ndarray | None,
+    ) -> list[SingleAgentEpisode]:
+        """Chunks of episodes ``envs``, each from its ``start`` to buffer index ``end``.
+
+        ``terminated``: per episode, whether the step to ``end`` terminated it (else it was
+        truncated); ``None`` when they go on in the next chunk.
+        """
+        out = []
+        for first in np.unique(start[envs]).tolist():
+            group = envs[start[envs] == first]
+            out += chunks(
+                self._roster,
+                buffers,
+                (first, end),
+                group,
+                self._t,
+                self._episode_ids,
+                terminated,
+                self._weights_seq_no,
+            )
+        return out
 
     def _act(
         self,
@@ -453,22 +414,3 @@ class BatchEnvRunner(EnvRunner, Checkpointable):
             dist.logp(chosen).numpy().reshape(n, k),
             inputs.numpy().reshape(n, k, width),
         )
-
-    def _log_counts(self, steps: int, ended: int) -> None:
-        env_steps = steps * self.num_envs
-        log = self.metrics.log_value
-        log(NUM_ENV_STEPS_SAMPLED, env_steps, reduce="sum")
-        log(NUM_ENV_STEPS_SAMPLED_LIFETIME, env_steps, reduce="lifetime_sum", with_throughput=True)
-        for agent in self._agents:
-            log((NUM_AGENT_STEPS_SAMPLED, agent), env_steps, reduce="sum")
-            log((NUM_AGENT_STEPS_SAMPLED_LIFETIME, agent), env_steps, reduce="lifetime_sum")
-        for module, indices in self._groups.items():
-            log((NUM_MODULE_STEPS_SAMPLED, module), env_steps * len(indices), reduce="sum")
-            log(
-                (NUM_MODULE_STEPS_SAMPLED_LIFETIME, module),
-                env_steps * len(indices),
-                reduce="lifetime_sum",
-            )
-        if ended:
-            log(NUM_EPISODES, ended, reduce="sum")
-            log(NUM_EPISODES_LIFETIME, ended, reduce="lifetime_sum")

@@ -69,16 +69,17 @@ def _greedy(module, observation):
     return int(torch.argmax(logits)), logits.numpy()
 
 
-def _reference(modules, seed, episodes):
-    """``episodes`` ParallelEnv episodes in a row (seeded once), greedy, one agent at a time."""
-    env = make("orbit-scheduling-v0", horizon_steps=HORIZON)
+def _reference(env_id, env_config, modules, seed, steps):
+    """ParallelEnv episodes in a row (seeded once), greedy, until ``steps`` steps were taken."""
+    env = make(env_id, **env_config)
     runs = []
     observations, _ = env.reset(seed=seed)
-    for episode in range(episodes):
-        if episode:
+    while steps > 0:
+        if runs:
             observations, _ = env.reset()
         run = defaultdict(lambda: defaultdict(list))
-        while env.agents:
+        terminated = False
+        while env.agents and steps > 0:
             actions = {}
             for agent in env.agents:
                 action, logits = _greedy(modules[module_id(agent)], observations[agent])
@@ -86,37 +87,44 @@ def _reference(modules, seed, episodes):
                 run[agent]["obs"].append(observations[agent]["observations"])
                 run[agent]["mask"].append(observations[agent]["action_mask"])
                 run[agent]["logits"].append(logits)
-            observations, rewards, _, _, _ = env.step(actions)
+            observations, rewards, terminations, _, _ = env.step(actions)
+            terminated = all(terminations.values())
             for agent, action in actions.items():
                 run[agent]["actions"].append(action)
                 run[agent]["rewards"].append(rewards[agent])
+            steps -= 1
         for agent in run:
             run[agent]["obs"].append(observations[agent]["observations"])
             run[agent]["mask"].append(observations[agent]["action_mask"])
+            run[agent]["ended"] = not env.agents
+            run[agent]["terminated"] = terminated
         runs.append(run)
     return runs
 
 
 def _joined(chunks):
-    """Chunks of the same (episode, agent) joined in time order: ``{(episode, agent): data}``."""
+    """Chunks of the same (episode, agent) joined in time order: ``{episode: {agent: data}}``."""
     pieces = defaultdict(list)
     for chunk in chunks:
         episode = chunk.multi_agent_episode_id.split("@")[0]
         pieces[(episode, chunk.agent_id)].append(chunk)
-    joined = {}
-    for key, parts in pieces.items():
+    joined = defaultdict(dict)
+    for (episode, agent), parts in pieces.items():
         parts.sort(key=lambda c: c.t_started)
-        observations = [parts[0].get_observations(0)] + [
-            p.get_observations(slice(1, None)) for p in parts
-        ]
-        joined[key] = {
+        for before, after in zip(parts, parts[1:], strict=False):  # chunks follow on
+            assert after.t_started == before.t_started + len(before)
+            np.testing.assert_array_equal(
+                after.get_observations(0)["observations"],
+                before.get_observations(-1)["observations"],
+            )
+        observations = [p.get_observations(slice(0, len(p))) for p in parts]
+        last = parts[-1].get_observations(-1)
+        joined[episode][agent] = {
             "obs": np.concatenate(
-                [observations[0]["observations"][None]]
-                + [o["observations"] for o in observations[1:]]
+                [o["observations"] for o in observations] + [last["observations"][None]]
             ),
             "mask": np.concatenate(
-                [observations[0]["action_mask"][None]]
-                + [o["action_mask"] for o in observations[1:]]
+                [o["action_mask"] for o in observations] + [last["action_mask"][None]]
             ),
             "actions": np.concatenate([p.get_actions() for p in parts]),
             "rewards": np.concatenate([p.get_rewards() for p in parts]),
@@ -124,37 +132,71 @@ def _joined(chunks):
                 [p.get_extra_model_outputs("action_dist_inputs") for p in parts]
             ),
             "starts": [p.t_started for p in parts],
-            "done": parts[-1].is_truncated,
+            "ended": parts[-1].is_done,
+            "terminated": parts[-1].is_terminated,
         }
     return joined
 
 
-def test_runner_samples_the_parallel_env_trajectories_for_the_same_seeds_and_weights(algorithm):
-    """Greedy on both paths, in fragments of 7 steps cut across two episodes of 24 steps."""
-    runner = algorithm.env_runner
-    num_envs = TINY["num_envs"]
-    chunks = []
-    for _ in range(7):  # 7 * 7 = 49 steps: two whole episodes and one step of a third
-        chunks += runner.sample(num_timesteps=7 * num_envs, explore=False)
-    joined = _joined(chunks)
-    order = list(dict.fromkeys(episode for episode, _ in joined))
-    assert len(order) == 3 * num_envs
-    modules = {m: runner.module[m] for m in ("phobos_grunt", "yinghuo1", "ground")}
-    for i in range(num_envs):
-        # Episode i of the driver's runner is seeded 3 + i; its next episode continues its rng.
-        reference = _reference(modules, 3 + i, 2)
-        for round_, run in enumerate(reference):
-            episode = order[round_ * num_envs + i]
-            for agent, expected in run.items():
-                got = joined[(episode, agent)]
-                # Cut every 7 steps: 21 + 3 ends the first episode, the second runs 4 + 7 + 7 + 6.
-                assert got["starts"] == [[0, 7, 14, 21], [0, 4, 11, 18]][round_]
-                np.testing.assert_array_equal(got["actions"], expected["actions"])
-                np.testing.assert_array_equal(got["rewards"], np.float32(expected["rewards"]))
-                np.testing.assert_array_equal(got["obs"], np.stack(expected["obs"]))
-                np.testing.assert_array_equal(got["mask"], np.stack(expected["mask"]))
-                np.testing.assert_allclose(got["logits"], np.stack(expected["logits"]), atol=1e-5)
-                assert got["done"]
+TASKS = [
+    ("orbit-scheduling-v0", {"horizon_steps": HORIZON}),  # every episode ends at once
+    # A 20 g container seals after a few samples: episodes end apart, by termination.
+    ("phobos-sampling-v0", {"lander": {"container_g": 20.0}}),
+]
+
+
+@pytest.mark.parametrize(("env_id", "env_config"), TASKS)
+def test_runner_samples_the_parallel_env_trajectories_for_the_same_seeds_and_weights(
+    ray_local, env_id, env_config
+):
+    """Greedy on both paths, in fragments of 7 steps cut across episodes."""
+    from phobos.training.rllib_ppo import build_algorithm
+
+    settings = {**TINY, "env": env_id, "env_config": env_config, "seed": 3}
+    algorithm = build_algorithm(TrainConfig(**settings))
+    try:
+        runner = algorithm.env_runner
+        with torch.no_grad():  # a sharper untrained policy: greedy actions vary with the state
+            for module in runner.module.values():
+                for name, parameter in module.named_parameters():
+                    if name.startswith("pi.") or "actor" in name:
+                        parameter.mul_(30.0)
+        num_envs = TINY["num_envs"]
+        chunks = []
+        for _ in range(7):  # 49 steps: orbit's two whole episodes and one step of a third
+            chunks += runner.sample(num_timesteps=7 * num_envs, explore=False)
+        joined = _joined(chunks)
+        modules = dict(runner.module.items())
+        matched = 0
+        for i in range(num_envs):
+            # Episode i of the driver's runner is seeded 3 + i; then it continues its rng.
+            for expected_run in _reference(env_id, env_config, modules, 3 + i, 49):
+                agent0 = next(iter(expected_run))
+                first = expected_run[agent0]["obs"][0]
+                found = [e for e in joined.values() if np.array_equal(e[agent0]["obs"][0], first)]
+                assert len(found) == 1, f"episode {i}: {len(found)} sampled episodes match"
+                matched += 1
+                for agent, expected in expected_run.items():
+                    got = found[0][agent]
+                    np.testing.assert_array_equal(got["actions"], expected["actions"])
+                    np.testing.assert_array_equal(got["rewards"], np.float32(expected["rewards"]))
+                    np.testing.assert_array_equal(got["obs"], np.stack(expected["obs"]))
+                    np.testing.assert_array_equal(got["mask"], np.stack(expected["mask"]))
+                    np.testing.assert_allclose(
+                        got["logits"], np.stack(expected["logits"]), rtol=1e-5, atol=1e-4
+                    )
+                    assert got["ended"] == expected["ended"]
+                    assert got["terminated"] == (expected["ended"] and expected["terminated"])
+        assert matched == len(joined)
+        if env_id.startswith("phobos-sampling"):  # some ended early, by termination
+            assert len(joined) > num_envs
+            assert any(e["phobos_grunt"]["terminated"] for e in joined.values())
+        if env_id.startswith("orbit"):  # cut every 7 steps: 21 + 3 end the first episode
+            starts = sorted(e["phobos_grunt"]["starts"] for e in joined.values())
+            expected = [[0]] + [[0, 4, 11, 18]] + [[0, 7, 14, 21]]
+            assert starts == sorted(expected * num_envs)
+    finally:
+        algorithm.stop()
 
 
 def test_runner_samples_whole_episodes_on_request(algorithm):
@@ -251,11 +293,19 @@ def test_a_restored_checkpoint_puts_its_weights_in_the_batch_runner(ray_local, t
         second.stop()
 
 
-def test_check_refuses_bad_batch_settings_before_ray():
+def test_check_refuses_bad_batch_settings_before_ray(monkeypatch):
+    from dataclasses import replace
+
+    from phobos.envs import registry
+
     with pytest.raises(ValueError, match="num_envs"):
         check(TrainConfig(**{**TINY, "num_envs": 0}))
-    with pytest.raises(ValueError, match="phobos-sampling-v0"):
-        check(TrainConfig(env="phobos-sampling-v0", sampler="batch"))
+    # A task registered without a batch core (every registered task has one today).
+    bare = replace(registry.spec("orbit-scheduling-v0"), batch_entry_point=None)
+    monkeypatch.setitem(registry._REGISTRY, "orbit-scheduling-v0", bare)
+    with pytest.raises(ValueError, match="orbit-scheduling-v0 has no batch core"):
+        check(TrainConfig(**TINY))
+    check(TrainConfig(**{**TINY, "sampler": "env"}))
 
 
 BATCH = [*TINY_ORBIT, "sampler=batch", "num_envs=4"]
