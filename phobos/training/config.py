@@ -68,6 +68,9 @@ class TrainConfig:
     cross-entropy, value by the returns it earned); 0 starts from scratch."""
     imitation_epochs: int = 10
     """Passes over the demonstrations when cloning."""
+    teacher_kl_coeff: float = 0.0
+    """sb3: after each PPO update, pull the policy towards its warm-started self by
+    minimising this weight times KL(teacher || policy) (needs ``imitation_episodes``); 0: off."""
     checkpoint_every: int = 5
     """Save a checkpoint every this many iterations (and at the end)."""
     trial_seeds: tuple[int, ...] = (0,)

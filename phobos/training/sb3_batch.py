@@ -52,7 +52,7 @@ def check(config: TrainConfig, agents: int) -> None:
 
 def new_model(config: TrainConfig, env: BatchVecEnv, seed: int, lr: float) -> Any:
     """A fresh MaskablePPO over the slots."""
-    from sb3_contrib import MaskablePPO
+    from phobos.training.teacher_kl import TeacherKLMaskablePPO
 
     policy: Any = "MlpPolicy"
     policy_kwargs: dict[str, Any] = {"net_arch": list(config.hidden)}
@@ -61,7 +61,7 @@ def new_model(config: TrainConfig, env: BatchVecEnv, seed: int, lr: float) -> An
 
         policy = CentralCriticPolicy
         policy_kwargs["actor_inputs"] = env.actor_inputs
-    return MaskablePPO(
+    model = TeacherKLMaskablePPO(
         policy,
         env,
         learning_rate=lr,
@@ -79,6 +79,18 @@ def new_model(config: TrainConfig, env: BatchVecEnv, seed: int, lr: float) -> An
         device="cpu",
         verbose=0,
     )
+    model.teacher_kl_coeff = config.teacher_kl_coeff
+    return model
+
+
+def load_model(config: TrainConfig, env: BatchVecEnv, folder: Path) -> Any:
+    """A checkpointed model (and its teacher) back on ``env``."""
+    from phobos.training.teacher_kl import TeacherKLMaskablePPO
+
+    model = TeacherKLMaskablePPO.load(folder / "model.zip", env=env, device="cpu")
+    model.teacher_kl_coeff = config.teacher_kl_coeff
+    model.load_teacher(folder)
+    return model
 
 
 def env_steps(model: Any, env: BatchVecEnv) -> int:

@@ -55,7 +55,10 @@ def trial(params: dict[str, Any]) -> None:
     updates, elapsed, imitation = 0, 0.0, None
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            model = MaskablePPO.load(Path(folder) / "model.zip", env=env, device="cpu")
+            if batch:
+                model = sb3_batch.load_model(config, env, Path(folder))
+            else:
+                model = MaskablePPO.load(Path(folder) / "model.zip", env=env, device="cpu")
             state = json.loads((Path(folder) / "phobos.json").read_text())
         updates, elapsed = state["iteration"], state["elapsed_s"]
         imitation = state.get("imitation_accuracy")
@@ -72,6 +75,8 @@ def trial(params: dict[str, Any]) -> None:
             elapsed += time.perf_counter() - began  # the warm start counts in the budget
             imitation = cloned["accuracy"]
             print(f"imitation: {imitation:.1%} of greedy actions matched", flush=True)
+            if batch and config.teacher_kl_coeff > 0:
+                model.freeze_teacher()
     samples = config.train_batch_size * (len(env.agents) if batch else 1)
     # The batch path's episodes end together: average over the whole last batch of them.
     window = config.num_envs if batch else 20
@@ -89,6 +94,7 @@ def trial(params: dict[str, Any]) -> None:
             "team_return_mean": _mean(returns[-window:]),
             "env_steps_per_s": config.train_batch_size / seconds,
             "agent_steps_per_s": samples / seconds if batch else config.train_batch_size / seconds,
+            "teacher_kl": getattr(model, "last_teacher_kl", float("nan")),
             "seed": seed,
             "lr": lr,
         }
@@ -98,6 +104,7 @@ def trial(params: dict[str, Any]) -> None:
                 model.save(Path(folder) / "model.zip")
                 if batch:
                     sb3_batch.export(model, env, config, Path(folder) / "policy")
+                    model.save_teacher(Path(folder))
                 record = describe(config) | {
                     "iteration": updates,
                     "env_steps": steps(model),
@@ -273,6 +280,7 @@ _COLUMNS = (
     "team_return_mean",
     "env_steps_per_s",
     "agent_steps_per_s",
+    "teacher_kl",
     "seed",
     "lr",
 )

@@ -67,6 +67,13 @@ def check(config: TrainConfig) -> None:
             f"comes from the batch core); got framework {config.framework!r}, sampler "
             f"{config.sampler!r}"
         )
+    if config.teacher_kl_coeff < 0:
+        raise ValueError(f"teacher_kl_coeff must be 0 or more, got {config.teacher_kl_coeff}")
+    if config.teacher_kl_coeff > 0 and not (shared_batch and config.imitation_episodes > 0):
+        raise ValueError(
+            "teacher_kl_coeff needs a teacher: framework 'sb3', sampler 'batch' and "
+            "imitation_episodes > 0 (the cloned policy is the teacher)"
+        )
     if config.num_envs < 1:
         raise ValueError(f"num_envs must be at least 1, got {config.num_envs}")
     if config.sampler == "batch":

@@ -152,6 +152,7 @@ def trained_run(tmp_path_factory):
                 "checkpoint_every=2",
                 "imitation_episodes=2",
                 "imitation_epochs=1",
+                "teacher_kl_coeff=1.0",
             ]
         ),
     )
@@ -165,6 +166,9 @@ def test_phobos_train_on_the_batch_sampler_exports_a_team_without_pickle(trained
         rows = list(csv.DictReader(handle))
     assert [int(r["env_steps"]) for r in rows] == [32, 64, 96]
     assert all(float(r["agent_steps_per_s"]) > 0 for r in rows)
+    assert all(float(r["teacher_kl"]) >= 0 for r in rows)  # the KL phase ran every update
+    checkpoints = list((folder / "tune").rglob("teacher.safetensors"))
+    assert checkpoints, "checkpoints carry the teacher"
     policy = folder / "policy"
     assert sorted(p.name for p in policy.iterdir()) == ["phobos.json", SPEC_FILE, WEIGHTS_FILE]
     record = json.loads((policy / "phobos.json").read_text())
@@ -186,6 +190,8 @@ def test_phobos_train_on_the_batch_sampler_exports_a_team_without_pickle(trained
         ({"num_envs": 3, "train_batch_size": 100}, "multiple of num_envs 3"),
         ({"num_envs": 4, "train_batch_size": 8, "minibatch_size": 41}, "exceeds the 40 samples"),
         ({"env": NO_BATCH, "num_envs": 4}, "has no batch core"),
+        ({"teacher_kl_coeff": 0.5}, "teacher_kl_coeff needs a teacher"),
+        ({"teacher_kl_coeff": -1.0}, "teacher_kl_coeff must be 0 or more"),
         ({"critic": "central", "sampler": "env"}, "critic 'central' needs framework 'sb3'"),
         ({"critic": "central", "framework": "rllib"}, "critic 'central' needs framework 'sb3'"),
     ],
@@ -214,3 +220,32 @@ def test_shared_policies_are_refused_when_they_do_not_fit(tmp_path):
     (tmp_path / WEIGHTS_FILE).write_bytes(b"\x80\x04not safetensors")
     with pytest.raises(ValueError, match="not a readable safetensors file"):
         load_shared_team(str(tmp_path), make("orbit-scheduling-v0"))
+
+
+def _divergence_after_training(coefficient: float, tmp_path) -> float:
+    """KL(teacher || policy) on fixed observations after 3 updates at a large step size."""
+    config, model = _trained_model()
+    model.freeze_teacher()
+    model.teacher_kl_coeff = coefficient
+    model.learning_rate = 3e-2
+    model._setup_lr_schedule()
+    model.learn(3 * config.train_batch_size * 5, reset_num_timesteps=False)
+    model.save(tmp_path / "model.zip")
+    model.save_teacher(tmp_path)
+    reloaded = sb3_batch.load_model(config, model.env, tmp_path)
+    observations = torch.as_tensor(model.env.reset())
+    masks = torch.as_tensor(model.env.action_masks())
+    from phobos.training.teacher_kl import _log_probs
+
+    with torch.no_grad():
+        teacher = _log_probs(reloaded.teacher, observations, masks)
+        policy = _log_probs(reloaded.policy, observations, masks)
+        for a, b in zip(reloaded.teacher.parameters(), model.teacher.parameters(), strict=True):
+            assert torch.equal(a, b)  # the teacher survives a checkpoint
+    return float((teacher.exp() * (teacher - policy)).where(masks, 0.0).sum(1).mean())
+
+
+def test_the_teacher_kl_phase_keeps_the_policy_near_its_warm_start(tmp_path):
+    free = _divergence_after_training(0.0, tmp_path / "free")
+    anchored = _divergence_after_training(5.0, tmp_path / "anchored")
+    assert anchored < 0.5 * free, (anchored, free)
