@@ -5,7 +5,9 @@ that steps ``num_envs`` episodes of the task's batch core (for ``orbit-schedulin
 :class:`~phobos.envs.orbit_scheduling.batch.OrbitSchedulingBatch`) in lock-step with arrays,
 and runs each role module once per step on the stacked observations of all its agents in
 all episodes. ``--num-env-runners N`` gives N such runners (Ray actors), each with its own
-batch; with ``N = 0`` the driver samples.
+batch; with ``N = 0`` the driver samples. Episodes may end apart (a per-episode ``done``, as
+the sampling task's core reports): each finished one is cut there, terminated or truncated as
+the core's ``info["terminated"]`` says, and restarted alone while the others go on.
 
 What it hands to PPO's learner: one ``SingleAgentEpisode`` chunk per (episode, agent), with
 ``agent_id``, ``module_id`` and a ``multi_agent_episode_id`` unique to the chunk, numpy data
