@@ -59,6 +59,12 @@ CREATE TABLE IF NOT EXISTS windows (
     seen BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS peers (name TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS done (
+    sender TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    expires REAL NOT NULL,
+    PRIMARY KEY (sender, seq)
+);
 """
 
 WindowState = tuple[int | None, list[int]]
@@ -73,12 +79,15 @@ class Recovered:
         held: Undelivered copies as ``(receiver, message)``, in the order they were accepted.
         windows: Duplicate-window state per sender.
         peers: Every peer the relay had heard from.
+        done: ``((sender, seq), expires)`` of messages delivered to every receiver, whose ids
+            are remembered until ``expires`` (wall-clock seconds) to recognise retransmissions.
 
     """
 
     held: list[tuple[str, Message]] = field(default_factory=list)
     windows: dict[str, WindowState] = field(default_factory=dict)
     peers: list[str] = field(default_factory=list)
+    done: list[tuple[Key, float]] = field(default_factory=list)
 
 
 class Journal:
@@ -148,6 +157,8 @@ class Journal:
         for sender, floor, seen in self._db.execute("SELECT sender, floor, seen FROM windows"):
             recovered.windows[sender] = (floor, msgpack.unpackb(seen))
         recovered.peers = [name for (name,) in self._db.execute("SELECT name FROM peers")]
+        rows = self._db.execute("SELECT sender, seq, expires FROM done ORDER BY expires")
+        recovered.done = [((sender, seq), expires) for sender, seq, expires in rows]
         return recovered
 
     def commit(
@@ -157,6 +168,8 @@ class Journal:
         delivered: Iterable[tuple[str, Key]] = (),
         windows: Mapping[str, WindowState] | None = None,
         peers: Iterable[str] = (),
+        finished: Iterable[tuple[Key, float]] = (),
+        forget_before: float | None = None,
     ) -> None:
         """Write one batch of changes in one transaction; return once it is durable.
 
@@ -165,6 +178,9 @@ class Journal:
             delivered: ``(receiver, (sender, seq))`` copies the receiver acknowledged.
             windows: New duplicate-window state of the senders it changed for.
             peers: Peers heard from for the first time.
+            finished: ``((sender, seq), expires)`` of messages now delivered to every receiver
+                (or given up): their ids are remembered until ``expires``.
+            forget_before: Forget the done ids that expire before this time.
 
         """
         rows = [
@@ -179,7 +195,8 @@ class Journal:
             for sender, (floor, seen) in (windows or {}).items()
         ]
         names = [(name,) for name in peers]
-        if not (rows or done or states or names):
+        finished = [(sender, seq, expires) for (sender, seq), expires in finished]
+        if not (rows or done or states or names or finished or forget_before is not None):
             return
         db = self._db
         db.execute("BEGIN IMMEDIATE")
@@ -192,6 +209,9 @@ class Journal:
             db.executemany("DELETE FROM held WHERE receiver = ? AND sender = ? AND seq = ?", done)
             db.executemany("INSERT OR REPLACE INTO windows VALUES (?, ?, ?)", states)
             db.executemany("INSERT OR IGNORE INTO peers VALUES (?)", names)
+            db.executemany("INSERT OR REPLACE INTO done VALUES (?, ?, ?)", finished)
+            if forget_before is not None:
+                db.execute("DELETE FROM done WHERE expires < ?", (forget_before,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

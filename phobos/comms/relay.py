@@ -8,8 +8,9 @@ Agents connect with a :class:`~phobos.comms.endpoint.ReliableEndpoint` over a
 :class:`~phobos.comms.zmq_transport.ZmqClient`. For each message of a reliable kind the relay
 
 1. drops it if it is a duplicate (acknowledging it again), or refuses it (no acknowledgement;
-   the sender tries again later) if its receiver already has ``max_held`` copies waiting; a
-   broadcast skips the receivers that are full and goes to the others;
+   the sender tries again later) if its receiver already has ``max_held`` copies waiting or
+   the journal ``max_total``, or its receiver is not known (``receivers``: the allow-list);
+   a broadcast skips the receivers that are full and goes to the others;
 2. journals one copy per receiver (every known peer but the sender, for a broadcast) and
    only then acknowledges it to the sender: custody has passed to the relay;
 3. sends each copy to its receiver while the receiver is alive, in order, at most
@@ -20,6 +21,13 @@ Peers and the relay exchange heartbeats; a peer silent for ``lost_after`` interv
 and what is addressed to it is held until it is heard again. Killed (SIGKILL) at any point and
 started again on the same journal, the relay resumes with every copy it had acknowledged.
 Best-effort kinds are forwarded at once to receivers alive now, and never journaled.
+
+Duplicates are recognised by message id for as long as the message lives, as custody is in
+ION's bundle protocol: an id is a duplicate while any copy of it is in custody (journaled),
+and for ``done_lifetime`` seconds after its last copy was delivered (or given up), which the
+journal remembers across restarts. No sliding count decides: a message still being retried
+however far behind its sender's later ones is never taken for one seen before (a floor that
+had passed it would acknowledge it and drop it).
 
 Every receive waits at most its timeout; a frame that is not a valid message (garbage,
 truncated, oversized, another version, a spoofed sender, a broken protocol message) is
@@ -32,17 +40,14 @@ light-time :class:`~phobos.comms.router.Router` would sit between step 2 and ste
 
 from __future__ import annotations
 
-import argparse
 import logging
 import random
-import signal
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from phobos.comms.codec import MAX_FRAME_SIZE
 from phobos.comms.journal import Journal
 from phobos.comms.liveness import Change, Liveness
 from phobos.comms.message import BROADCAST, Message
@@ -52,7 +57,6 @@ from phobos.comms.reliable import (
     HEARTBEAT,
     MAX_ACK_IDS,
     STATS,
-    DedupWindow,
     Key,
     ReliableConfig,
     ReliableStats,
@@ -83,13 +87,23 @@ class RelayConfig:
     """Most messages received, journaled in one transaction and acknowledged together."""
     peers: tuple[str, ...] = ()
     """Agents expected before they first connect: broadcasts include them from the start."""
+    max_total: int = 1_000_000
+    """Most copies journaled for all receivers together; more are refused (and counted)."""
+    done_lifetime: float = 86_400.0
+    """Seconds a delivered message's id is remembered after its last copy left custody: a
+    retransmission within it (its acknowledgement lost) is a duplicate, not a new message."""
     synchronous: Literal["NORMAL", "FULL"] = "FULL"
     """SQLite ``synchronous`` level of the journal; FULL survives power loss, NORMAL only
     process crashes (see :mod:`phobos.comms.journal`)."""
 
     def __post_init__(self) -> None:
-        if self.max_held < 1 or self.batch < 1:
-            raise ValueError(f"max_held and batch must be >= 1, got {self.max_held}, {self.batch}")
+        if self.max_held < 1 or self.batch < 1 or self.max_total < 1:
+            raise ValueError(
+                f"max_held, max_total and batch must be >= 1, got {self.max_held}, "
+                f"{self.max_total}, {self.batch}"
+            )
+        if not self.done_lifetime > 0:
+            raise ValueError(f"done_lifetime must be > 0, got {self.done_lifetime}")
         if self.name == BROADCAST or self.name in self.peers:
             raise ValueError(f"relay name {self.name!r} is the broadcast id or a peer's name")
 
@@ -104,6 +118,9 @@ class Relay:
         journal: Its journal; what it holds is recovered now. The relay owns it.
         config: Settings; default :class:`RelayConfig`.
         clock: Monotonic clock in seconds (tests pass a fake one).
+        wall_clock: Wall clock in seconds, for the remembered ids (they outlive the process).
+        receivers: The names messages may be addressed to (the allow-list); None takes any
+            (an insecure relay with no peers configured).
 
     Attributes:
         stats: Counters; ``held`` is the number of journaled copies, ``rejected`` counts
@@ -118,6 +135,8 @@ class Relay:
         config: RelayConfig | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        receivers: Collection[str] | None = None,
     ) -> None:
         self.config = config if config is not None else RelayConfig()
         self.name = self.config.name
@@ -127,18 +146,23 @@ class Relay:
         self._clock = clock
         self._reliable = self.config.reliable
         self._incarnation = random.getrandbits(62)
-        self._window = DedupWindow(self._reliable.dedup_capacity)
+        self._custody: dict[Key, int] = {}  # id -> copies still journaled
+        self._done: dict[Key, float] = {}  # id -> wall time its memory expires
+        self._wall = wall_clock
+        self.receivers = frozenset(receivers) if receivers is not None else None
         self._queues: dict[str, RetransmitQueue] = {}
         self._liveness = Liveness(
             self.name, self._reliable.heartbeat_interval, self._reliable.lost_after, self.stats
         )
         recovered = journal.recover()
-        for sender, (floor, seen) in recovered.windows.items():
-            self._window.restore(sender, floor, seen)
+        # (A journal's old duplicate windows, floors and counts, are not ids: not used.)
+        self._done.update(recovered.done)
         for name in (*recovered.peers, *self.config.peers):
             self._liveness.remember(name)
         for receiver, message in recovered.held:
             self._queue(receiver).push(message)
+            key = (message.sender, message.seq)
+            self._custody[key] = self._custody.get(key, 0) + 1
         self.stats.held = len(recovered.held)
         log.info(
             "%s: journal %s (synchronous=%s) holds %d copies for %d receivers; %d known peers",
@@ -150,6 +174,7 @@ class Relay:
             len(self._liveness.known()),
         )
         self._next_beat = clock()
+        self._next_forget = clock()
 
     def counters(self) -> dict[str, int]:
         """Every counter, with the transport's rejected frames added to ``rejected``."""
@@ -196,7 +221,8 @@ class Relay:
         accepted: list[tuple[Message, tuple[str, ...]]] = []
         acks: defaultdict[str, list[Key]] = defaultdict(list)  # custody, to send after commit
         delivered: list[tuple[str, Key]] = []
-        senders: set[str] = set()
+        finished: list[tuple[Key, float]] = []  # ids whose last copy left custody
+        pending = 0  # copies accepted in this batch, not yet counted in stats.held
         joined: list[str] = []
         waiting = {receiver: len(queue) for receiver, queue in self._queues.items()}
         for message in batch:
@@ -240,10 +266,19 @@ class Relay:
                     if self._liveness.alive(receiver):
                         self._send(message, receiver)
                 continue
-            if (sender, message.seq) in self._window:
+            key = (sender, message.seq)
+            if key in self._custody or key in self._done:
                 self.stats.duplicates += 1
-                acks[sender].append((sender, message.seq))
+                acks[sender].append(key)
                 continue
+            if self.receivers is not None and message.receiver != BROADCAST:
+                if message.receiver not in self.receivers:
+                    self._reject(f"{message.message_id}: unknown receiver")
+                    continue
+            if self.stats.held + pending + len(receivers) > self.config.max_total:
+                self.stats.refused += 1
+                log_rejection(self.name, self.stats.refused, "the journal is full")
+                continue  # not acknowledged: the sender tries again later
             full = [r for r in receivers if waiting.get(r, 0) >= self.config.max_held]
             if full:
                 self.stats.refused += len(full)
@@ -256,17 +291,18 @@ class Relay:
                 receivers = tuple(r for r in receivers if r not in full)
             for receiver in receivers:
                 waiting[receiver] = waiting.get(receiver, 0) + 1
-            self._window.add(sender, message.seq)
-            senders.add(sender)
+            if receivers:
+                self._custody[key] = len(receivers)
+                pending += len(receivers)
+            else:
+                self._done[key] = self._wall() + self.config.done_lifetime
+                finished.append((key, self._done[key]))
             accepted.append((message, receivers))
-            acks[sender].append((sender, message.seq))
+            acks[sender].append(key)
         # Durable first: nothing is acknowledged to a sender before its commit returns.
-        self.journal.commit(
-            accepted=accepted,
-            delivered=delivered,
-            windows={sender: self._window.state(sender) for sender in senders},
-            peers=joined,
-        )
+        for _, key in delivered:
+            finished.extend(self._release(key))
+        self.journal.commit(accepted=accepted, delivered=delivered, peers=joined, finished=finished)
         for message, receivers in accepted:
             for receiver in receivers:
                 self._queue(receiver).push(message)
@@ -307,10 +343,35 @@ class Relay:
             for message in gone:
                 log.warning("%s: gave up on %s for %s", self.name, message.message_id, receiver)
                 expired.append((receiver, (message.sender, message.seq)))
-        if expired:
-            self.journal.commit(delivered=expired)
+        finished = [done for _, key in expired for done in self._release(key)]
+        forget = None
+        if now >= self._next_forget:
+            self._next_forget = now + 60.0
+            forget = self._forget()
+        if expired or forget is not None:
+            self.journal.commit(delivered=expired, finished=finished, forget_before=forget)
             self.stats.expired += len(expired)
             self.stats.held -= len(expired)
+
+    def _release(self, key: Key) -> list[tuple[Key, float]]:
+        """One copy of ``key`` left custody; when it was the last, remember the id."""
+        left = self._custody.get(key, 0) - 1
+        if left > 0:
+            self._custody[key] = left
+            return []
+        self._custody.pop(key, None)
+        expires = self._done[key] = self._wall() + self.config.done_lifetime
+        # Bounded as the journal is: the oldest memories go first (insertion order).
+        while len(self._done) > self.config.max_total:
+            del self._done[next(iter(self._done))]
+        return [(key, expires)]
+
+    def _forget(self) -> float:
+        """Drop the remembered ids that expired; return the cut-off for the journal."""
+        now = self._wall()
+        for key in [k for k, expires in self._done.items() if expires < now]:
+            del self._done[key]
+        return now
 
     def _next_wake(self) -> float:
         wake = min(self._next_beat, self._liveness.next_check())
@@ -332,97 +393,10 @@ class Relay:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a relay over ZeroMQ until SIGTERM or SIGINT; return the exit status (0).
+    """Run a relay over ZeroMQ until SIGTERM or SIGINT; see :mod:`phobos.comms.relay_cli`."""
+    from phobos.comms.relay_cli import main as run
 
-    See ``python -m phobos.comms.relay --help``. Settings come from :class:`RelayConfig`,
-    read from ``--config`` (YAML) and ``--set key=value`` overrides (``reliable.`` for the
-    nested ones, e.g. ``--set reliable.heartbeat_interval=0.1``).
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m phobos.comms.relay",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=(
-            "Store-and-forward relay between agents: journals what it accepts in SQLite\n"
-            "(WAL) before acknowledging it, holds it for receivers that are away or lost,\n"
-            "and delivers it exactly once when they are back. Serves until SIGTERM/SIGINT."
-        ),
-        epilog=(
-            "settings (RelayConfig; --config YAML and/or --set key=value):\n"
-            "  name, max_held, batch, peers, synchronous (FULL | NORMAL),\n"
-            "  reliable.heartbeat_interval, reliable.lost_after, reliable.dedup_capacity,\n"
-            "  reliable.reliable_kinds, reliable.retry.{initial,factor,max_interval,\n"
-            "  max_attempts,window}\n"
-            "example:\n"
-            "  python -m phobos.comms.relay --address tcp://127.0.0.1:5555 --journal relay.db \\\n"
-            "      --set reliable.heartbeat_interval=0.2"
-        ),
-    )
-    parser.add_argument("--address", required=True, help="where to bind, e.g. tcp://127.0.0.1:5555")
-    parser.add_argument("--journal", required=True, help="SQLite journal file (created if new)")
-    parser.add_argument("--keys", help="CURVE folder: the relay's key pair and agents' .key files")
-    parser.add_argument("--config", help="YAML file of RelayConfig settings")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting"
-    )
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO (default), WARNING")
-    args = parser.parse_args(argv)
-    # Deferred: importing this module for Relay must not load pyzmq or YAML.
-    import zmq
-
-    from phobos.comms.security import CurveAuthenticator, load_allow_list, load_keys
-    from phobos.comms.zmq_transport import ZmqServer
-    from phobos.config import load
-
-    try:
-        config = load(RelayConfig, args.config, args.set)
-    except ValueError as exc:  # ConfigError included
-        parser.error(str(exc))
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    stopping: list[int] = []
-
-    def on_signal(signum: int, frame: object) -> None:
-        stopping.append(signum)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    context = zmq.Context()
-    auth = None
-    relay = None
-    try:
-        curve = None
-        if args.keys:
-            curve = load_keys(args.keys, config.name)
-            allowed = {n: k for n, k in load_allow_list(args.keys).items() if n != config.name}
-            auth = CurveAuthenticator(context, allowed).start()
-        server = ZmqServer(
-            args.address,
-            config.name,
-            context=context,
-            curve=curve,
-            # Frames up to 4x the limit reach the decoder and are counted as rejections;
-            # libzmq drops the connection of anything larger before it is buffered.
-            wire_max_size=4 * MAX_FRAME_SIZE,
-            # Never wait for one peer that does not read: what it misses goes again later.
-            send_timeout=0.0,
-        )
-        # A restarted agent reconnects under its old name before the relay sees the old
-        # connection close: the new connection takes the name over.
-        server.socket.router_handover = 1
-        relay = Relay(server, Journal(args.journal, config.synchronous), config)
-        print(f"relay {config.name} listening on {server.address}", flush=True)
-        relay.serve(lambda: bool(stopping))
-        log.info(
-            "%s: stopping on signal %d; counters %s", config.name, stopping[0], relay.counters()
-        )
-    finally:
-        if relay is not None:
-            relay.close()
-        if auth is not None:
-            auth.stop()
-        context.destroy(linger=0)
-    return 0
+    return run(argv)
 
 
 if __name__ == "__main__":

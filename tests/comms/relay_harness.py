@@ -72,8 +72,7 @@ class Processes:
     ) -> subprocess.Popen:
         """Start ``python -m phobos.comms.relay``; its first stdout line names its address."""
         sets = [arg for item in (*RELAY_SETTINGS, *settings) for arg in ("--set", item)]
-        if keys is not None:
-            sets += ["--keys", str(keys)]
+        sets += ["--keys", str(keys)] if keys is not None else ["--insecure"]
         return self.start(
             "relay",
             "-m",
