@@ -184,3 +184,7 @@ class Router:
     def in_flight(self) -> int:
         """Copies that have departed or are scheduled, not yet delivered or lost."""
         return sum(len(receivers) for _, _, receivers, _, _ in self._in_flight)
+
+    def stuck(self) -> int:
+        """Copies accepted for a link with no contact left in the plan (held for good)."""
+        return sum(sum(1 for t in q if t == math.inf) for q in self._waiting.values())

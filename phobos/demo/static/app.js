@@ -182,7 +182,10 @@ function render(snapshot) {
     if (option) $("speed").value = option.value;
   }
   const m = state.messages || {};
-  for (const k of ["sent", "delivered", "held", "dropped"]) $("m-" + k).textContent = m[k] ?? 0;
+  for (const k of ["sent", "delivered", "held", "dropped", "unaccounted"]) {
+    $("m-" + k).textContent = m[k] ?? 0;
+  }
+  $("m-unaccounted").className = m.unaccounted ? "bad" : "";
   $("m-refused").textContent = state.refused ?? 0;
   const names = (dash.episode && dash.episode.actions) || {};
   const rows = [];

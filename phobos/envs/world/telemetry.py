@@ -118,8 +118,6 @@ class WorldTelemetry:
         env, progress = self.env, self.progress
         sim_time = progress.step * float(env.config.step_seconds)
         bus = env.router
-        stats = bus.stats
-        accepted = stats.sent - stats.rejected
         flights = [list(f) for f in bus.flights if f[2] <= sim_time < f[3]]
         state = {
             "tick": progress.tick,
@@ -135,12 +133,7 @@ class WorldTelemetry:
             "defaulted": list(progress.defaulted),
             "timeline": self.timeline,
             "agents": {agent: record.as_dict() for agent, record in self.records.items()},
-            "messages": {
-                "sent": stats.sent,
-                "delivered": stats.delivered,
-                "held": accepted - stats.delivered - stats.lost,
-                "dropped": stats.rejected + stats.lost,
-            },
+            "messages": bus.ledger(),
             "flights": flights,
             "refused": self.stats.refused,
             **self.view.state(env, progress.observations),

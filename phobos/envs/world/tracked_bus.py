@@ -4,6 +4,14 @@ The environment asks for its bus through a factory (``message_bus=``); :func:`ma
 the world's, choosing between the in-process router and the relay over ZeroMQ, and wrapping
 either in a :class:`TrackedBus` so that the dashboard can draw messages in flight without the
 environment knowing of telemetry.
+
+It also keeps the ledger the dashboard shows, each term counted on its own where the copy's
+fate is decided, never as a remainder: ``sent`` (copies offered, by the router),
+``delivered`` (copies handed to the environment, counted here as they are),
+``held`` (copies in the router's queues now: scheduled or in flight, or stuck without a
+contact), ``dropped_buffer`` and ``dropped_loss`` (tail drops and channel losses, by the
+router). A copy that vanished anywhere (a hop that dropped it, a bug) leaves
+``unaccounted = sent - delivered - held - dropped_buffer - dropped_loss`` above zero.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ class TrackedBus:
         self.capture = False
         self.flights: deque[tuple[str, str, float, float]] = deque(maxlen=64)
         self.router: Router = getattr(inner, "router", inner)
+        self.handed = 0  # copies deliver() returned to the environment
         names = self.router.endpoints
         self._others = {e: [o for o in names if o != e] for e in names}
 
@@ -63,7 +72,25 @@ class TrackedBus:
 
     def deliver(self, until: float) -> list[tuple[str, Message]]:
         """Copies due by ``until``."""
-        return self.inner.deliver(until)
+        delivered = self.inner.deliver(until)
+        self.handed += len(delivered)
+        return delivered
+
+    def ledger(self) -> dict[str, int]:
+        """The fate of every copy sent, each term counted independently (module notes)."""
+        router, stats = self.router, self.inner.stats
+        ledger = {
+            "sent": stats.sent,
+            "delivered": self.handed,
+            "held": router.in_flight() + router.stuck(),
+            "dropped_buffer": stats.rejected,
+            "dropped_loss": stats.lost,
+        }
+        ledger["dropped"] = stats.rejected + stats.lost
+        ledger["unaccounted"] = ledger["sent"] - sum(
+            ledger[k] for k in ("delivered", "held", "dropped_buffer", "dropped_loss")
+        )
+        return ledger
 
     def close(self) -> None:
         """Close the inner bus's sockets, if it has any."""
