@@ -75,8 +75,11 @@ def make_team(name: str, env: Any, seed: int | None = None) -> dict[str, Policy]
 def _trained_team(env: Any, seed: int | None) -> dict[str, Policy]:
     """Every agent that has a committed trained policy flies it; greedy flies the rest."""
     from phobos.agents.loaders import load_rllib, load_sb3
+    from phobos.agents.shared_policy import is_shared_policy, load_shared_team
 
     folder = trained_policy(env)
+    if is_shared_policy(folder):  # one network for the team: safetensors + JSON, no pickle
+        return load_shared_team(str(folder), env)
     team = make_team("greedy", env, seed=seed)
     # Trusted: these pickles are package data, committed and shipped with this code (as
     # trusted as the code that loads them); a user's checkpoint needs --trust-checkpoint.
