@@ -39,7 +39,7 @@ def read_log(path: str) -> list[tuple[str, int, int]]:
 def config(args: argparse.Namespace) -> ReliableConfig:
     """The reliability settings the tests give the relay too."""
     return ReliableConfig(
-        retry=RetryPolicy(initial=args.retry, max_interval=4 * args.retry),
+        retry=RetryPolicy(initial=args.retry, max_interval=4 * args.retry, window=args.window),
         heartbeat_interval=args.heartbeat,
         lost_after=args.lost_after,
     )
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heartbeat", type=float, default=0.1)
     parser.add_argument("--lost-after", type=int, default=3)
     parser.add_argument("--retry", type=float, default=0.1)
+    parser.add_argument("--window", type=int, default=32)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.name} %(message)s")
     context = zmq.Context()

@@ -135,3 +135,51 @@ def test_silent_peer_is_lost_its_messages_held_and_all_delivered_once_on_return(
     assert Processes.terminate(receiver) == 0
     assert Processes.terminate(relay) == 0, procs.logs()
     assert_exactly_once(log, range(count), procs)
+
+
+def kill_mid_stream(procs, probe, address, tmp_path, count: int, window: int, kills: int):
+    """``count`` messages a -> b with flight window ``window``, the relay killed ``kills``
+    times while they flow; every payload must be logged by b exactly once."""
+    journal, log = tmp_path / "relay.db", tmp_path / "b.log"
+    setting = f"reliable.retry.window={window}"
+    relay = procs.relay(address, journal, setting)
+    receiver = procs.agent("recv", "b", address, f"--log={log}", f"--window={window}")
+    sender = procs.agent(
+        "send",
+        "a",
+        address,
+        "--to=b",
+        f"--count={count}",
+        "--pace=0",
+        f"--window={window}",
+        "--deadline=240",
+    )
+    for kill in range(kills):
+        eventually(
+            lambda k=kill: lines(log) >= count * (k + 1) // (kills + 1),
+            timeout=120.0,
+            what=f"the stream to reach kill {kill + 1}",
+        )
+        Processes.kill(relay)
+        relay = procs.relay(address, journal, setting)
+    assert sender.wait(240) == 0, procs.logs()
+    eventually(lambda: lines(log) >= count, timeout=120.0, what="b to log everything")
+    probe.wait(lambda s: s["held"] == 0, what="every copy acknowledged by b")
+    assert Processes.terminate(receiver) == 0
+    assert Processes.terminate(relay) == 0, procs.logs()
+    assert_exactly_once(log, range(count), procs)
+
+
+def test_relay_killed_mid_stream_with_a_wide_window_loses_and_repeats_nothing(
+    procs, probe, address, tmp_path
+):
+    kill_mid_stream(procs, probe, address, tmp_path, count=2000, window=128, kills=1)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("window", [1, 8, 32, 128, 256])  # 256: the widest 1024 accepts
+def test_relay_kill_9_under_20000_messages_for_every_window(
+    procs, probe, address, tmp_path, window
+):
+    kill_mid_stream(procs, probe, address, tmp_path, count=20_000, window=window, kills=2)
