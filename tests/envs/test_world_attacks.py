@@ -201,8 +201,10 @@ def reconnecting_agent(context, address, keys, cycles: int, done: threading.Even
     done.set()
 
 
-def run_targets(keys: Path, seconds: float, frames: int, cycles: int) -> tuple[dict, list]:
-    speed, deadline = 10.0, 0.25
+def run_targets(
+    keys: Path, seconds: float, frames: int, cycles: int, speed: float = 10.0
+) -> tuple[dict, list]:
+    deadline = 0.25
     world = WorldProcess(keys, seconds=seconds, speed=speed, timeout=deadline)
     agents = honest_agents(world.address, keys, STATIONS)
     context = zmq.Context()
@@ -270,8 +272,9 @@ def test_fuzz_a_late_agent_and_reconnects_cost_the_world_at_most_a_tenth(keys) -
 
 
 @pytest.mark.slow
-def test_targets_5000_frames_200_reconnects_memory_flat(keys) -> None:
-    result, rss = run_targets(keys, seconds=30.0, frames=5000, cycles=200)
+@pytest.mark.parametrize("speed", [10.0, 20.0])
+def test_targets_5000_frames_200_reconnects_memory_flat(keys, speed) -> None:
+    result, rss = run_targets(keys, seconds=30.0, frames=5000, cycles=200, speed=speed)
     print(
         f"rate {result['rate']:.2f} of {result['speed']} steps/s, rss {rss} KiB, "
         f"log {result['log_bytes']} bytes, rejected {result['rejected']}"
