@@ -19,6 +19,7 @@ from typing import Any
 
 from phobos.ray_cluster import init_ray
 from phobos.training.config import TrainConfig
+from phobos.training.rllib_batch import SAMPLE_CPU_S
 
 AGENTS = 5
 """Agents of the default orbit-scheduling task (two spacecraft, three stations)."""
@@ -60,22 +61,32 @@ def measure(config: TrainConfig, seconds: float) -> dict[str, float]:
     algorithm.learner_group.update = timed_update  # this algorithm only, for the split
     try:
         algorithm.train()  # warm-up: runners start, the first episodes are planned
-        spent["learning"], steps, iterations = 0.0, 0, 0
-        began = time.perf_counter()
+        spent["learning"], steps, iterations, runner_cpu = 0.0, 0, 0, 0.0
+        began, driver_cpu = time.perf_counter(), time.process_time()
         while time.perf_counter() - began < seconds or iterations < 2:
             result = algorithm.train()
             steps += int(result["env_runners"]["num_env_steps_sampled"])
+            runner_cpu += float(result["env_runners"].get(SAMPLE_CPU_S, 0.0))
             iterations += 1
         wall = time.perf_counter() - began
+        driver_cpu = time.process_time() - driver_cpu
     finally:
         algorithm.stop()
     learning = min(spent["learning"] / wall, 1.0)
+    # Idle-machine estimate: the driver's CPU time (its own sampling included when it has no
+    # runners) plus, with runners, one runner's share of their sampling CPU (they run at once).
+    runners = config.num_env_runners
+    # (The env sampler reports no sampling CPU: with runners, it gets no estimate.)
+    cpu_s = driver_cpu + (runner_cpu / runners if runners else 0.0)
+    if runners and config.sampler != "batch":
+        cpu_s = float("nan")
     return {
         "agent_steps_per_s": steps * AGENTS / wall,
         "sampling_share": 1.0 - learning,
         "learning_share": learning,
         "iterations": iterations,
         "env_steps_per_iteration": steps / iterations,
+        "cpu_agent_steps_per_s": steps * AGENTS / cpu_s,
     }
 
 
@@ -130,12 +141,14 @@ def rllib_batch_rates(
 def report(results: dict[str, Any]) -> str:
     """Markdown table of each setting's rate and its sampling / learning split."""
     lines = [
-        "| sampler | env runners | agent-steps/s | sampling | learning | env steps/iter |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| sampler | env runners | agent-steps/s | idle-CPU estimate | sampling | learning "
+        "| env steps/iter |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for (sampler, runners), row in results["paths"].items():
         lines.append(
             f"| {sampler} | {runners} | {row['agent_steps_per_s']:,.0f} | "
+            f"{row['cpu_agent_steps_per_s']:,.0f} | "
             f"{row['sampling_share']:.0%} | {row['learning_share']:.0%} | "
             f"{row['env_steps_per_iteration']:,.0f} |"
         )

@@ -62,6 +62,9 @@ from phobos.envs import make, make_batch
 from phobos.training.config import TrainConfig
 from phobos.training.rllib_episodes import Roster, chunks, log_counts, log_episodes
 
+SAMPLE_CPU_S = "sample_cpu_s"
+"""Env-runner metric: CPU seconds spent in ``sample()`` (summed over calls and runners)."""
+
 
 def env_runner_settings(config: TrainConfig) -> dict[str, Any]:
     """``AlgorithmConfig.env_runners(...)`` arguments for ``config.sampler``.
@@ -178,14 +181,19 @@ class BatchEnvRunner(EnvRunner, Checkpointable):
         if num_timesteps is not None and num_episodes is not None:
             raise ValueError("give num_timesteps or num_episodes, not both")
         explore = self.config.explore if explore is None else explore
+        cpu = time.thread_time()
         with self.metrics.log_time(SAMPLE_TIMER):
             if num_episodes is not None:
-                return self._sample(None, num_episodes, explore, random_actions, reset=True)
-            if num_timesteps is None:
-                steps = self.config.get_rollout_fragment_length(self.worker_index or 0)
+                sampled = self._sample(None, num_episodes, explore, random_actions, reset=True)
             else:
-                steps = max(1, math.ceil(num_timesteps / self.num_envs))
-            return self._sample(steps, None, explore, random_actions, reset=force_reset)
+                if num_timesteps is None:
+                    steps = self.config.get_rollout_fragment_length(self.worker_index or 0)
+                else:
+                    steps = max(1, math.ceil(num_timesteps / self.num_envs))
+                sampled = self._sample(steps, None, explore, random_actions, reset=force_reset)
+        # CPU seconds of this thread in sample(): what it costs on an idle machine.
+        self.metrics.log_value(SAMPLE_CPU_S, time.thread_time() - cpu, reduce="sum")
+        return sampled
 
     def get_metrics(self) -> dict[str, Any]:
         """Episode statistics of the episodes finished since the last call, and counters."""
