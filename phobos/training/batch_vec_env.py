@@ -57,14 +57,27 @@ class BatchVecEnv(VecEnv):
         joint_state: Append the team's joint state (every agent's observation of the
             episode) to each slot's observation, for a centralised critic; the actor reads
             only the first :attr:`actor_inputs` values.
+        shaping_gamma: Add potential-based shaping ``gamma * phi' - phi`` to the rewards the
+            learner sees, with the core's ``potential()`` as ``phi`` (0 after an episode's
+            end). It leaves the optimal policy unchanged (Ng, Harada and Russell 1999) and
+            credits an observation when it is stored rather than hours later when it
+            arrives; the ``episode`` returns in infos stay the task's own. ``None``: off.
 
     """
 
     def __init__(
-        self, core: Any, env_id: str, seeds: Sequence[int], joint_state: bool = False
+        self,
+        core: Any,
+        env_id: str,
+        seeds: Sequence[int],
+        joint_state: bool = False,
+        shaping_gamma: float | None = None,
     ) -> None:
         self.core = core
         self.joint_state = joint_state
+        self.shaping_gamma = shaping_gamma
+        if shaping_gamma is not None and not hasattr(core, "potential"):
+            raise ValueError(f"reward shaping: the {env_id} batch core defines no potential")
         self.episodes = core.num_envs
         self.agents = tuple(core.agents)
         if len(seeds) != self.episodes:
@@ -84,6 +97,7 @@ class BatchVecEnv(VecEnv):
             self.episodes * len(self.agents), observation_space, gymnasium.spaces.Discrete(actions)
         )
         self._first = (observations, masks)
+        self._potential = core.potential() if shaping_gamma is not None else None
         self._masks = masks.reshape(self.num_envs, actions)
         self._returns = np.zeros(self.episodes)
         self._lengths = np.zeros(self.episodes, dtype=np.int64)
@@ -111,6 +125,8 @@ class BatchVecEnv(VecEnv):
             self._first = None
         else:
             observations, masks = self.core.reset()
+        if self.shaping_gamma is not None:
+            self._potential = self.core.potential()
         self._masks = masks.reshape(self.num_envs, -1)
         self._returns[:] = 0.0
         self._lengths[:] = 0
@@ -127,7 +143,11 @@ class BatchVecEnv(VecEnv):
         self._returns += reward
         self._lengths += 1
         agents = len(self.agents)
-        rewards = np.repeat(reward.astype(np.float32), agents)
+        learned = reward
+        if self.shaping_gamma is not None:
+            after = np.where(done, 0.0, self.core.potential())
+            learned = reward + self.shaping_gamma * after - self._potential
+        rewards = np.repeat(learned.astype(np.float32), agents)
         dones = np.repeat(done, agents)
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         if done.any():
@@ -149,6 +169,8 @@ class BatchVecEnv(VecEnv):
                 observations, masks = self.core.reset(indices=np.flatnonzero(done))
             self._returns[done] = 0.0
             self._lengths[done] = 0
+        if self.shaping_gamma is not None:
+            self._potential = self.core.potential()  # restarted episodes start afresh
         self._masks = masks.reshape(self.num_envs, -1)
         return self._slots(observations), rewards, dones, infos
 

@@ -68,6 +68,11 @@ class TrainConfig:
     cross-entropy, value by the returns it earned); 0 starts from scratch."""
     imitation_epochs: int = 10
     """Passes over the demonstrations when cloning."""
+    reward_shaping: bool = False
+    """sb3 batch sampler: potential-based shaping of the learner's reward with the batch
+    core's potential (orbit scheduling: science value on board or in flight), which keeps the
+    optimal policy and credits observations when stored; logs and evaluation use the true
+    reward."""
     teacher_kl_coeff: float = 0.0
     """sb3: after each PPO update, pull the policy towards its warm-started self by
     minimising this weight times KL(teacher || policy) (needs ``imitation_episodes``); 0: off."""

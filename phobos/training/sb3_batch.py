@@ -27,7 +27,13 @@ def make_env(config: TrainConfig, seed: int) -> BatchVecEnv:
     """The run's slots: ``num_envs`` episodes of ``config.env`` seeded from ``seed``."""
     core = make_batch(config.env, config.num_envs, **config.env_config)
     seeds = training_seeds(seed, config.num_envs)
-    return BatchVecEnv(core, config.env, seeds, joint_state=config.critic == "central")
+    return BatchVecEnv(
+        core,
+        config.env,
+        seeds,
+        joint_state=config.critic == "central",
+        shaping_gamma=config.gamma if config.reward_shaping else None,
+    )
 
 
 def steps_per_slot(config: TrainConfig) -> int:

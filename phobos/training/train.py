@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from phobos.envs import has_batch, make
+from phobos.envs import has_batch, make, make_batch
 from phobos.envs.registry import make_config
 from phobos.ray_cluster import check_ray_address, init_ray
 from phobos.training.config import TrainConfig
@@ -67,6 +67,12 @@ def check(config: TrainConfig) -> None:
             f"comes from the batch core); got framework {config.framework!r}, sampler "
             f"{config.sampler!r}"
         )
+    if config.reward_shaping and not shared_batch:
+        raise ValueError("reward_shaping needs framework 'sb3' with sampler 'batch'")
+    if config.reward_shaping and shared_batch:
+        core = make_batch(config.env, 1, **config.env_config)
+        if not hasattr(core, "potential"):
+            raise ValueError(f"reward_shaping: the {config.env} batch core defines no potential")
     if config.teacher_kl_coeff < 0:
         raise ValueError(f"teacher_kl_coeff must be 0 or more, got {config.teacher_kl_coeff}")
     if config.teacher_kl_coeff > 0 and not (shared_batch and config.imitation_episodes > 0):

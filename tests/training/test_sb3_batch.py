@@ -249,3 +249,36 @@ def test_the_teacher_kl_phase_keeps_the_policy_near_its_warm_start(tmp_path):
     free = _divergence_after_training(0.0, tmp_path / "free")
     anchored = _divergence_after_training(5.0, tmp_path / "anchored")
     assert anchored < 0.5 * free, (anchored, free)
+
+
+def test_potential_shaping_telescopes_to_the_true_return_and_leaves_episode_returns_alone():
+    seeds = [4, 5]
+    plain = BatchVecEnv(make_batch("orbit-scheduling-v0", 2, horizon_steps=12), "x", seeds)
+    shaped = BatchVecEnv(
+        make_batch("orbit-scheduling-v0", 2, horizon_steps=12), "x", seeds, shaping_gamma=1.0
+    )
+    plain.reset()
+    shaped.reset()
+    start = shaped.core.potential().copy()
+    assert (start > 0).all()  # the memories start part full
+    rng = np.random.default_rng(0)
+    totals = {"plain": np.zeros(2), "shaped": np.zeros(2)}
+    for _ in range(12):
+        masks = plain.action_masks()
+        actions = (rng.random(masks.shape) * masks).argmax(axis=1)
+        _, reward, _, plain_infos = plain.step(actions)
+        _, shaped_reward, _, shaped_infos = shaped.step(actions)
+        totals["plain"] += reward.reshape(2, 5)[:, 0]
+        totals["shaped"] += shaped_reward.reshape(2, 5)[:, 0]
+    # With gamma = 1 the shaping telescopes: phi ends at 0, so the sum is R - phi(start).
+    np.testing.assert_allclose(totals["shaped"], totals["plain"] - start, rtol=1e-5)
+    for slot in (0, 5):
+        assert shaped_infos[slot]["episode"]["r"] == plain_infos[slot]["episode"]["r"]
+
+
+def test_reward_shaping_is_refused_where_no_potential_is_defined():
+    with pytest.raises(ValueError, match="defines no potential"):
+        core = make_batch("phobos-sampling-v0", 1)
+        BatchVecEnv(core, "phobos-sampling-v0", [0], shaping_gamma=0.99)
+    with pytest.raises(ValueError, match="reward_shaping needs framework 'sb3'"):
+        check(TrainConfig(reward_shaping=True))

@@ -100,6 +100,15 @@ class OrbitSchedulingBatch:
         }
         return self._observe()
 
+    def potential(self) -> np.ndarray:
+        """Science value ``[env]`` held on board or already downlinked and still in flight.
+
+        Every unit of it becomes reward when (and if) it reaches Earth, so it is the natural
+        potential for shaping the team reward (training only; the env's reward is unchanged).
+        """
+        in_flight = self.pending[:, self.step_index + 1 :].sum(axis=(1, 2))
+        return self.stored_value.sum(axis=(1, 2)) + in_flight
+
     def step(
         self, actions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, dict[str, np.ndarray]]:
