@@ -207,6 +207,31 @@ def test_runner_samples_whole_episodes_on_request(algorithm):
     assert {c.module_id for c in chunks} == {"phobos_grunt", "yinghuo1", "ground"}
 
 
+def test_exploration_is_seeded_allowed_and_its_logp_is_the_module_s(ray_local):
+    from phobos.training.rllib_ppo import build_algorithm
+
+    samples = []
+    for _ in range(2):  # the same seed twice: the same exploratory actions
+        algorithm = build_algorithm(TrainConfig(seed=9, **TINY))
+        try:
+            samples.append(algorithm.env_runner.sample(num_timesteps=40, explore=True))
+        finally:
+            algorithm.stop()
+    for one, two in zip(*samples, strict=True):
+        np.testing.assert_array_equal(one.get_actions(), two.get_actions())
+    actions = np.concatenate([c.get_actions() for c in samples[0]])
+    assert len(np.unique(actions)) > 2  # it explores
+    for chunk in samples[0]:
+        taken = chunk.get_actions()
+        masks = chunk.get_observations(slice(0, len(chunk)))["action_mask"]
+        assert (masks[np.arange(len(chunk)), taken] == 1).all()
+        logits = torch.from_numpy(chunk.get_extra_model_outputs("action_dist_inputs"))
+        expected = torch.log_softmax(logits, dim=-1)[np.arange(len(chunk)), taken]
+        np.testing.assert_allclose(
+            chunk.get_extra_model_outputs("action_logp"), expected.numpy(), rtol=1e-5, atol=1e-6
+        )
+
+
 def test_metrics_count_env_steps_and_report_team_returns(algorithm):
     from phobos.training.rllib_ppo import _row
 
