@@ -71,6 +71,8 @@ def test_killed_agent_is_restarted_and_the_episode_loses_no_message(
                 str(folder),
                 "--connect-timeout",
                 "2",
+                "--policy",  # no torch or Ray to import: refused while the episode runs
+                "greedy",
             ],
             cwd=REPO,
             stdout=subprocess.PIPE,
@@ -90,8 +92,9 @@ def test_killed_agent_is_restarted_and_the_episode_loses_no_message(
     assert record.defaults > 0  # safe defaults while it was dead, flagged
     assert record.actions + record.defaults == config.horizon_steps
     assert record.actions > 40  # it acted before the kill and again after the restart
-    # Every observation sent to it was answered, or counted when its process died.
-    assert record.obs_sent - record.actions <= record.lost
+    # Every observation sent to it was answered in time, answered late (stale: after its
+    # restart it is on probation, not waited for), or counted when its process died.
+    assert record.obs_sent - record.actions <= record.lost + record.stale
     assert all(r.defaults == 0 for a, r in world.records.items() if a != "yinghuo1")
 
     # No intent message lost: each accepted copy was delivered or is still held.
@@ -104,7 +107,7 @@ def test_killed_agent_is_restarted_and_the_episode_loses_no_message(
     assert len(bus.inner.log) == counts.delivered  # every delivered copy crossed the sockets
 
     # Bad input was refused, logged and counted, and the demo went on.
-    assert bad["intruder"].returncode == 2
+    assert bad["intruder"].returncode == 2, outputs["intruder"][1][-2000:]
     assert "unknown agent id 'intruder'" in outputs["intruder"][1]
     assert bad["yinghuo1"].returncode == 3
     assert "allow-list" in outputs["yinghuo1"][1]
