@@ -34,6 +34,7 @@ import zmq
 
 from phobos import config as config_tools
 from phobos.comms.codec import DecodeError, decode, encode
+from phobos.comms.limits import quote
 from phobos.comms.message import Message
 from phobos.comms.security import load_keys
 from phobos.comms.transport import TransportError
@@ -253,7 +254,11 @@ class AgentRuntime:
                 continue
             kind = message.kind
             if kind == p.OBS:
-                episode, seed, _, observation = p.observation_from(message.payload)
+                try:
+                    episode, seed, _, observation = p.observation_from(message.payload)
+                except (ValueError, TypeError) as exc:
+                    self.say(f"{agent}: ignored a bad observation from the world: {exc}")
+                    continue
                 if (episode, seed) != episode_key:
                     episode_key = (episode, seed)
                     policy.reset(seed=seed + self.index)
@@ -271,9 +276,9 @@ class AgentRuntime:
                 except zmq.Again:
                     pass  # the next ping is answered with rejoin again
             elif kind == p.ERROR:
-                self.say(f"{agent}: the world says: {message.payload}")
+                self.say(f"{agent}: the world says: {quote(message.payload, 300)}")
             elif kind == p.REFUSED:
-                self.say(f"{agent}: refused by the world: {message.payload}")
+                self.say(f"{agent}: refused by the world: {quote(message.payload, 300)}")
                 return EXIT_REFUSED
 
     def _message(self, kind: str, payload: Any) -> Message:

@@ -94,3 +94,37 @@ def test_the_committed_trained_team_still_loads_untrusted_flags():
     env = make(ENV)
     team = build_team(TeamSpec.parse("trained"), env)
     assert set(team) == set(env.possible_agents)
+
+
+def test_phobos_agent_refuses_an_untrusted_checkpoint_it_is_told_to_fly(tmp_path):
+    import threading
+
+    from phobos.comms.security import generate_keys
+    from phobos.envs.world import WorldServer, WorldSettings
+
+    keys = tmp_path / "keys"
+    for name in ("world", *make(ENV).possible_agents):
+        generate_keys(keys, name)
+    marker = tmp_path / "ran"
+    path = crafted_sb3_zip(tmp_path, marker)
+    settings = WorldSettings(join_timeout=30.0, relay="memory")
+    world = WorldServer(ENV, keys=keys, settings=settings, telemetry_address=None)
+    thread = threading.Thread(target=world.run, kwargs={"steps": 1}, daemon=True)
+    thread.start()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "phobos.cli", "agent", "--id", "yinghuo1"]
+            + ["--world", world.address, "--keys", str(keys), "--connect-timeout", "20"]
+            + ["--policy", f"greedy,yinghuo1=sb3:{path}"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        world.stop()
+        thread.join(40)
+        world.close()
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "--trust-checkpoint" in result.stderr and "Traceback" not in result.stderr
+    assert not marker.exists()
