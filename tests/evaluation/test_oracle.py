@@ -151,3 +151,27 @@ def test_a_full_day_bound_holds_and_the_planner_comes_close(seed, tmp_path):
     assert all(solution.upper_bound >= r - 1e-9 for r in [*returns.values(), flown]), returns
     assert flown >= returns["greedy"]
     assert solution.upper_bound <= 1.15 * flown, (solution.upper_bound, flown)
+
+
+def test_the_window_search_keeps_the_bound_and_never_loses_the_schedule(short_orbit, monkeypatch):
+    from phobos.evaluation.oracle import lp, solve
+
+    calls = []
+    original = lp._window
+
+    def counted(solver, xs, values, free, decisions, seconds):
+        found = original(solver, xs, values, free, decisions, seconds)
+        calls.append((len(free), found is not None))
+        # The bounds of every fixed decision are restored after each window.
+        assert all(xs[i].lb() == 0 and xs[i].ub() == 1 for i in decisions)
+        return found
+
+    monkeypatch.setattr(lp, "_window", counted)
+    monkeypatch.setattr(lp, "WHOLE_SHARE", 0.3)  # the whole model alone stops near the hint
+    monkeypatch.setattr(solve, "WINDOW_STEPS", 16)  # 48 steps: five windows of 16
+    result = solve_episode(short_orbit, 5, 3.0)
+    assert len(calls) >= 2 and any(ok for _, ok in calls), calls
+    assert result.proven and result.objective <= result.upper_bound + 1e-6
+    greedy = _return(short_orbit, "greedy", 5)
+    assert fly_schedule(short_orbit, 5, result.schedule).status == "ok"
+    assert result.objective >= greedy - 1e-6  # started from greedy's point, never below it

@@ -17,6 +17,7 @@ values of order 100), so that a tolerance cannot make a reported bound fall belo
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,14 +37,14 @@ class MipResult:
         status: ``OPTIMAL``, ``FEASIBLE``, ``INFEASIBLE``, ``NOT_SOLVED`` or ``ABNORMAL``.
         objective: The best solution's value (value units), if one was found.
         bound: The proven dual bound with the margins added, if SCIP proved one.
-        values: The best solution, one number per model variable (proto order).
+        values: The best solution, one integer per model variable (proto order).
 
     """
 
     status: str
     objective: float | None
     bound: float | None
-    values: list[float] | None
+    values: list[int] | None
 
 
 def lp_bound(proto: Any, time_limit_s: float) -> float | None:
@@ -61,20 +62,34 @@ def lp_bound(proto: Any, time_limit_s: float) -> float | None:
     return (value + MARGIN * abs(value) + ABSOLUTE_MARGIN) * 1e6
 
 
+WHOLE_SHARE = 0.75
+"""Share of the time limit the whole model gets when windows follow."""
 STATUS = {0: "OPTIMAL", 1: "FEASIBLE", 2: "INFEASIBLE", 3: "UNBOUNDED", 4: "ABNORMAL"}
 
 
 def mip_solve(
-    proto: Any, hint: dict[int, int] | None, time_limit_s: float, backend: str = "SCIP"
+    proto: Any,
+    hint: dict[int, int] | None,
+    time_limit_s: float,
+    windows: list[list[int]] | None = None,
+    decisions: list[int] | None = None,
+    backend: str = "SCIP",
 ) -> MipResult:
     """Solve the model as a MIP, started from ``hint`` (variable index -> value).
 
-    The objective and bound are in value (the model's units times 1e-6).
+    With ``windows``, the whole model gets ``WHOLE_SHARE`` of the time (its dual bound is the
+    bound); the rest improves its best solution one window at a time: every ``decisions``
+    variable outside the window fixed to the best solution's value, the window's free (a
+    large-neighbourhood search, for the episodes whose whole root LP is too slow for SCIP to
+    leave the hint in time; it changes the schedule, never the bound). The objective and
+    bound are in value (the model's units times 1e-6).
     """
+    start = time.perf_counter()
     solver, xs = linearise(proto, backend, integer=True)
     if hint:
         solver.SetHint([xs[i] for i in hint], [float(v) for v in hint.values()])
-    solver.SetTimeLimit(int(max(time_limit_s, 0.1) * 1000))
+    whole = time_limit_s * (WHOLE_SHARE if windows else 1.0)
+    solver.SetTimeLimit(int(max(whole - (time.perf_counter() - start), 0.1) * 1000))
     code = solver.Solve()
     status = STATUS.get(code, "NOT_SOLVED")
     if status not in ("OPTIMAL", "FEASIBLE"):
@@ -85,7 +100,36 @@ def mip_solve(
     if math.isfinite(dual):  # SCIP stopped before its root LP: no dual bound
         bound = max(dual, objective)
         bound += MARGIN * abs(bound) + ABSOLUTE_MARGIN
-    return MipResult(status, objective, bound, [x.solution_value() for x in xs])
+    values = [round(x.solution_value()) for x in xs]
+    if status == "FEASIBLE" and windows and decisions:
+        for n, free in enumerate(windows):
+            left = time_limit_s - (time.perf_counter() - start)
+            if left < 0.5:
+                break
+            found = _window(solver, xs, values, set(free), decisions, left / (len(windows) - n))
+            if found is not None and found[0] > objective + 1e-9:
+                objective, values = found
+    return MipResult(status, objective, bound, values)
+
+
+def _window(
+    solver: Any, xs: list[Any], values: list[int], free: set[int], decisions: list[int], s: float
+) -> tuple[float, list[int]] | None:
+    """Re-solve with the decisions outside ``free`` fixed to ``values``; the bounds restored."""
+    from ortools.linear_solver import pywraplp
+
+    fixed = [(i, xs[i].lb(), xs[i].ub()) for i in decisions if i not in free]
+    for i, _, _ in fixed:
+        xs[i].SetBounds(values[i], values[i])
+    solver.SetHint(xs, [float(v) for v in values])
+    solver.SetTimeLimit(int(max(s, 0.1) * 1000))
+    code = solver.Solve()
+    found = None
+    if code in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+        found = solver.Objective().Value(), [round(x.solution_value()) for x in xs]
+    for i, lo, hi in fixed:
+        xs[i].SetBounds(lo, hi)
+    return found
 
 
 def linearise(proto: Any, backend: str, integer: bool) -> tuple[Any, list[Any]]:

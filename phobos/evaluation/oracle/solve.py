@@ -29,6 +29,8 @@ from phobos.evaluation.oracle.model import ORBIT, VALUE_UNIT, build_model
 
 LP_SECONDS = 10.0
 """The LP fallback's least time limit (GLOP solves a day's model in a few seconds)."""
+WINDOW_STEPS = 96
+"""SCIP's improvement windows (eight hours of the default day; longer episodes only)."""
 BACKENDS = ("scip", "cp-sat")
 """Solvers of the model: SCIP on its exact linear form (the default: on a day's episode it
 finds far better schedules and bounds than CP-SAT in the same time) or CP-SAT."""
@@ -167,6 +169,7 @@ def solve_episode(
             em.model.Proto(),
             {index[id(var)]: value for var, value in point.items()} if point else None,
             time_limit_s,
+            *(_windows(em) if pin is None else ([], [])),
         )
         name, objective, effort = found.status, found.objective, 0.0
         solver_bound = None if found.bound is None else found.bound + em.rounding
@@ -203,6 +206,25 @@ def solve_episode(
         deterministic_s=effort,
         schedule=None if objective is None else em.schedule(chosen),
     )
+
+
+def _windows(em: Any) -> tuple[list[list[int]], list[int]]:
+    """Overlapping windows of ``WINDOW_STEPS`` steps (stride half that) and every decision.
+
+    A window is the list of the decision variables (activities, tracking) it leaves free.
+    """
+    steps = len(em.x)
+    if steps <= WINDOW_STEPS:
+        return [], []
+
+    def at(t: int) -> list[int]:
+        craft = [var.Index() for c in (0, 1) for var in em.x[t][c]]
+        return craft + [var.Index() for station in em.track[t] for var in station]
+
+    stride = WINDOW_STEPS // 2
+    starts = range(0, steps - stride, stride)
+    windows = [[i for t in range(a, min(a + WINDOW_STEPS, steps)) for i in at(t)] for a in starts]
+    return windows, [i for t in range(steps) for i in at(t)]
 
 
 def _cp_sat(em: Any, time_limit_s: float, workers: int) -> tuple[Any, ...]:
