@@ -49,6 +49,9 @@ def oracle_summary(entries: list[dict[str, Any]], ok: dict[str, list[Any]]) -> d
             if not o.get("proven")
         ],
         "bound_gap": quartiles(gaps),
+        "bound_over_planner": quartiles(
+            [proven[s] / p - 1.0 for s, p in planner.items() if s in proven and p > 1e-9]
+        ),
         "teams": {},
         "returns": {
             team: {str(r.seed): r.metrics["team_return"] for r in results}
@@ -101,7 +104,12 @@ def oracle_section(summary: dict[str, Any]) -> list[str]:
         "relaxation of the environment (its docstring, "
         "`phobos/evaluation/oracle/model.py`, lists where), so a bound holds for every team. "
         f"Bound above the best schedule found, per seed: {_q(oracle['bound_gap'], True)} "
-        "(median [quartiles]).",
+        "(median [quartiles])"
+        + (
+            f"; above the planner's flown return: {_q(oracle['bound_over_planner'], True)}."
+            if oracle.get("bound_over_planner")
+            else "."
+        ),
         "",
     ]
     if oracle["unproven"]:
