@@ -28,10 +28,11 @@ def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
     length; numbers and other small values are quoted in full (then cut).
     """
     if isinstance(value, str | bytes | bytearray | memoryview):
-        data = bytes(value) if isinstance(value, bytearray | memoryview) else value
-        text = repr(data[:limit])
-        if len(data) > limit:
-            return f"{text}... ({len(data)} {'chars' if isinstance(data, str) else 'bytes'})"
+        data = bytes(value[: limit + 1]) if isinstance(value, bytearray | memoryview) else value
+        text = repr(data[:limit])  # at most 4 characters per character or byte of the cut
+        if len(data) > limit or len(text) > limit:
+            unit = "chars" if isinstance(data, str) else "bytes"
+            return f"{text[:limit]}... ({len(value)} {unit})"
         return text
     if isinstance(value, dict | list | tuple | set | frozenset):
         return f"a {type(value).__name__} of {len(value)} items"

@@ -282,3 +282,22 @@ def test_targets_5000_frames_200_reconnects_memory_flat(keys, speed) -> None:
     check_targets(result)
     assert rss[-1] - rss[0] < 20_000
     assert result["log_bytes"] < 100_000
+
+
+def test_a_reply_that_cannot_be_encoded_is_counted_not_raised(keys) -> None:
+    from phobos.envs import make_config
+    from phobos.envs.world import WorldServer, WorldSettings
+
+    world = WorldServer(
+        "orbit-scheduling-v0",
+        make_config("orbit-scheduling-v0"),
+        keys=keys,
+        settings=WorldSettings(relay="memory"),
+        telemetry_address=None,
+    )
+    try:
+        assert world.exchange.send(b"nobody", "yinghuo1", p.ERROR, "\x00" * 2_000_000) is False
+        assert world.exchange.send(b"nobody", "yinghuo1", p.ERROR, object()) is False
+    finally:
+        world.close()
+    assert world.stats.rejected == 2
