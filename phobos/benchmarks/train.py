@@ -13,7 +13,8 @@ An agent-step is one sample a learner trains on: every agent of every env step f
 paths, the learner's own step for the single-agent view. Workers: for RLlib, env runners
 (remote Ray workers; the learner stays in the driver); for SB3, independent trials run as
 Ray tasks at once, as ``phobos train`` runs Tune trials (their rates add up). The share of
-wall time spent sampling is reported beside each rate (the rest is learning and overhead).
+wall time spent sampling is reported beside each rate (for RLlib: the wall time outside the
+learner's update; for SB3: inside ``collect_rollouts``), and for SB3 the share in resets.
 
 Targets (2-core machine): the fastest orbit path >= 20,000 agent-steps/s whole iterations;
 the lander's batch path >= 10,000; 2 workers >= 1.6x 1 worker. Benchmarks are not tests:
@@ -29,8 +30,6 @@ from typing import Any
 from phobos.ray_cluster import init_ray
 from phobos.training.config import TrainConfig
 
-AGENTS = 5
-"""Agents of the default orbit-scheduling task (two spacecraft, three stations)."""
 TARGET_AGENT_STEPS = 20_000
 TARGET_SCALING = 1.6
 WORKERS = (1, 2)
@@ -116,26 +115,15 @@ def _sb3_batch(seconds: float, workers: int, overrides: dict[str, Any]) -> dict[
     }
 
 
-def _rllib(seconds: float, config: TrainConfig, agents_per_step: int) -> dict[str, float]:
-    from phobos.training.rllib_ppo import build_algorithm
+def _rllib(seconds: float, config: TrainConfig) -> dict[str, float]:
+    """RLlib's rate, with the learner's update timed directly (RLlib's timers are smoothed)."""
+    from phobos.benchmarks.train_rllib_batch import measure
 
-    algorithm = build_algorithm(config)
-    try:
-        algorithm.train()  # warm-up: workers start, connectors build
-        steps, sampling, updates = 0, 0.0, 0
-        began = time.perf_counter()
-        while time.perf_counter() - began < seconds or updates < 2:
-            result = algorithm.train()
-            steps += int(result["env_runners"]["num_env_steps_sampled"])
-            sampling += float(result["timers"]["env_runner_sampling_timer"])
-            updates += 1
-        wall = time.perf_counter() - began
-    finally:
-        algorithm.stop()
+    rates = measure(config, seconds)
     return {
-        "agent_steps_per_s": steps * agents_per_step / wall,
-        "sampling_share": min(sampling / wall, 1.0),
-        "updates": updates,
+        "agent_steps_per_s": rates["agent_steps_per_s"],
+        "sampling_share": rates["sampling_share"],
+        "updates": rates["iterations"],
     }
 
 
@@ -192,7 +180,7 @@ def run(
             # RLlib's minibatch may not exceed its train batch (counted in env steps there).
             fields["minibatch_size"] = min(fields["minibatch_size"], fields["train_batch_size"])
             config = TrainConfig(**fields)
-            results["paths"][("rllib batch", workers)] = _rllib(seconds, config, AGENTS)
+            results["paths"][("rllib batch", workers)] = _rllib(seconds, config)
         for workers in WORKERS:
             config = TrainConfig(
                 num_env_runners=workers,
@@ -201,7 +189,7 @@ def run(
                 num_epochs=2,
                 hidden=(128, 128),
             )
-            results["paths"][("rllib env", workers)] = _rllib(seconds, config, AGENTS)
+            results["paths"][("rllib env", workers)] = _rllib(seconds, config)
         results["paths"][("sb3 view", 1)] = _sb3_view(seconds, reference)
         lander = {"env": LANDER_ENV, "hidden": LANDER_HIDDEN} | overrides
         results["paths"][("sb3 batch lander", 1)] = _sb3_batch(seconds, 1, lander)
