@@ -7,6 +7,7 @@ be sent too. Every wait has a deadline.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import select
@@ -14,13 +15,16 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from phobos import config as config_tools
 from phobos.comms.security import generate_keys
+from phobos.demo.browser import CHROMIUM, CHROMIUM_ARGS
 from phobos.demo.dashboard import Dashboard
+from phobos.demo.http_guard import BoundedHTTPServer
 from phobos.envs import make_config
 from phobos.envs.world import WorldServer, WorldSettings
 
@@ -139,3 +143,57 @@ def test_idle_clients_are_bounded_in_threads_and_time(served) -> None:
     finally:
         for sock in idle:
             sock.close()
+
+
+EVIL_PAGE = """<!doctype html><html><body>
+<form id="f" method="POST" action="{target}api/control" enctype="text/plain">
+<input name='{{"command":"pause","x":"' value='"}}'></form>
+<script>
+fetch("{target}api/control", {{method: "POST", mode: "no-cors", credentials: "include",
+  headers: {{"Content-Type": "text/plain"}}, body: '{{"command": "pause"}}'}})
+  .finally(() => {{ document.title = "fetched"; }});
+</script></body></html>"""
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed")
+def test_a_foreign_page_in_the_users_browser_cannot_pause_the_world(served, tmp_path) -> None:
+    """The user opened the dashboard (the cookie is set); then a page on another origin
+    posts to it, by fetch and by a form: the world must not pause. The page's own button
+    still works."""
+    from playwright.sync_api import sync_playwright
+
+    target = f"http://127.0.0.1:{served.port}/"
+    (tmp_path / "evil.html").write_text(EVIL_PAGE.format(target=target))
+    evil = BoundedHTTPServer(
+        ("127.0.0.1", 0),
+        functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path)),
+    )
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                context = browser.new_context()  # one browser session: the cookie is shared
+                page = context.new_page()
+                page.goto(served.dashboard.url, timeout=30_000)
+                page.wait_for_function(
+                    "document.getElementById('connection').textContent === 'live'"
+                )
+                attack = context.new_page()
+                attack.goto(f"http://localhost:{evil.server_address[1]}/evil.html")
+                attack.wait_for_function("document.title === 'fetched'", timeout=20_000)
+                with attack.expect_navigation(timeout=20_000):  # the form's answer
+                    attack.evaluate("document.getElementById('f').submit()")
+                refusals = ("open the dashboard", "refused", "application/json")
+                assert any(text in attack.content() for text in refusals)  # 403 or 415
+                assert served.world.paused is False
+                page.click("#pause")
+                deadline = time.monotonic() + 10.0
+                while not served.world.paused and time.monotonic() < deadline:
+                    page.wait_for_timeout(50)  # the polling interval, in the browser
+                assert served.world.paused is True
+            finally:
+                browser.close()
+    finally:
+        evil.shutdown()
+        evil.server_close()
