@@ -167,10 +167,14 @@ class AgentExchange:
                 self.send(record.ident, agent, p.END, None)
 
     # --------------------------------------------------------------- messages
-    def drain(self) -> None:
-        """Handle every message waiting on the ROUTER, without blocking."""
+    def drain(self, most: int = 1000) -> None:
+        """Handle the messages waiting on the ROUTER (at most ``most``), without blocking.
+
+        Bounded, so that a peer that never stops sending cannot keep the loop here: the
+        callers poll again (the exchange until its deadline).
+        """
         sock = self.sock
-        while True:
+        for _ in range(most):
             try:
                 ident = sock.recv(zmq.NOBLOCK)
             except zmq.Again:
