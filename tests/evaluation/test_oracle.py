@@ -169,7 +169,7 @@ def test_the_window_search_keeps_the_bound_and_never_loses_the_schedule(short_or
     monkeypatch.setattr(lp, "_window", counted)
     monkeypatch.setattr(lp, "WHOLE_SHARE", 0.3)  # the whole model alone stops near the hint
     monkeypatch.setattr(solve, "WINDOW_STEPS", 16)  # 48 steps: five windows of 16
-    result = solve_episode(short_orbit, 5, 3.0)
+    result = solve_episode(short_orbit, 5, 3.0, windows=True)
     assert len(calls) >= 2 and any(ok for _, ok in calls), calls
     assert result.proven and result.objective <= result.upper_bound + 1e-6
     greedy = _return(short_orbit, "greedy", 5)

@@ -71,7 +71,7 @@ ENERGY_UNIT_WH = 1e-3
 """Watt-hours per model unit of battery energy."""
 SLACK = 2
 """Rounding slack, in model units, allowed in each balance equation per step."""
-MODEL_VERSION = 3
+MODEL_VERSION = 2
 """Bumped whenever the model changes, so that cached solutions are not reused across it."""
 
 
