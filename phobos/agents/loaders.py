@@ -24,6 +24,7 @@ from phobos.agents.policy import Policy
 from phobos.agents.roles import module_id
 
 _SB3_CONTRIB = ("MaskablePPO",)
+_MAX_JSON = 16 << 20  # largest JSON read from a checkpoint before the trust check
 _SB3_ALGORITHMS = ("MaskablePPO", "PPO", "A2C", "DQN")
 
 
@@ -87,8 +88,10 @@ def _saved_algorithm(path: Path) -> str:
     """MaskablePPO when the zip's policy class comes from sb3-contrib's maskable package."""
     try:
         with zipfile.ZipFile(path) as archive:
+            if archive.getinfo("data").file_size > _MAX_JSON:
+                return "PPO"  # the load below (if trusted) says what is wrong with it
             policy = json.loads(archive.read("data")).get("policy_class", {})
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+    except (OSError, KeyError, ValueError, AttributeError, zipfile.BadZipFile):
         return "PPO"  # not readable as an SB3 zip: the load below says why
     module = policy.get("__module__", "") if isinstance(policy, dict) else ""
     return "MaskablePPO" if module.startswith("sb3_contrib.common.maskable") else "PPO"
@@ -159,7 +162,14 @@ def check_trained_for(path: Path, env: Any) -> None:
     record_file = path / "phobos.json" if path.is_dir() else path.parent / "phobos.json"
     if not record_file.exists():
         return
-    record = json.loads(record_file.read_text())
+    if record_file.stat().st_size > _MAX_JSON:
+        raise ValueError(f"{record_file} is larger than {_MAX_JSON} bytes: not an export record")
+    try:
+        record = json.loads(record_file.read_text())
+    except ValueError as error:
+        raise ValueError(f"{record_file} is not valid JSON: {error}") from error
+    if not isinstance(record, dict):
+        raise ValueError(f"{record_file} must hold a JSON object")
     name = env.metadata.get("name", "")  # e.g. orbit_scheduling_v0
     trained = str(record.get("env", "")).replace("-", "_")
     if name and trained and trained != name:

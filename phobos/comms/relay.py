@@ -2,7 +2,11 @@
 
 Run one per bus::
 
-    python -m phobos.comms.relay --address tcp://127.0.0.1:5555 --journal relay.db [--keys DIR]
+    python -m phobos.comms.relay --address tcp://127.0.0.1:5555 --journal relay.db --keys DIR
+
+(or ``--insecure`` instead of ``--keys``: no CURVE, loopback addresses only; see
+:mod:`phobos.comms.relay_cli`). Under CURVE a name is its key's: messages to names outside
+the allow-list are refused, and no connection takes over another's by name.
 
 Agents connect with a :class:`~phobos.comms.endpoint.ReliableEndpoint` over a
 :class:`~phobos.comms.zmq_transport.ZmqClient`. For each message of a reliable kind the relay
