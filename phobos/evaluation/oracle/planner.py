@@ -89,7 +89,9 @@ def solve_cached(
     return result
 
 
-def fly_schedule(config: Any, seed: int, schedule: dict[str, list[int]]) -> Any:
+def fly_schedule(
+    config: Any, seed: int, schedule: dict[str, list[int]], env_id: str = ORBIT
+) -> Any:
     """Fly ``schedule`` open loop in the real environment.
 
     The EpisodeResult's metrics add ``planner_overrides``: planned actions the mask forbade
@@ -104,7 +106,7 @@ def fly_schedule(config: Any, seed: int, schedule: dict[str, list[int]]) -> Any:
         team.update({agent: ScheduledPolicy(schedule[agent]) for agent in env.possible_agents})
         return team
 
-    result = run_episode(EpisodeSpec(ORBIT, config, TeamSpec(PLANNER), seed), factory)
+    result = run_episode(EpisodeSpec(env_id, config, TeamSpec(PLANNER), seed), factory)
     if result.status == "ok":
         result.metrics["planner_overrides"] = float(sum(p.overrides for p in team.values()))
     return result
@@ -122,12 +124,13 @@ def planner_episode(spec: Any, solution: OracleResult | None) -> Any:
 
     start = time.perf_counter()
     try:
-        greedy = fly_schedule(spec.config, spec.seed, greedy_schedule(spec.config, spec.seed))
+        schedule = greedy_schedule(spec.config, spec.seed)
+        greedy = fly_schedule(spec.config, spec.seed, schedule, spec.env_id)
     except Exception as error:  # noqa: BLE001 - one failed episode, not a failed run
         return EpisodeResult(PLANNER, spec.seed, "failed", error=f"{type(error).__name__}: {error}")
     best, planned = greedy, None
     if solution is not None and solution.schedule is not None:
-        planned = fly_schedule(spec.config, spec.seed, solution.schedule)
+        planned = fly_schedule(spec.config, spec.seed, solution.schedule, spec.env_id)
         if planned.status == "ok" and (
             planned.metrics["team_return"] >= greedy.metrics["team_return"]
         ):
