@@ -13,7 +13,8 @@ Agents connect with a :class:`~phobos.comms.endpoint.ReliableEndpoint` over a
 
 1. drops it if it is a duplicate (acknowledging it again), or refuses it (no acknowledgement;
    the sender tries again later) if its receiver already has ``max_held`` copies waiting or
-   the journal ``max_total``, or its receiver is not known (``receivers``: the allow-list);
+   the journal ``max_total`` copies or ``max_bytes``, or its receiver is not known
+   (``receivers``: the allow-list);
    a broadcast skips the receivers that are full and goes to the others;
 2. journals one copy per receiver (every known peer but the sender, for a broadcast) and
    only then acknowledges it to the sender: custody has passed to the relay;
@@ -52,6 +53,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from phobos.comms.codec import encode
 from phobos.comms.journal import Journal
 from phobos.comms.liveness import Change, Liveness
 from phobos.comms.message import BROADCAST, Message
@@ -93,6 +95,8 @@ class RelayConfig:
     """Agents expected before they first connect: broadcasts include them from the start."""
     max_total: int = 1_000_000
     """Most copies journaled for all receivers together; more are refused (and counted)."""
+    max_bytes: int = 1 << 30
+    """Most bytes of frames journaled for all receivers together; more are refused."""
     done_lifetime: float = 86_400.0
     """Seconds a delivered message's id is remembered after its last copy left custody: a
     retransmission within it (its acknowledgement lost) is a duplicate, not a new message."""
@@ -101,10 +105,10 @@ class RelayConfig:
     process crashes (see :mod:`phobos.comms.journal`)."""
 
     def __post_init__(self) -> None:
-        if self.max_held < 1 or self.batch < 1 or self.max_total < 1:
+        if self.max_held < 1 or self.batch < 1 or self.max_total < 1 or self.max_bytes < 1:
             raise ValueError(
-                f"max_held, max_total and batch must be >= 1, got {self.max_held}, "
-                f"{self.max_total}, {self.batch}"
+                f"max_held, max_total, max_bytes and batch must be >= 1, got {self.max_held}, "
+                f"{self.max_total}, {self.max_bytes}, {self.batch}"
             )
         if not self.done_lifetime > 0:
             raise ValueError(f"done_lifetime must be > 0, got {self.done_lifetime}")
@@ -151,6 +155,8 @@ class Relay:
         self._reliable = self.config.reliable
         self._incarnation = random.getrandbits(62)
         self._custody: dict[Key, int] = {}  # id -> copies still journaled
+        self._size: dict[Key, int] = {}  # id -> its frame's size, while in custody
+        self.held_bytes = 0  # bytes of frames journaled, one frame per copy
         self._done: dict[Key, float] = {}  # id -> wall time its memory expires
         self._wall = wall_clock
         self.receivers = frozenset(receivers) if receivers is not None else None
@@ -167,6 +173,8 @@ class Relay:
             self._queue(receiver).push(message)
             key = (message.sender, message.seq)
             self._custody[key] = self._custody.get(key, 0) + 1
+            self._size[key] = size = len(encode(message))
+            self.held_bytes += size
         self.stats.held = len(recovered.held)
         log.info(
             "%s: journal %s (synchronous=%s) holds %d copies for %d receivers; %d known peers",
@@ -184,6 +192,7 @@ class Relay:
         """Every counter, with the transport's rejected frames added to ``rejected``."""
         counters = self.stats.as_dict()
         counters["rejected"] += self.transport.rejected
+        counters["held_bytes"] = self.held_bytes
         return counters
 
     def alive_peers(self) -> list[str]:
@@ -227,6 +236,7 @@ class Relay:
         delivered: list[tuple[str, Key]] = []
         finished: list[tuple[Key, float]] = []  # ids whose last copy left custody
         pending = 0  # copies accepted in this batch, not yet counted in stats.held
+        pending_bytes = 0  # and their frames' bytes, not yet in held_bytes
         joined: list[str] = []
         waiting = {receiver: len(queue) for receiver, queue in self._queues.items()}
         for message in batch:
@@ -279,7 +289,11 @@ class Relay:
                 if message.receiver not in self.receivers:
                     self._reject(f"{message.message_id}: unknown receiver")
                     continue
-            if self.stats.held + pending + len(receivers) > self.config.max_total:
+            size = len(encode(message))
+            full_bytes = self.held_bytes + pending_bytes + size * len(receivers)
+            if self.stats.held + pending + len(receivers) > self.config.max_total or (
+                full_bytes > self.config.max_bytes
+            ):
                 self.stats.refused += 1
                 log_rejection(self.name, self.stats.refused, "the journal is full")
                 continue  # not acknowledged: the sender tries again later
@@ -297,7 +311,9 @@ class Relay:
                 waiting[receiver] = waiting.get(receiver, 0) + 1
             if receivers:
                 self._custody[key] = len(receivers)
+                self._size[key] = size
                 pending += len(receivers)
+                pending_bytes += size * len(receivers)
             else:
                 self._done[key] = self._wall() + self.config.done_lifetime
                 finished.append((key, self._done[key]))
@@ -311,6 +327,7 @@ class Relay:
             for receiver in receivers:
                 self._queue(receiver).push(message)
         copies = sum(len(receivers) for _, receivers in accepted)
+        self.held_bytes += pending_bytes
         self.stats.accepted += len(accepted)
         self.stats.acked += len(delivered)
         self.stats.held += copies - len(delivered)
@@ -360,10 +377,12 @@ class Relay:
     def _release(self, key: Key) -> list[tuple[Key, float]]:
         """One copy of ``key`` left custody; when it was the last, remember the id."""
         left = self._custody.get(key, 0) - 1
+        self.held_bytes -= self._size.get(key, 0)
         if left > 0:
             self._custody[key] = left
             return []
         self._custody.pop(key, None)
+        self._size.pop(key, None)
         expires = self._done[key] = self._wall() + self.config.done_lifetime
         # Bounded as the journal is: the oldest memories go first (insertion order).
         while len(self._done) > self.config.max_total:

@@ -132,3 +132,14 @@ def test_a_relay_without_keys_refuses_to_start(args, reason) -> None:
     result = relay_cli(*args)
     assert result.returncode == 2 and reason in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_journal_is_bounded_in_bytes_too(tmp_path) -> None:
+    setup = Setup(tmp_path, max_bytes=10_000)
+    for seq in range(6):
+        setup.a.send(Message("a", "b", "data", 0.0, seq, b"x" * 3000))
+        setup.relay.step(0.0)
+    assert setup.relay.journal.held() == 3 and setup.relay.stats.refused == 3
+    assert 9000 < setup.relay.held_bytes <= 10_000
+    setup.restart()
+    assert 9000 < setup.relay.held_bytes <= 10_000  # recovered from the journal
