@@ -36,13 +36,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         epilog=(
             "settings (RelayConfig; --config YAML and/or --set key=value):\n"
-            "  name, max_held, batch, peers, synchronous (FULL | NORMAL),\n"
+            "  name, max_held, max_total, max_bytes, done_lifetime, batch, peers,\n"
+            "  synchronous (FULL | NORMAL),\n"
             "  reliable.heartbeat_interval, reliable.lost_after, reliable.dedup_capacity,\n"
             "  reliable.reliable_kinds, reliable.retry.{initial,factor,max_interval,\n"
             "  max_attempts,window}\n"
             "example:\n"
             "  python -m phobos.comms.relay --address tcp://127.0.0.1:5555 --journal relay.db \\\n"
-            "      --set reliable.heartbeat_interval=0.2"
+            "      --keys keys/ --set reliable.heartbeat_interval=0.2"
         ),
     )
     parser.add_argument("--address", required=True, help="where to bind, e.g. tcp://127.0.0.1:5555")
