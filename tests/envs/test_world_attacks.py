@@ -301,3 +301,34 @@ def test_a_reply_that_cannot_be_encoded_is_counted_not_raised(keys) -> None:
     finally:
         world.close()
     assert world.stats.rejected == 2
+
+
+def test_a_second_hello_on_the_same_connection_keeps_the_step_waiting_for_it(keys) -> None:
+    from phobos import config as config_tools
+    from phobos.envs import make_config
+    from phobos.envs.world import WorldServer, WorldSettings
+
+    config = config_tools.replace(make_config("orbit-scheduling-v0"), horizon_steps=4000)
+    settings = WorldSettings(join_timeout=0.0, action_timeout=5.0, relay="memory")
+    world = WorldServer("orbit-scheduling-v0", config, keys=keys, settings=settings)
+    context = zmq.Context()
+    thread = threading.Thread(target=world.run, kwargs={"steps": 6}, daemon=True)
+    try:
+        agent = Raw(context, world.address, keys, "yinghuo1")
+        thread.start()
+        assert agent.hello().kind == p.WELCOME
+        hello = {"incarnation": 1, "pid": 0, "policy": "raw"}
+        for _ in range(6):
+            obs = agent.recv(timeout=10.0, kinds={p.OBS, p.END})
+            if obs is None or obs.kind == p.END:
+                break
+            agent.send(p.HELLO, hello)  # the same connection says hello again: still awaited
+            agent.send(p.ACT, 1, seq=obs.seq)
+        thread.join(30)
+        assert not thread.is_alive()
+    finally:
+        world.stop()
+        context.destroy(linger=0)
+        world.close()
+    record = world.records["yinghuo1"]
+    assert record.lost == 0 and record.actions >= 5, record

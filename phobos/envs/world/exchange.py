@@ -120,6 +120,9 @@ class AgentExchange:
                 continue
             if self._send_observation(agent, record, observations[agent]):
                 (optional if record.probation else awaiting).add(agent)
+        # Read what waits even when no one is waited for (every agent lost or on probation):
+        # else a world stepping flat out would never hear a hello or a probation answer.
+        self.poll(0.0)
         deadline = time.monotonic() + self.action_timeout
         while awaiting:
             remaining = deadline - time.monotonic()
@@ -288,10 +291,11 @@ class AgentExchange:
             # Back after a loss, a restart or a reconnect: not waited for until it has shown
             # it answers in time (a flapping agent must not cost everyone a deadline a step).
             record.probation = PROBATION
+        previous, record.ident = record.ident, ident
         record.incarnation = incarnation
-        record.ident = ident
         record.status = ALIVE
-        record.sent.clear()
+        if ident != previous:
+            record.sent.clear()  # what went to the old connection is not answered on this one
         record.joins += 1
         self.send(ident, agent, p.WELCOME, {**self.welcome, "tick": progress.tick})
         if event:
@@ -299,8 +303,12 @@ class AgentExchange:
                 "world: agent %s %s (incarnation %d, policy %s)", agent, event, incarnation, policy
             )
             self.telemetry.event(agent, event, f"policy {policy}")
-        if progress.in_exchange and agent in self.env.agents and agent not in progress.awaiting:
+        if progress.in_exchange and agent in self.env.agents:
+            has_it = agent in progress.awaiting or agent in progress.optional
+            if ident == previous and has_it:
+                return  # this connection has this step's observation already
             # Joined mid-step: it may answer this step's observation, but is not waited for.
+            progress.awaiting.discard(agent)
             progress.optional.discard(agent)
             if self._send_observation(agent, record, progress.observations[agent]):
                 progress.optional.add(agent)
