@@ -4,10 +4,12 @@ Each step the world sends every live agent its observation and waits for every a
 ``action_timeout``. An agent that does not answer in time, is not connected, or answers with an
 action outside its space gets its safe default (the environment's idle action, index 0: what a
 masked action runs as) and is flagged: in :attr:`WorldServer.last_defaulted`, in its counters
-and in telemetry. An agent that missed a deadline is marked lost and no longer waited for until
-it is heard from again; one that comes back (a restarted process announces itself with a new
-incarnation) gets observations again from the step it rejoined. An action answering an older
-step is stale: ignored and counted.
+and in telemetry. An agent that missed a deadline is marked lost: no longer waited for nor sent
+observations, and its late answers are stale (counted, never reviving it). It comes back only
+by a fresh hello (a restarted process announces itself with a new incarnation), gets
+observations again from the step it rejoined, and is waited for again once it has answered a
+few of them within the deadline (:mod:`~phobos.envs.world.exchange`, probation): one slow or
+flapping agent costs the others at most one deadline. Any speed change re-bases the pacing.
 
 Sockets (one context; every receive polls with a timeout; everything closes with linger 0):
 
