@@ -151,8 +151,8 @@ def clone(
             (action_loss + value_weight * fit_loss).backward()
             optimizer.step()
             correct += int((logits.argmax(-1) == actions[index]).sum())
-            policy_loss += float(action_loss) * len(index)
-            value_loss += float(fit_loss) * len(index)
+            policy_loss += float(action_loss.detach()) * len(index)
+            value_loss += float(fit_loss.detach()) * len(index)
         metrics = {
             "accuracy": correct / len(actions),
             "policy_loss": policy_loss / len(actions),

@@ -230,6 +230,7 @@ def _divergence_after_training(coefficient: float, tmp_path) -> float:
     model.learning_rate = 3e-2
     model._setup_lr_schedule()
     model.learn(3 * config.train_batch_size * 5, reset_num_timesteps=False)
+    tmp_path.mkdir(parents=True)
     model.save(tmp_path / "model.zip")
     model.save_teacher(tmp_path)
     reloaded = sb3_batch.load_model(config, model.env, tmp_path)
