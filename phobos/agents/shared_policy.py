@@ -8,8 +8,12 @@ agent, the actions an agent does not have being masked like forbidden ones. A fo
     policy.json          # SharedPolicySpec: format, env id, roles, sizes, activation
     policy.safetensors   # the actor's weights (and the critic's, for warm restarts)
 
-Neither file can run code when loaded (safetensors holds raw tensors; the spec is JSON), so
-this is the format a policy from an untrusted source can be offered in. Both files are
+With ``per_role`` the folder holds one actor per role instead (tensor names prefixed by the
+role), which is how per-role RLlib modules and a single learned agent (an SB3 lander among
+scripted teammates) are stored; ``inputs`` says what an actor reads, in order: the
+observation vector, the action mask (as SB3's ``MultiInputPolicy`` reads it) and the role
+one-hot. Neither file can run code when loaded (safetensors holds raw tensors; the spec is
+JSON), so this is the format a policy from an untrusted source can be offered in. Both files are
 size-checked before they are read, and the weights' shapes against the spec.
 """
 
@@ -31,6 +35,8 @@ WEIGHTS_FILE = "policy.safetensors"
 MAX_SPEC_BYTES = 64 * 1024
 MAX_WEIGHTS_BYTES = 256 * 1024 * 1024
 ACTIVATIONS = ("tanh", "relu")
+INPUTS = ("action_mask", "observations", "role")
+"""What an actor may read, each a block of its input vector in the order the spec lists."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,9 @@ class SharedPolicySpec:
         action_count: Logits per agent (the widest agent's action count).
         hidden: Hidden layer sizes of the actor (and of the critic).
         activation: ``tanh`` or ``relu``.
+        inputs: The blocks of an actor's input, in order (of :data:`INPUTS`).
+        per_role: One actor per role (``ROLE.actor.K`` tensors) instead of one shared
+            ``actor.K``; agents whose role is not listed are not covered.
 
     """
 
@@ -53,11 +62,22 @@ class SharedPolicySpec:
     action_count: int
     hidden: tuple[int, ...]
     activation: str = "tanh"
+    inputs: tuple[str, ...] = ("observations", "role")
+    per_role: bool = False
 
     @property
     def input_size(self) -> int:
-        """Observation plus role one-hot."""
-        return self.observation_size + len(self.roles)
+        """Length of an actor's input vector."""
+        sizes = {
+            "observations": self.observation_size,
+            "action_mask": self.action_count,
+            "role": len(self.roles),
+        }
+        return sum(sizes[name] for name in self.inputs)
+
+    def prefixes(self) -> dict[str, str]:
+        """Tensor-name prefix of each role's actor."""
+        return {r: f"{r}.actor" if self.per_role else "actor" for r in self.roles}
 
     def role_features(self, agents: list[str] | tuple[str, ...]) -> np.ndarray:
         """``[agents, roles]`` float32 one-hot of each agent's role; an unknown role is an error."""
@@ -92,6 +112,8 @@ class SharedPolicySpec:
                 action_count=_positive(record["action_count"], "action_count"),
                 hidden=tuple(_positive(h, "hidden") for h in record["hidden"]),
                 activation=str(record.get("activation", "tanh")),
+                inputs=tuple(str(i) for i in record.get("inputs", ("observations", "role"))),
+                per_role=bool(record.get("per_role", False)),
             )
         except (KeyError, TypeError) as error:
             raise ValueError(f"{source}: missing or malformed field {error}") from None
@@ -99,6 +121,8 @@ class SharedPolicySpec:
             raise ValueError(f"{source}: activation {spec.activation!r}; use {ACTIVATIONS}")
         if not spec.roles or len(set(spec.roles)) != len(spec.roles):
             raise ValueError(f"{source}: roles must be distinct and at least one")
+        if not set(spec.inputs) <= set(INPUTS) or len(set(spec.inputs)) != len(spec.inputs):
+            raise ValueError(f"{source}: inputs {list(spec.inputs)}; choose from {INPUTS}")
         return spec
 
 
@@ -108,10 +132,12 @@ def _positive(value: Any, name: str) -> int:
     return value
 
 
-def actor_layers(spec: SharedPolicySpec) -> list[tuple[str, tuple[int, int]]]:
-    """``(weight name, (out, in))`` of each linear layer of the actor, input to output."""
+def actor_layers(
+    spec: SharedPolicySpec, prefix: str = "actor"
+) -> list[tuple[str, tuple[int, int]]]:
+    """``(weight name, (out, in))`` of each linear layer of an actor, input to output."""
     sizes = [spec.input_size, *spec.hidden, spec.action_count]
-    names = [f"actor.{i}" for i in range(len(spec.hidden))] + ["actor.logits"]
+    names = [f"{prefix}.{i}" for i in range(len(spec.hidden))] + [f"{prefix}.logits"]
     return [(names[i], (sizes[i + 1], sizes[i])) for i in range(len(names))]
 
 
@@ -123,10 +149,11 @@ def save_shared_policy(folder: Path, spec: SharedPolicySpec, tensors: dict[str, 
     """
     from safetensors.torch import save_file
 
-    for name, shape in actor_layers(spec):
-        weight = tensors.get(f"{name}.weight")
-        if weight is None or tuple(weight.shape) != shape:
-            raise ValueError(f"shared policy weights: {name}.weight missing or not {shape}")
+    for prefix in set(spec.prefixes().values()):
+        for name, shape in actor_layers(spec, prefix):
+            weight = tensors.get(f"{name}.weight")
+            if weight is None or tuple(weight.shape) != shape:
+                raise ValueError(f"shared policy weights: {name}.weight missing or not {shape}")
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, folder / WEIGHTS_FILE)
     (folder / SPEC_FILE).write_text(spec.to_json())
@@ -144,13 +171,20 @@ class SharedActor:
         spec: The policy's spec.
         tensors: Name to array, checked against the spec's shapes.
         source: The folder, for error messages.
+        prefix: Tensor-name prefix of this actor (``actor``, or ``ROLE.actor``).
 
     """
 
-    def __init__(self, spec: SharedPolicySpec, tensors: dict[str, np.ndarray], source: str):
+    def __init__(
+        self,
+        spec: SharedPolicySpec,
+        tensors: dict[str, np.ndarray],
+        source: str,
+        prefix: str = "actor",
+    ):
         self.spec = spec
         self.layers: list[tuple[np.ndarray, np.ndarray]] = []
-        for name, shape in actor_layers(spec):
+        for name, shape in actor_layers(spec, prefix):
             weight, bias = tensors.get(f"{name}.weight"), tensors.get(f"{name}.bias")
             if weight is None or bias is None:
                 raise ValueError(f"{source}: weights lack {name}")
@@ -177,8 +211,11 @@ def _relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0.0)
 
 
-def read_shared_policy(path: Path) -> SharedActor:
-    """Load a shared policy folder without unpickling anything; raises ValueError naming it."""
+def read_shared_policy(path: Path) -> tuple[SharedPolicySpec, dict[str, SharedActor]]:
+    """Load a policy folder without unpickling anything: its spec and each role's actor.
+
+    Raises ValueError naming the file for anything unreadable, oversized or misshapen.
+    """
     source = str(path)
     if not is_shared_policy(path):
         raise ValueError(f"{source}: no {SPEC_FILE} and {WEIGHTS_FILE} there")
@@ -195,14 +232,20 @@ def read_shared_policy(path: Path) -> SharedActor:
         tensors = load_file(weights_file)
     except (SafetensorError, OSError, ValueError) as error:
         raise ValueError(f"{weights_file}: not a readable safetensors file ({error})") from None
-    return SharedActor(spec, tensors, source)
+    built: dict[str, SharedActor] = {}
+    actors = {}
+    for role, prefix in spec.prefixes().items():
+        if prefix not in built:
+            built[prefix] = SharedActor(spec, tensors, source, prefix)
+        actors[role] = built[prefix]
+    return spec, actors
 
 
 class SharedTeamPolicy(Policy):
-    """One agent of a shared-network team: greedy over the logits of its allowed actions.
+    """One agent of a team policy: greedy over the logits of its allowed actions.
 
     Args:
-        actor: The loaded actor.
+        actor: The agent's actor.
         role: The agent's role one-hot (``[roles]``).
 
     """
@@ -213,24 +256,38 @@ class SharedTeamPolicy(Policy):
 
     def act(self, observation: Any) -> int:
         """Argmax of the logits over the actions the observation's mask allows."""
-        vector = np.asarray(observation["observations"], dtype=np.float32)
-        inputs = np.concatenate([vector, self.role])[None]
-        scores = self.actor.logits(inputs)[0].astype(np.float64)
-        mask = np.zeros(self.actor.spec.action_count, dtype=bool)
-        given = np.asarray(observation["action_mask"]) > 0
+        count = self.actor.spec.action_count
+        mask = np.zeros(count, dtype=np.float32)
+        given = np.asarray(observation["action_mask"])
         mask[: len(given)] = given
-        return int(np.argmax(np.where(mask, scores, -np.inf)))
+        blocks = {
+            "observations": np.asarray(observation["observations"], dtype=np.float32),
+            "action_mask": mask,
+            "role": self.role,
+        }
+        inputs = np.concatenate([blocks[name] for name in self.actor.spec.inputs])[None]
+        scores = self.actor.logits(inputs)[0].astype(np.float64)
+        return int(np.argmax(np.where(mask > 0, scores, -np.inf)))
 
 
-def load_shared_team(path: str, env: Any) -> dict[str, Policy]:
-    """Every agent of ``env`` flying the shared policy at ``path``; refused if it cannot."""
+def load_shared_team(path: str, env: Any, partial: bool = False) -> dict[str, Policy]:
+    """The agents of ``env`` flying the policy at ``path``; refused if it cannot fly them.
+
+    Args:
+        path: The policy folder.
+        env: The ``ParallelEnv`` to fly.
+        partial: Return only the agents whose role the policy covers (the caller flies the
+            rest); otherwise every agent must be covered.
+
+    """
     folder = Path(path)
-    actor = read_shared_policy(folder)
-    spec = actor.spec
+    spec, actors = read_shared_policy(folder)
     env_id = env.metadata.get("env_id") or env.metadata.get("name", "").replace("_", "-")
     if spec.env.replace("_", "-") != env_id:
         raise ValueError(f"shared policy {path!r} was trained on {spec.env}, not on {env_id}")
-    agents = list(env.possible_agents)
+    agents = [a for a in env.possible_agents if not partial or module_id(a) in spec.roles]
+    if not agents:
+        raise ValueError(f"shared policy {path!r} covers no agent of {env_id}")
     roles = spec.role_features(agents)
     team: dict[str, Policy] = {}
     for i, agent in enumerate(agents):
@@ -241,5 +298,5 @@ def load_shared_team(path: str, env: Any) -> dict[str, Policy]:
                 f"shared policy {path!r} expects observations of {spec.observation_size} and at "
                 f"most {spec.action_count} actions; {agent} has {size} and {actions}"
             )
-        team[agent] = SharedTeamPolicy(actor, roles[i])
+        team[agent] = SharedTeamPolicy(actors[module_id(agent)], roles[i])
     return team

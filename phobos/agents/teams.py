@@ -6,15 +6,15 @@
 | ``greedy`` | greedy spacecraft and stations | onboard (AEGIS-like) lander, scripted science team |
 | ``cautious`` | - | lander that samples only what the ground advised |
 | ``oracle`` | - | lander that reads the hidden site: an upper bound, not deployable |
-| ``trained`` | the committed RLlib team | the committed SB3 lander, scripted science team |
+| ``trained`` | the committed team | the committed lander, scripted science team |
 
 ``trained`` loads the small policies committed under ``phobos/agents/trained/<env name>/``
-(with the command and config that trained them); it is offered only where one exists.
+(safetensors weights and a JSON spec, so no pickle runs; with the command and config that
+trained them); it is offered only where one exists.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -73,21 +73,14 @@ def make_team(name: str, env: Any, seed: int | None = None) -> dict[str, Policy]
 
 
 def _trained_team(env: Any, seed: int | None) -> dict[str, Policy]:
-    """Every agent that has a committed trained policy flies it; greedy flies the rest."""
-    from phobos.agents.loaders import load_rllib, load_sb3
-    from phobos.agents.shared_policy import is_shared_policy, load_shared_team
+    """Every agent that has a committed trained policy flies it; greedy flies the rest.
+
+    Committed policies are safetensors weights with a JSON spec
+    (:mod:`~phobos.agents.shared_policy`): loading them runs no pickle.
+    """
+    from phobos.agents.shared_policy import load_shared_team
 
     folder = trained_policy(env)
-    if is_shared_policy(folder):  # one network for the team: safetensors + JSON, no pickle
-        return load_shared_team(str(folder), env)
     team = make_team("greedy", env, seed=seed)
-    # Trusted: these pickles are package data, committed and shipped with this code (as
-    # trusted as the code that loads them); a user's checkpoint needs --trust-checkpoint.
-    # They are to be replaced by pickle-free shared: exports (safetensors + JSON).
-    if (folder / "model.zip").exists():  # a Stable-Baselines3 learner among scripted teammates
-        learner = json.loads((folder / "phobos.json").read_text())["learner"]
-        team[learner] = load_sb3(str(folder / "model.zip"), env, learner, trust=True)
-    else:
-        for agent in env.possible_agents:
-            team[agent] = load_rllib(str(folder), env, agent, trust=True)
+    team.update(load_shared_team(str(folder), env, partial=True))
     return team

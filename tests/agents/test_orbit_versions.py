@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from phobos.agents import make_team
-from phobos.agents.loaders import load_rllib
 from phobos.agents.orbit_greedy import greedy_team
 from phobos.agents.roles import module_id
 from phobos.agents.shared_policy import SharedPolicySpec, load_shared_team
@@ -23,7 +22,7 @@ V0, V1 = "orbit-scheduling-v0", "orbit-scheduling-v1"
 def test_committed_v0_checkpoint_is_refused_on_v1_naming_both_versions():
     env = make(V1)
     with pytest.raises(ValueError, match=r"trained on orbit-scheduling-v0.*orbit-scheduling-v1"):
-        load_rllib(str(TRAINED / "orbit_scheduling_v0"), env, "phobos_grunt")
+        load_shared_team(str(TRAINED / "orbit_scheduling_v0"), env)
     # v1 has no committed policy: the team 'trained' is not offered there.
     with pytest.raises(ValueError, match="unknown policy 'trained'"):
         make_team("trained", env)
