@@ -36,3 +36,24 @@ def test_trained_team_flies_an_episode_without_masked_actions(name):
         actions = {agent: team[agent](observations[agent]) for agent in env.agents}
         observations, _, _, _, infos = env.step(actions)
         assert not any(info["action_masked"] for info in infos.values())
+
+
+@pytest.mark.parametrize("name", COMMITTED)
+def test_committed_policies_load_and_fly_without_unpickling_anything(name, monkeypatch):
+    import pickle
+
+    import torch
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a committed policy tried to unpickle")
+
+    for module, attribute in ((pickle, "load"), (pickle, "loads"), (torch, "load")):
+        monkeypatch.setattr(module, attribute, refuse)
+    folder = TRAINED / name
+    assert not [p.name for p in folder.rglob("*") if p.suffix in (".pkl", ".zip", ".pt", ".pth")]
+    env = make(name.replace("_", "-"))
+    team = make_team("trained", env)
+    observations, _ = env.reset(seed=1)
+    for _ in range(5):
+        actions = {agent: team[agent](observations[agent]) for agent in env.agents}
+        observations, _, _, _, _ = env.step(actions)
