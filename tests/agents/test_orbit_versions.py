@@ -23,9 +23,10 @@ def test_committed_v0_checkpoint_is_refused_on_v1_naming_both_versions():
     env = make(V1)
     with pytest.raises(ValueError, match=r"trained on orbit-scheduling-v0.*orbit-scheduling-v1"):
         load_shared_team(str(TRAINED / "orbit_scheduling_v0"), env)
-    # v1 has no committed policy: the team 'trained' is not offered there.
-    with pytest.raises(ValueError, match="unknown policy 'trained'"):
-        make_team("trained", env)
+    # v1 has its own committed policy, and v0's is refused there by name.
+    with pytest.raises(ValueError, match=r"trained on orbit-scheduling-v1.*orbit-scheduling-v0"):
+        load_shared_team(str(TRAINED / "orbit_scheduling_v1"), make(V0))
+    assert set(make_team("trained", env)) == set(env.possible_agents)
 
 
 def _shared_policy(folder, env_id: str, env) -> None:

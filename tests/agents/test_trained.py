@@ -11,7 +11,11 @@ from phobos.agents.teams import TRAINED, trained_policy
 from phobos.envs import make
 
 COMMITTED = sorted(p.parent.name for p in TRAINED.glob("*/phobos.json"))
-ENV_IDS = {"orbit_scheduling_v0": "orbit-scheduling-v0", "phobos_sampling_v0": "phobos-sampling-v0"}
+ENV_IDS = {
+    "orbit_scheduling_v0": "orbit-scheduling-v0",
+    "orbit_scheduling_v1": "orbit-scheduling-v1",
+    "phobos_sampling_v0": "phobos-sampling-v0",
+}
 
 
 def test_every_committed_policy_belongs_to_a_registered_env_and_records_its_recipe():
