@@ -1,1 +1,5 @@
-"""The live demonstration: world server launcher, agent processes, supervisor, web dashboard."""
+"""The live demonstration: ``phobos demo``'s launcher, its web dashboard and the commands.
+
+The pieces it launches (the world server, the agent processes, the supervisor) are in
+:mod:`phobos.live`.
+"""

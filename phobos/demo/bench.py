@@ -22,10 +22,10 @@ from pathlib import Path
 from phobos.agents import make_team
 from phobos.comms.security import generate_keys
 from phobos.demo.launcher import agent_command
-from phobos.demo.supervisor import Supervisor
 from phobos.envs import make
-from phobos.envs.world import WorldServer, WorldSettings
-from phobos.envs.world import protocol as p
+from phobos.live import protocol as p
+from phobos.live.supervisor import Supervisor
+from phobos.live.world import WorldServer, WorldSettings
 
 ENV = "orbit-scheduling-v0"
 POLICY = "greedy"

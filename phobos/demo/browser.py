@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     import threading
 
     from phobos.demo.launcher import Demo, DemoOptions
-    from phobos.envs.world import WorldSettings
+    from phobos.live.world import WorldSettings
 
     argv = sys.argv[1:] if argv is None else argv
     target = Path(argv[0] if argv else "docs/dashboard.png")

@@ -98,7 +98,7 @@ def _demo(args: argparse.Namespace) -> int:
     from phobos import config as config_tools
     from phobos.demo.launcher import DemoOptions, run_demo
     from phobos.envs import make_config
-    from phobos.envs.world import WorldSettings
+    from phobos.live.world import WorldSettings
 
     for name in ("steps", "episodes"):
         value = getattr(args, name)
@@ -138,7 +138,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _agent(args: argparse.Namespace) -> int:
-    from phobos.agents.runtime import AgentSettings, run_agent
+    from phobos.live.runtime import AgentSettings, run_agent
 
     if not args.connect_timeout > 0:
         raise ValueError(f"--connect-timeout must be positive, got {args.connect_timeout}")

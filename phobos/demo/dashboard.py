@@ -40,7 +40,7 @@ from phobos.comms.telemetry import TelemetrySubscriber
 from phobos.comms.transport import TransportError
 from phobos.comms.zmq_transport import ZmqClient
 from phobos.demo.http_guard import BoundedHTTPServer, Guard, body_length, new_token
-from phobos.envs.world import protocol as p
+from phobos.live import protocol as p
 
 log = logging.getLogger(__name__)
 

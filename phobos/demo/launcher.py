@@ -2,8 +2,8 @@
 
 :class:`Demo` puts the pieces together on 127.0.0.1 (or ``bind``): a fresh key folder in the
 run folder (``phobos keys``: the world, the dashboard and every agent), the world server
-(:mod:`phobos.envs.world`) in this process's main thread, the dashboard's web server
-(:mod:`phobos.demo.dashboard`) in threads, and a supervisor (:mod:`phobos.demo.supervisor`)
+(:mod:`phobos.live.world`) in this process's main thread, the dashboard's web server
+(:mod:`phobos.demo.dashboard`) in threads, and a supervisor (:mod:`phobos.live.supervisor`)
 that runs ``phobos agent`` for every agent and restarts one that dies.
 """
 
@@ -21,9 +21,9 @@ from typing import Any
 
 from phobos.comms.security import generate_keys
 from phobos.demo.dashboard import Dashboard
-from phobos.demo.supervisor import Supervisor
-from phobos.envs.world import WorldServer, WorldSettings, WorldStats
-from phobos.envs.world import protocol as p
+from phobos.live import protocol as p
+from phobos.live.supervisor import Supervisor
+from phobos.live.world import WorldServer, WorldSettings, WorldStats
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def agent_command(
 
 
 def _default_policy(env: Any) -> str:
-    from phobos.agents.runtime import default_policy
+    from phobos.live.runtime import default_policy
 
     return default_policy(env)
 

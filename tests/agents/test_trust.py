@@ -100,7 +100,7 @@ def test_phobos_agent_refuses_an_untrusted_checkpoint_it_is_told_to_fly(tmp_path
     import threading
 
     from phobos.comms.security import generate_keys
-    from phobos.envs.world import WorldServer, WorldSettings
+    from phobos.live.world import WorldServer, WorldSettings
 
     keys = tmp_path / "keys"
     for name in ("world", *make(ENV).possible_agents):

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from phobos.demo.launcher import Demo, DemoOptions
-from phobos.envs.world import WorldSettings
+from phobos.live.world import WorldSettings
 
 
 def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:

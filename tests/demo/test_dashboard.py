@@ -14,7 +14,7 @@ import pytest
 from phobos import config as config_tools
 from phobos.demo.browser import CHROMIUM, inspect_dashboard
 from phobos.envs import make_config
-from phobos.envs.world import WorldSettings
+from phobos.live.world import WorldSettings
 from tests.demo.conftest import eventually
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(90)]

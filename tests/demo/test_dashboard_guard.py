@@ -26,7 +26,7 @@ from phobos.demo.browser import CHROMIUM, CHROMIUM_ARGS
 from phobos.demo.dashboard import Dashboard
 from phobos.demo.http_guard import BoundedHTTPServer
 from phobos.envs import make_config
-from phobos.envs.world import WorldServer, WorldSettings
+from phobos.live.world import WorldServer, WorldSettings
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
 ENV = "orbit-scheduling-v0"

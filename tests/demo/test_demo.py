@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from phobos import config as config_tools
-from phobos.agents.runtime import default_policy
 from phobos.comms.security import generate_keys
 from phobos.envs import make, make_config
-from phobos.envs.world import WorldSettings
+from phobos.live.runtime import default_policy
+from phobos.live.world import WorldSettings
 from tests.demo.conftest import eventually
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(90)]

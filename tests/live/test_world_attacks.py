@@ -1,7 +1,7 @@
 """The world server attacked as a peer on loopback would: a real world process, real agents.
 
 Every attacker holds a valid CURVE key (the allow-list's ``intruder``, or an agent's own);
-the world runs in its own process (:mod:`tests.envs.world_process`), so a crash is an exit
+the world runs in its own process (:mod:`tests.live.world_process`), so a crash is an exit
 code, and honest agents are ``phobos agent`` processes. Every wait has a deadline.
 """
 
@@ -19,8 +19,8 @@ from phobos.comms.codec import MAGIC, encode
 from phobos.comms.message import PROTOCOL_VERSION, Message
 from phobos.comms.security import generate_keys, load_keys
 from phobos.comms.zmq_transport import ZmqClient
-from phobos.envs.world import protocol as p
-from tests.envs.attackers import Raw, WorldProcess, honest_agents, stop
+from phobos.live import protocol as p
+from tests.live.attackers import Raw, WorldProcess, honest_agents, stop
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(120)]
 AGENTS = ["phobos_grunt", "yinghuo1", "ground_bear_lakes", "ground_ussuriysk", "ground_miyun"]
@@ -286,7 +286,7 @@ def test_targets_5000_frames_200_reconnects_memory_flat(keys, speed) -> None:
 
 def test_a_reply_that_cannot_be_encoded_is_counted_not_raised(keys) -> None:
     from phobos.envs import make_config
-    from phobos.envs.world import WorldServer, WorldSettings
+    from phobos.live.world import WorldServer, WorldSettings
 
     world = WorldServer(
         "orbit-scheduling-v0",
@@ -306,7 +306,7 @@ def test_a_reply_that_cannot_be_encoded_is_counted_not_raised(keys) -> None:
 def test_a_second_hello_on_the_same_connection_keeps_the_step_waiting_for_it(keys) -> None:
     from phobos import config as config_tools
     from phobos.envs import make_config
-    from phobos.envs.world import WorldServer, WorldSettings
+    from phobos.live.world import WorldServer, WorldSettings
 
     config = config_tools.replace(make_config("orbit-scheduling-v0"), horizon_steps=4000)
     settings = WorldSettings(join_timeout=0.0, action_timeout=5.0, relay="memory")

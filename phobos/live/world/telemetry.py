@@ -18,9 +18,9 @@ from phobos.comms.codec import EncodeError
 from phobos.comms.limits import LogLimiter, clip
 from phobos.comms.message import BROADCAST, Message
 from phobos.comms.telemetry import TelemetryPublisher
-from phobos.envs.world import protocol as p
-from phobos.envs.world.records import AgentRecord, Progress, WorldStats
-from phobos.envs.world.views import TelemetryView
+from phobos.live import protocol as p
+from phobos.live.world.records import AgentRecord, Progress, WorldStats
+from phobos.live.world.views import TelemetryView
 
 log = logging.getLogger(__name__)
 

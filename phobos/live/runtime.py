@@ -39,7 +39,7 @@ from phobos.comms.message import Message
 from phobos.comms.security import load_keys
 from phobos.comms.transport import TransportError
 from phobos.comms.zmq_transport import ZmqClient, milliseconds
-from phobos.envs.world import protocol as p
+from phobos.live import protocol as p
 
 EXIT_DONE, EXIT_REFUSED, EXIT_UNREACHABLE = 0, 2, 3
 

@@ -1,7 +1,7 @@
 """Plain data the world server's parts share: settings, per-agent records, counters, progress.
 
-Kept apart from :mod:`phobos.envs.world.server` so that the loop, the agent exchange
-(:mod:`phobos.envs.world.exchange`) and telemetry (:mod:`phobos.envs.world.telemetry`) read
+Kept apart from :mod:`phobos.live.world.server` so that the loop, the agent exchange
+(:mod:`phobos.live.world.exchange`) and telemetry (:mod:`phobos.live.world.telemetry`) read
 and write the same values without reaching into each other's attributes.
 """
 
@@ -109,7 +109,7 @@ class AgentRecord:
 
 @dataclass
 class WorldStats:
-    """Counters of a :meth:`~phobos.envs.world.server.WorldServer.run`.
+    """Counters of a :meth:`~phobos.live.world.server.WorldServer.run`.
 
     Attributes:
         steps: Steps taken. episodes: Episodes finished. returns: Team return per episode.

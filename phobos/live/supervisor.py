@@ -1,4 +1,4 @@
-"""The demo's supervisor: starts one process per agent and restarts one that dies.
+"""The live system's supervisor: starts one process per agent and restarts one that dies.
 
 One thread per agent waits on its process (``Popen.wait``: no polling, no sleep as
 synchronisation) and, when it exits while the demo runs, starts it again after a backoff that

@@ -8,7 +8,7 @@ and in telemetry. An agent that missed a deadline is marked lost: no longer wait
 observations, and its late answers are stale (counted, never reviving it). It comes back only
 by a fresh hello (a restarted process announces itself with a new incarnation), gets
 observations again from the step it rejoined, and is waited for again once it has answered a
-few of them within the deadline (:mod:`~phobos.envs.world.exchange`, probation): one slow or
+few of them within the deadline (:mod:`~phobos.live.world.exchange`, probation): one slow or
 flapping agent costs the others at most one deadline. Any speed change re-bases the pacing.
 
 Sockets (one context; every receive polls with a timeout; everything closes with linger 0):
@@ -26,14 +26,14 @@ Sockets (one context; every receive polls with a timeout; everything closes with
   behind a relay over ZeroMQ (``relay="zmq"``, :class:`~phobos.comms.bus.RelayedBus` on
   ``inproc://``) or the in-process router (``relay="memory"``).
 
-The protocol is in :mod:`phobos.envs.world.protocol`. With every agent answering, a seeded
+The protocol is in :mod:`phobos.live.protocol`. With every agent answering, a seeded
 episode gives the same trajectory as the same policies stepped in-process.
 
 This module holds the lock-step loop and the sockets' lifetime; its parts are composed, not
-inherited: :mod:`~phobos.envs.world.exchange` (the ROUTER's messages and the agents' records),
-:mod:`~phobos.envs.world.telemetry` (what is published and how often),
-:mod:`~phobos.envs.world.tracked_bus` (the environment's bus) and
-:mod:`~phobos.envs.world.records` (settings, records and counters they share).
+inherited: :mod:`~phobos.live.world.exchange` (the ROUTER's messages and the agents' records),
+:mod:`~phobos.live.world.telemetry` (what is published and how often),
+:mod:`~phobos.live.world.tracked_bus` (the environment's bus) and
+:mod:`~phobos.live.world.records` (settings, records and counters they share).
 """
 
 from __future__ import annotations
@@ -55,18 +55,18 @@ from phobos.comms.security import CurveAuthenticator, load_allow_list, load_keys
 from phobos.comms.telemetry import TelemetryPublisher
 from phobos.comms.zmq_transport import ZmqServer
 from phobos.envs.registry import make_config, spec
-from phobos.envs.world import protocol as p
-from phobos.envs.world.exchange import AgentExchange
-from phobos.envs.world.records import (
+from phobos.live import protocol as p
+from phobos.live.world.exchange import AgentExchange
+from phobos.live.world.records import (
     SAFE_ACTION,
     AgentRecord,
     Progress,
     WorldSettings,
     WorldStats,
 )
-from phobos.envs.world.telemetry import WorldTelemetry
-from phobos.envs.world.tracked_bus import TrackedBus, make_bus
-from phobos.envs.world.views import view_for
+from phobos.live.world.telemetry import WorldTelemetry
+from phobos.live.world.tracked_bus import TrackedBus, make_bus
+from phobos.live.world.views import view_for
 
 # The records and settings lived here before the split; importers of this module keep working.
 __all__ = ["SAFE_ACTION", "AgentRecord", "WorldServer", "WorldSettings", "WorldStats"]

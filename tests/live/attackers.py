@@ -18,17 +18,17 @@ import zmq
 from phobos.comms.codec import DecodeError, decode, encode
 from phobos.comms.message import Message
 from phobos.comms.security import load_keys
-from phobos.envs.world import protocol as p
+from phobos.live import protocol as p
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 class WorldProcess:
-    """``tests.envs.world_process`` in a subprocess; :meth:`finish` collects its counters."""
+    """``tests.live.world_process`` in a subprocess; :meth:`finish` collects its counters."""
 
     def __init__(self, keys: Path, seconds: float, speed: float = 0.0, timeout: float = 0.5):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.envs.world_process", str(keys), str(seconds)]
+            [sys.executable, "-m", "tests.live.world_process", str(keys), str(seconds)]
             + [str(speed), str(timeout)],
             cwd=REPO,
             stdout=subprocess.PIPE,

@@ -1,6 +1,6 @@
 """A world server in its own process, for the attack tests: a crash here is an exit there.
 
-``python -m tests.envs.world_process KEYS SECONDS [SPEED [ACTION_TIMEOUT]]`` serves
+``python -m tests.live.world_process KEYS SECONDS [SPEED [ACTION_TIMEOUT]]`` serves
 orbit-scheduling-v0 (a long episode, the in-memory relay) on a free loopback port with the
 CURVE keys of ``KEYS``, prints ``address <router>`` once it listens, steps for ``SECONDS``
 seconds after every agent joined (or the join timeout), then prints one JSON line of its
@@ -15,7 +15,7 @@ import sys
 
 from phobos import config as config_tools
 from phobos.envs import make_config
-from phobos.envs.world import WorldServer, WorldSettings
+from phobos.live.world import WorldServer, WorldSettings
 
 ENV = "orbit-scheduling-v0"
 

@@ -4,8 +4,8 @@
 deadline and answers every other message on the ROUTER (hello, ping, the dashboard's
 controls). It keeps the per-agent records (joined, lost, restarted, defaulted) because each
 of those follows from a message or a missed deadline here. It is apart from the loop in
-:mod:`phobos.envs.world.server` so that the loop reads as "reset, exchange, step, publish";
-both share a :class:`~phobos.envs.world.records.Progress`.
+:mod:`phobos.live.world.server` so that the loop reads as "reset, exchange, step, publish";
+both share a :class:`~phobos.live.world.records.Progress`.
 
 Everything here faces untrusted peers. Under CURVE a message counts only when its sender is
 the name of its connection's key (the ZAP User-Id), and an agent's connection is the one of
@@ -20,7 +20,7 @@ stops sending it observations, and its late answers are counted stale (they neve
 It comes back only by a fresh hello (the world answers its pings with ``rejoin``), and after
 any hello but its first it is on probation: sent every observation, its answers used when
 they come in time, but not waited for until it has answered
-:data:`~phobos.envs.world.records.PROBATION` observations within the deadline. So one slow,
+:data:`~phobos.live.world.records.PROBATION` observations within the deadline. So one slow,
 flapping or reconnecting agent costs the others at most one deadline.
 """
 
@@ -37,8 +37,8 @@ from phobos.comms.codec import DecodeError, EncodeError, decode, encode
 from phobos.comms.limits import LogLimiter, clip, quote
 from phobos.comms.message import Message
 from phobos.comms.zmq_transport import milliseconds
-from phobos.envs.world import protocol as p
-from phobos.envs.world.records import (
+from phobos.live import protocol as p
+from phobos.live.world.records import (
     ALIVE,
     LOST,
     PROBATION,
@@ -47,10 +47,10 @@ from phobos.envs.world.records import (
     Progress,
     WorldStats,
 )
-from phobos.envs.world.telemetry import WorldTelemetry
+from phobos.live.world.telemetry import WorldTelemetry
 
 # The records keep the logger name they had before the exchange left server.py.
-log = logging.getLogger("phobos.envs.world.server")
+log = logging.getLogger("phobos.live.world.server")
 
 
 class AgentExchange:

@@ -1,6 +1,6 @@
 """The world server over real sockets: lock-step determinism, safe defaults, bad input.
 
-Agents here are :class:`~phobos.agents.runtime.AgentRuntime` threads or raw DEALER clients on
+Agents here are :class:`~phobos.live.runtime.AgentRuntime` threads or raw DEALER clients on
 127.0.0.1 with CURVE; waits are on sockets and thread joins with deadlines, never sleeps.
 """
 
@@ -14,13 +14,13 @@ import pytest
 import zmq
 
 from phobos.agents import make_team
-from phobos.agents.runtime import AgentRuntime, AgentSettings
 from phobos.comms.codec import decode, encode
 from phobos.comms.message import Message
 from phobos.comms.security import generate_keys, load_keys
 from phobos.envs import make, make_config
-from phobos.envs.world import SAFE_ACTION, WorldServer, WorldSettings
-from phobos.envs.world import protocol as p
+from phobos.live import protocol as p
+from phobos.live.runtime import AgentRuntime, AgentSettings
+from phobos.live.world import SAFE_ACTION, WorldServer, WorldSettings
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
 ENV = "orbit-scheduling-v0"

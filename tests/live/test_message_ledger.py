@@ -19,7 +19,7 @@ from phobos import config as config_tools
 from phobos.agents import make_team
 from phobos.envs import make_config
 from phobos.envs.registry import spec
-from phobos.envs.world.tracked_bus import make_bus
+from phobos.live.world.tracked_bus import make_bus
 
 ENV = "orbit-scheduling-v0"
 
