@@ -1,7 +1,8 @@
 """Phobos mission autonomy: multi-agent environments, messaging and learning for a Mars mission.
 
 Layers, imports pointing only down: ``comms`` <- ``envs`` <- ``agents`` <-
-``training`` / ``evaluation`` <- ``demo``. Importing the package registers the single-agent
+``training`` / ``evaluation`` / ``live`` <- ``demo`` (siblings do not import one another;
+``tests/test_layers.py`` enforces it). Importing the package registers the single-agent
 Gymnasium ids (``gymnasium.make("OrbitScheduling-v0")``, ``"PhobosSampling-v0"``); the
 multi-agent ids live in :mod:`phobos.envs`'s registry.
 """
