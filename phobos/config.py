@@ -25,6 +25,46 @@ class ConfigError(ValueError):
     """A configuration value or key that cannot be accepted."""
 
 
+class _BadTimestamp:
+    """An unquoted YAML date-time that is no date (``2013-02-30``): refused where it is used."""
+
+    def __init__(self, text: str, reason: str) -> None:
+        self.text = text
+        self.reason = reason
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader, except that an unquoted date-time stays the text it was written as.
+
+    The config fields that hold times are ISO strings; YAML would turn ``2013-02-01T00:00:00``
+    into a ``datetime``. An impossible date becomes a :class:`_BadTimestamp`, so that the error
+    can name the field it was given for.
+    """
+
+
+def _construct_timestamp(loader: _Loader, node: yaml.ScalarNode) -> str | _BadTimestamp:
+    text = loader.construct_scalar(node)
+    try:
+        yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError as error:
+        return _BadTimestamp(text, str(error))
+    return text
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+
+
+def _parse_yaml(text: str, where: str) -> Any:
+    """``text`` as YAML (date-times kept as text); a syntax error is one line naming ``where``."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{where}: not valid YAML: {problem}{at}") from None
+
+
 def from_mapping(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
     """Build dataclass ``cls`` from ``data``, recursing into nested dataclass fields.
 
@@ -63,7 +103,7 @@ def load(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] 
     """Load ``cls`` from an optional YAML file, then apply ``key.sub=value`` overrides."""
     data: dict[str, Any] = {}
     if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        loaded = _parse_yaml(Path(path).read_text(), str(path)) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
         data = loaded
@@ -77,7 +117,7 @@ def load(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] 
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {part!r} is not a nested section")
-        node[leaf] = yaml.safe_load(raw)
+        node[leaf] = _parse_yaml(raw, f"override {item!r}")
     return from_mapping(cls, data)
 
 
@@ -100,6 +140,8 @@ def _path(where: str, name: str) -> str:
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
+    if isinstance(value, _BadTimestamp):
+        raise ConfigError(f"{where}: {value.text!r} is not a valid date-time: {value.reason}")
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if dataclasses.is_dataclass(hint):

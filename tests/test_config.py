@@ -60,3 +60,21 @@ def test_replace_checks_keys_and_types():
     assert replace(Outer(), count=4).count == 4
     with pytest.raises(ConfigError, match="unknown key 'cnt'"):
         replace(Outer(), cnt=4)
+
+
+def test_unquoted_dates_stay_iso_text_and_impossible_ones_name_their_field(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: 2013-02-01T00:00:00\n")
+    assert load(Outer, path).name == "2013-02-01T00:00:00"
+    assert load(Outer, None, ["name=2013-02-01"]).name == "2013-02-01"
+    with pytest.raises(ConfigError, match="^name: '2013-02-30' is not a valid date-time: day"):
+        load(Outer, None, ["name=2013-02-30"])
+
+
+def test_malformed_yaml_is_a_config_error_naming_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("count: [1,\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: not valid YAML: .*\(line 2"):
+        load(Outer, path)
+    with pytest.raises(ConfigError, match="override 'tags=\\[a': not valid YAML"):
+        load(Outer, None, ["tags=[a"])
