@@ -106,11 +106,16 @@ def parse_seeds(text: str | Iterable[Any]) -> tuple[int, ...]:
     """Seeds from ``"1,2,3"``, ``"0-9"`` or an iterable; every one must be an integer."""
     items: list[Any] = []
     if isinstance(text, str):
-        for part in (p.strip() for p in text.split(",")):
-            if not part:
-                continue
+        parts = [p.strip() for p in text.split(",")]
+        if any(parts) and not all(parts):
+            raise ValueError(f"seeds {text!r}: an empty item between commas")
+        for part in filter(None, parts):
             low, dash, high = part.partition("-")
             if dash and low.strip().lstrip("+").isdigit() and high.strip().isdigit():
+                if int(high) < int(low):
+                    raise ValueError(
+                        f"seed range {part!r} is reversed: write it low-high, {high}-{low}"
+                    )
                 items.extend(range(int(low), int(high) + 1))
             else:
                 items.append(part)

@@ -51,6 +51,8 @@ def test_bad_teams(no_episodes, teams, message):
         ([1.5], "not an integer"),
         ([True], "not an integer"),
         ("2,2", "repeat"),
+        ("1,,2", "empty item between commas"),
+        ("5-1", "'5-1' is reversed: write it low-high, 1-5"),
     ],
 )
 def test_bad_seeds(no_episodes, seeds, message):
