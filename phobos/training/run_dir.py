@@ -198,6 +198,11 @@ class RunDir:
         )
         return None
 
+    def finished(self, checkpoint: CheckpointInfo) -> bool:
+        """Whether the run ended at ``checkpoint`` (its budget spent) and exported its policy."""
+        spent = self.config.finished(checkpoint.env_steps, checkpoint.elapsed_s)
+        return spent and (self.policy / "phobos.json").exists()
+
     def latest_checkpoint(self) -> CheckpointInfo | None:
         """The newest complete checkpoint (one whose ``phobos.json`` was written last)."""
         found = []

@@ -108,6 +108,14 @@ def run(request: TrainRequest) -> CheckpointInfo:
         check_ray_address(request.ray_address)
     folder = RunDir(request.out, config)
     start = folder.start(request.resume)
+    if start is not None and folder.finished(start):
+        print(
+            f"{request.out} already finished: iteration {start.iteration}, "
+            f"{start.env_steps:,} of {config.total_env_steps:,} env steps; its policy is in "
+            f"{folder.policy} (raise total_env_steps with --set to train further)",
+            flush=True,
+        )
+        return start
     if start is not None and not request.quiet:
         print(
             f"resuming {request.out} from iteration {start.iteration} at {start.env_steps:,} "
