@@ -25,6 +25,7 @@ from phobos import config as config_tools
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``phobos`` console script."""
     parser = argparse.ArgumentParser(prog="phobos", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="fly one episode with scripted agents and summarise it")
@@ -59,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluate.add_argument("--workers", type=int, default=2, help="Ray workers; 0 runs serially")
     evaluate.add_argument("--ray-address", help="join this Ray cluster (HOST:PORT)")
     evaluate.add_argument("--out", type=Path, default=Path("runs/evaluation"), help="output folder")
+    evaluate.add_argument(
+        "--force", action="store_true", help="overwrite the report already in --out"
+    )
     evaluate.add_argument(
         "--oracle",
         action="store_true",
@@ -113,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     keys = commands.add_parser("keys", help="create CURVE key pairs for agents")
     keys.add_argument("directory", type=Path, help="folder for the key files")
     keys.add_argument("names", nargs="+", help="agent ids (and 'world' for the server)")
+    keys.add_argument("--force", action="store_true", help="replace key pairs that exist")
     keys.set_defaults(handler=_keys)
 
     args = parser.parse_args(argv)
@@ -127,6 +132,7 @@ def _run(args: argparse.Namespace) -> int:
     from phobos.agents import make_team
     from phobos.envs import make, make_config
 
+    _check_seed(args.seed)
     config = config_tools.load(type(make_config(args.env)), args.config, args.set)
     env = make(args.env, config)
     team = make_team(args.policy, env, seed=args.seed)
@@ -195,6 +201,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             None if args.no_oracle_cache else str(args.oracle_cache),
             args.oracle_solver,
         )
+    _check_report_folder(args.out, args.force)
     run = evaluate(
         request, args.workers, args.ray_address, progress=not args.no_progress, oracle=oracle
     )
@@ -229,6 +236,42 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 1 if run.failed() else 0
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("phobos-autonomy")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _check_seed(seed: int, flag: str = "--seed") -> None:
+    """Refuse a negative episode seed (numpy's generators take only seeds >= 0)."""
+    if seed < 0:
+        raise ValueError(f"{flag} must be >= 0, got {seed}")
+
+
+def _check_report_folder(out: Path, force: bool) -> None:
+    """Refuse an ``--out`` that holds a report (unless ``force``) or cannot be written.
+
+    Checked before any episode runs, so that an hour of episodes is not lost at the end.
+    """
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    if not force and out.is_dir() and any(out.iterdir()):
+        raise ValueError(
+            f"--out {out} already holds files; pass --force to overwrite them or choose "
+            "another --out"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".phobos-write-check"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"--out {out} cannot be written: {error.strerror or error}") from None
+
+
 def _describe_orbit_episode(env: Any) -> None:
     from astropy.time import Time, TimeDelta
 
@@ -260,6 +303,8 @@ BENCH_SUITES = {
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if not args.seconds > 0:
+        raise ValueError(f"--seconds must be positive, got {args.seconds}")
     body = importlib.import_module(BENCH_SUITES[args.suite]).markdown(args.seconds)
     command = "phobos bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else [])
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -287,6 +332,17 @@ def _write_section(path: Path, name: str, section: str) -> None:
 def _keys(args: argparse.Namespace) -> int:
     from phobos.comms.security import generate_keys
 
+    existing = [
+        path
+        for name in args.names
+        for path in (args.directory / f"{name}.key", args.directory / f"{name}.key_secret")
+        if path.exists()
+    ]
+    if existing and not args.force:
+        raise ValueError(
+            f"{existing[0]} exists; pass --force to replace the key pairs (agents holding the "
+            "old keys are then refused)"
+        )
     for name in args.names:
         keys = generate_keys(args.directory, name)
         print(f"{name}: public key {keys.public.decode()}")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -104,6 +106,11 @@ def _demo(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name} must be at least 1, got {value}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    _check_port_free("--port", args.bind, args.port)
+    if not args.no_dashboard:
+        _check_port_free("--http-port", "127.0.0.1", args.http_port)
     _log_to_stderr()
     config = config_tools.load(type(make_config(args.env)), args.config, args.set)
     options = DemoOptions(
@@ -140,12 +147,34 @@ def _demo(args: argparse.Namespace) -> int:
 def _agent(args: argparse.Namespace) -> int:
     from phobos.live.runtime import AgentSettings, run_agent
 
+    scheme, _, rest = args.world.partition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme != "tcp" or not host or not port.isdigit():
+        hint = args.world if "://" in args.world else f"tcp://{args.world}"
+        raise ValueError(f"--world {args.world!r} is not tcp://HOST:PORT (for example {hint})")
     if not args.connect_timeout > 0:
         raise ValueError(f"--connect-timeout must be positive, got {args.connect_timeout}")
     settings = AgentSettings(connect_timeout=args.connect_timeout, world_timeout=args.world_timeout)
     return run_agent(
         args.agent_id, args.world, args.keys, args.policy, settings, trust=args.trust_checkpoint
     )
+
+
+def _check_port_free(flag: str, host: str, port: int) -> None:
+    """Refuse a fixed ``port`` that something already listens on, before anything starts."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise ValueError(
+                    f"{flag} {port}: {host}:{port} is already in use (another demo?); "
+                    f"choose another {flag}, or 0 for any free port"
+                ) from None
+            raise ValueError(f"{flag} {port} on {host}: {error.strerror or error}") from None
 
 
 def _log_to_stderr() -> None:
