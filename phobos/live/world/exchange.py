@@ -295,7 +295,10 @@ class AgentExchange:
         record.incarnation = incarnation
         record.status = ALIVE
         if ident != previous:
-            record.sent.clear()  # what went to the old connection is not answered on this one
+            # What went to the old connection is not answered on this one: counted, so that
+            # every observation sent is accounted for even when the hello beats the loss.
+            record.abandoned += len(record.sent)
+            record.sent.clear()
         record.joins += 1
         self.send(ident, agent, p.WELCOME, {**self.welcome, "tick": progress.tick})
         if event:

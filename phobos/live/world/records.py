@@ -64,8 +64,10 @@ class AgentRecord:
         late: Answers that came after the deadline. probation: answers within the deadline
         still owed before the world waits for it again (it is sent observations meanwhile,
         and its answers are used when they come before the others').
+        abandoned: Observations that will never be answered where they were sent: still
+            unanswered when a hello came on a new connection, or pushed out of ``sent``.
         sent: Monotonic send time of the observations still unanswered, by tick (the latest
-            :data:`UNANSWERED` only; cleared at each hello).
+            :data:`UNANSWERED` only; cleared at a hello on a new connection).
 
     """
 
@@ -82,6 +84,7 @@ class AgentRecord:
     stale: int = 0
     late: int = 0
     probation: int = 0
+    abandoned: int = 0
     sent: dict[int, float] = field(default_factory=dict)
 
     def note_sent(self, tick: int, when: float) -> None:
@@ -89,6 +92,7 @@ class AgentRecord:
         self.sent[tick] = when
         if len(self.sent) > UNANSWERED:
             del self.sent[next(iter(self.sent))]
+            self.abandoned += 1
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for telemetry."""
@@ -104,6 +108,7 @@ class AgentRecord:
             "stale": self.stale,
             "late": self.late,
             "probation": self.probation,
+            "abandoned": self.abandoned,
         }
 
 
