@@ -85,6 +85,20 @@ class TrainConfig:
     max_concurrent_trials: int = 2
     """sb3: trials run at once (one CPU each)."""
 
+    def sb3_ppo_arguments(self) -> dict[str, Any]:
+        """Stable-Baselines3 PPO keyword arguments these fields set, on either sampler."""
+        return {
+            "batch_size": self.minibatch_size,
+            "n_epochs": self.num_epochs,
+            "gamma": self.gamma,
+            "gae_lambda": self.gae_lambda,
+            "clip_range": self.clip_param,
+            "ent_coef": self.entropy_coeff,
+            "vf_coef": self.vf_loss_coeff,
+            "device": "cpu",
+            "verbose": 0,
+        }
+
     def finished(self, env_steps: int, elapsed_s: float) -> bool:
         """Whether a run at ``env_steps`` after ``elapsed_s`` of training is done."""
         out_of_time = self.time_budget_s > 0 and elapsed_s >= self.time_budget_s

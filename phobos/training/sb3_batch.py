@@ -72,18 +72,10 @@ def new_model(config: TrainConfig, env: BatchVecEnv, seed: int, lr: float) -> An
         env,
         learning_rate=lr,
         n_steps=steps_per_slot(config),
-        batch_size=config.minibatch_size,
-        n_epochs=config.num_epochs,
-        gamma=config.gamma,
-        gae_lambda=config.gae_lambda,
-        clip_range=config.clip_param,
-        ent_coef=config.entropy_coeff,
-        vf_coef=config.vf_loss_coeff,
         policy_kwargs=policy_kwargs,
         stats_window_size=config.num_envs,  # one finished batch of episodes
         seed=seed,
-        device="cpu",
-        verbose=0,
+        **config.sb3_ppo_arguments(),
     )
     model.teacher_kl_coeff = config.teacher_kl_coeff
     return model

@@ -144,17 +144,9 @@ def _view_model(config: TrainConfig, env: Any, seed: int, lr: float) -> Any:
         env,
         learning_rate=lr,
         n_steps=config.train_batch_size,
-        batch_size=config.minibatch_size,
-        n_epochs=config.num_epochs,
-        gamma=config.gamma,
-        gae_lambda=config.gae_lambda,
-        clip_range=config.clip_param,
-        ent_coef=config.entropy_coeff,
-        vf_coef=config.vf_loss_coeff,
         policy_kwargs={"net_arch": list(config.hidden)},
         seed=seed,
-        device="cpu",
-        verbose=0,
+        **config.sb3_ppo_arguments(),
     )
 
 
