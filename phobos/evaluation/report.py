@@ -27,33 +27,22 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from phobos.evaluation.oracle_report import (
     PLANNER,
     oracle_section,
     oracle_summary,
     seeds_figure,
 )
+from phobos.evaluation.report_figures import (
+    learning_figure,
+    returns_figure,
+    schedule_figure,
+    site_figure,
+)
 from phobos.evaluation.rollout import ORBIT_ENV, ORBIT_ENVS, EpisodeSpec, run_episode
 from phobos.evaluation.runner import EvaluationRun
 from phobos.evaluation.stats import bootstrap_mean, probability_of_improvement
 
-X_COLUMNS = (
-    "env_steps",
-    "timesteps_total",
-    "num_env_steps_sampled_lifetime",
-    "time/total_timesteps",
-    "training_iteration",
-    "step",
-)
-Y_COLUMNS = (
-    "team_return_mean",
-    "episode_return_mean",
-    "env_runners/episode_return_mean",
-    "rollout/ep_rew_mean",
-    "ep_rew_mean",
-)
 HEADLINE = {
     ORBIT_ENV: (
         "team_return",
@@ -148,7 +137,7 @@ def write_report(
     lines += _improvement_table(summary)
     lines += oracle_section(summary)
     lines += ["## Figures", ""]
-    _returns_figure(run, summary, out / "returns.png")
+    returns_figure(run, summary, out / "returns.png")
     lines += [
         "Team-return distribution per team (points: episodes; bar: mean and 95% CI).",
         "",
@@ -187,7 +176,7 @@ def write_report(
         if traced.trace is None:
             pass
         elif request.env_id in ORBIT_ENVS:
-            _schedule_figure(spec, traced.trace, out / "schedule.png")
+            schedule_figure(spec, traced.trace, out / "schedule.png")
             lines += [
                 f"Schedule of team `{example.team}`, seed {example.seed}: each agent's "
                 "activity per step; grey bands: a station sees Mars (stations) or a "
@@ -200,7 +189,7 @@ def write_report(
                 "",
             ]
         else:
-            _site_figure(spec, traced.trace, out / "site.png")
+            site_figure(spec, traced.trace, out / "site.png")
             lines += [
                 f"Site of seed {example.seed} with team `{example.team}`: colour is the "
                 "hidden science value; squares: imaged areas, triangles: spectrometer, "
@@ -224,7 +213,7 @@ def write_report(
             for team, data in summary["teams"].items()
             if data["metrics"].get("team_return")
         }
-        shown = _learning_figure(Path(training_log), out / "learning.png", means)
+        shown = learning_figure(Path(training_log), out / "learning.png", means)
         lines += [
             f"From `{training_log}`: {shown}. Training returns are those of the exploring "
             "policy on training episodes; the dashed lines are this evaluation's means "
@@ -294,186 +283,6 @@ def _improvement_table(summary: dict[str, Any]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------ figures
-def _returns_figure(run: EvaluationRun, summary: dict[str, Any], path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    teams = [t.label for t in run.request.teams]
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(teams) + 1.5), 3.6))
-    rng = np.random.default_rng(0)
-    for i, team in enumerate(teams):
-        values = [
-            r.metrics["team_return"] for r in run.results if r.team == team and r.status == "ok"
-        ]
-        if not values:
-            continue
-        ax.scatter(i + rng.uniform(-0.15, 0.15, len(values)), values, s=12, alpha=0.6)
-        ci = summary["teams"][team]["metrics"]["team_return"]
-        ax.errorbar(
-            i + 0.3,
-            ci["estimate"],
-            yerr=[[ci["estimate"] - ci["low"]], [ci["high"] - ci["estimate"]]],
-            fmt="o",
-            color="black",
-            capsize=4,
-        )
-    bounds = [o["upper_bound"] for o in run.oracle if o.get("proven")]
-    if bounds:
-        ax.scatter(
-            np.full(len(bounds), len(teams)) + rng.uniform(-0.15, 0.15, len(bounds)),
-            bounds,
-            s=12,
-            marker="^",
-            color="tab:red",
-        )
-        teams = teams + ["proven bound"]
-    ax.set_xticks(range(len(teams)), teams, rotation=20, ha="right")
-    ax.set_ylabel("team return")
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _schedule_figure(spec: EpisodeSpec, trace: dict[str, list[int]], path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    from phobos.envs import make
-
-    env = make(spec.env_id, spec.config) if spec.config is not None else make(spec.env_id)
-    env.reset(seed=spec.seed)
-    plan, config = env.plan, env.config
-    agents = env.possible_agents
-    hours = config.step_seconds / 3600.0
-    names = sorted({n for a in agents for n in env.action_names(a)})
-    colours = {n: plt.get_cmap("tab20")(i % 20) for i, n in enumerate(names)}
-    fig, ax = plt.subplots(figsize=(10, 0.55 * len(agents) + 1.6))
-    sees = plan.station_sees_mars[0]
-    can_downlink = plan.earth_visible[0] & sees.any(axis=-1)[:, None]
-    for row, agent in enumerate(agents):
-        window = can_downlink[:, row] if row < 2 else sees[:, row - 2]
-        for t in np.flatnonzero(window):
-            ax.broken_barh([(t * hours, hours)], (row - 0.45, 0.9), color="0.88", zorder=0)
-        action_names = env.action_names(agent)
-        for t, action in enumerate(trace[agent]):
-            if action == 0:  # idle: leave the contact window visible
-                continue
-            name = action_names[action]
-            ax.broken_barh([(t * hours, hours)], (row - 0.3, 0.6), color=colours[name], zorder=2)
-    for t in np.flatnonzero(plan.occultation[0]):
-        ax.plot([t * hours + hours / 2] * 2, [-0.6, 1.6], color="tab:red", lw=0.8, zorder=3)
-    env.close()
-    ax.set_yticks(range(len(agents)), agents)
-    ax.invert_yaxis()
-    ax.set_xlabel("hours since episode start")
-    used = {env.action_names(a)[x] for a in agents for x in trace[a] if x}
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[n]) for n in sorted(used)]
-    ax.legend(
-        handles,
-        sorted(used),
-        fontsize=7,
-        ncol=4,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.25),
-        frameon=False,
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _site_figure(spec: EpisodeSpec, trace: dict[str, list[int]], path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    from phobos.envs import make
-    from phobos.envs.sampling.site import area_cells
-
-    env = make(spec.env_id, spec.config) if spec.config is not None else make(spec.env_id)
-    env.reset(seed=spec.seed)
-    site, config = env.site, env.config.site
-    layout = env.layout
-    rows, cols = config.rows, config.cols
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
-    image = ax.imshow(site.value.reshape(rows, cols), cmap="viridis", origin="upper")
-    fig.colorbar(image, ax=ax, label="hidden science value")
-    for cell in np.flatnonzero(~site.reachable):
-        r, c = divmod(int(cell), cols)
-        ax.add_patch(
-            plt.Rectangle(
-                (c - 0.5, r - 0.5), 1, 1, fill=False, hatch="///", edgecolor="white", lw=0
-            )
-        )
-    areas = area_cells(config)
-    for action in trace["phobos_grunt"]:
-        kind, target = layout.decode(action)
-        if kind == "image":
-            cells = areas[target]
-            r0, c0 = divmod(int(cells.min()), cols)
-            k = config.area_cells
-            ax.add_patch(
-                plt.Rectangle((c0 - 0.5, r0 - 0.5), k, k, fill=False, edgecolor="orange", lw=2)
-            )
-        elif kind in ("spectrometer", "sample"):
-            r, c = divmod(target, cols)
-            marker = "^" if kind == "spectrometer" else "o"
-            offset = -0.2 if kind == "spectrometer" else 0.2
-            ax.scatter(
-                c + offset,
-                r,
-                marker=marker,
-                s=60,
-                facecolor="none",
-                edgecolor="white" if kind == "spectrometer" else "red",
-                lw=1.5,
-            )
-    env.close()
-    ax.set_xlabel("column")
-    ax.set_ylabel("row (from the lander outwards)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _learning_figure(log: Path, path: Path, baselines: dict[str, float] | None = None) -> str:
-    import matplotlib.pyplot as plt
-
-    if not log.exists():
-        raise ValueError(f"training log {log} does not exist")
-    with log.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    header = rows[0].keys() if rows else []
-    x_key = next((k for k in X_COLUMNS if k in header), None)
-    y_key = next((k for k in Y_COLUMNS if k in header), None)
-    if x_key is None or y_key is None:
-        raise ValueError(
-            f"training log {log} needs an x column ({', '.join(X_COLUMNS)}) and a y column "
-            f"({', '.join(Y_COLUMNS)})"
-        )
-    trials: dict[str, dict[float, float]] = {}
-    for row in rows:
-        if not row.get(x_key) or not row.get(y_key):
-            continue
-        x, y = float(row[x_key]), float(row[y_key])
-        if math.isfinite(x) and math.isfinite(y):
-            label = " ".join(f"{k} {row[k]}" for k in ("seed", "lr") if row.get(k))
-            trials.setdefault(label, {})[x] = y  # a resumed run's repeated rows: the last wins
-    points = sum(len(curve) for curve in trials.values())
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    for label, curve in trials.items():
-        xs = sorted(curve)
-        ax.plot(xs, [curve[x] for x in xs], marker=".", markersize=3, label=label or "training")
-    for i, (team, mean) in enumerate((baselines or {}).items()):
-        ax.axhline(mean, linestyle="--", color=f"C{(i + len(trials)) % 10}", label=team[-40:])
-    if trials or baselines:
-        ax.legend(fontsize=7)
-    ax.set_xlabel(x_key)
-    ax.set_ylabel(y_key)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return f"{points} points of `{y_key}` against `{x_key}` ({len(trials)} curve(s))"
-
-
 def _task(env_id: str) -> str:
     """The id whose headline metrics ``env_id`` shares (every orbit version has v0's)."""
     return ORBIT_ENV if env_id in ORBIT_ENVS else env_id
