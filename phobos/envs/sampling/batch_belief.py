@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from phobos.envs.sampling.belief import Belief
+from phobos.envs.sampling.belief import Belief, posterior, slope_and_failure
 from phobos.envs.sampling.config import MATERIALS, SiteConfig
 from phobos.envs.sampling.layout import (
     HAZARD,
@@ -96,33 +96,28 @@ class BeliefBatch:
     def refresh_images(self, envs: np.ndarray, observer: int, cells: np.ndarray) -> None:
         """Recompute the features of image chunks ``[m, 9]`` (``Belief.refresh``)."""
         index = (envs[:, None], observer, cells)
-        log = self.material_loglik[index]
-        material = self._material_prior * np.exp(log - log.max(axis=2, keepdims=True))
-        material /= material.sum(axis=2, keepdims=True)
+        material = posterior(self._material_prior, self.material_loglik[index])
         self.mixture[index] = material @ self._composition_prior
-        count = self.slope_count[index]
-        slope = np.where(
-            count > 0, self.slope_sum[index] / np.maximum(count, 1.0), material @ self._slope_mean
+        slope, failure = slope_and_failure(
+            material,
+            self.slope_sum[index],
+            self.slope_count[index],
+            self._slope_mean,
+            self._failure_base,
+            self.site,
         )
-        site = self.site
-        steep = np.maximum(slope - site.safe_slope_deg, 0.0) * site.failure_per_deg
-        failure = np.minimum(self._failure_base + steep[..., None], site.max_failure)
         block, extra = self.blocks, self._extra
         block[index + (slice(self.classes, extra),)] = material
         block[index + (extra + HAZARD,)] = (material * failure).sum(axis=2)
         block[index + (extra + SLOPE,)] = np.clip(slope / SLOPE_SCALE_DEG, 0.0, 1.0)
-        log = self.class_loglik[index]
-        composition = self.mixture[index] * np.exp(log - log.max(axis=-1, keepdims=True))
-        composition /= composition.sum(axis=-1, keepdims=True)
+        composition = posterior(self.mixture[index], self.class_loglik[index])
         block[index + (slice(0, self.classes),)] = composition
         block[index + (extra + PROBABLE_VALUE,)] = composition @ self._unit_value
 
     def refresh_spectra(self, envs: np.ndarray, observer: int, cells: np.ndarray) -> None:
         """Recompute the composition of single cells ``[m]`` (``Belief._composition``)."""
         index = (envs, observer, cells)
-        log = self.class_loglik[index]
-        composition = self.mixture[index] * np.exp(log - log.max(axis=-1, keepdims=True))
-        composition /= composition.sum(axis=-1, keepdims=True)
+        composition = posterior(self.mixture[index], self.class_loglik[index])
         self.blocks[index + (slice(0, self.classes),)] = composition
         # A stack of [1, K] @ [K, 1] products: numpy's vector dot, as for one cell's [K] @ [K].
         value = composition[:, None, :] @ self._unit_value[:, None]

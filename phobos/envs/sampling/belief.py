@@ -43,6 +43,36 @@ def draw_labels(
     return np.where(wrong, (truth + shift) % classes, truth)
 
 
+def posterior(prior: np.ndarray, log_likelihood: np.ndarray) -> np.ndarray:
+    """Normalised ``prior * likelihood`` along the last axis (stable in the log domain).
+
+    One rule for the ``ParallelEnv``'s beliefs and the batch core's, which hold more axes.
+    """
+    weights = prior * np.exp(log_likelihood - log_likelihood.max(axis=-1, keepdims=True))
+    weights /= weights.sum(axis=-1, keepdims=True)
+    return weights
+
+
+def slope_and_failure(
+    material: np.ndarray,
+    slope_sum: np.ndarray,
+    slope_count: np.ndarray,
+    slope_mean: np.ndarray,
+    failure_base: np.ndarray,
+    site: SiteConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Believed slope and, per material, the failure probability at that slope.
+
+    The slope is the measured mean where there are measurements, else the expected slope of
+    the believed materials.
+    """
+    slope = np.where(
+        slope_count > 0, slope_sum / np.maximum(slope_count, 1.0), material @ slope_mean
+    )
+    steep = np.maximum(slope - site.safe_slope_deg, 0.0) * site.failure_per_deg
+    return slope, np.minimum(failure_base + steep[..., None], site.max_failure)
+
+
 class Belief:
     """One observer's beliefs over every cell, kept as log-likelihoods and written as features.
 
@@ -103,17 +133,16 @@ class Belief:
 
     def refresh(self, cells: np.ndarray) -> None:
         """Recompute the features of ``cells`` from their likelihoods."""
-        log = self.material_loglik[cells]
-        material = self.material_prior * np.exp(log - log.max(axis=1, keepdims=True))
-        material /= material.sum(axis=1, keepdims=True)
+        material = posterior(self.material_prior, self.material_loglik[cells])
         self.mixture[cells] = material @ self.composition_prior
-        count = self.slope_count[cells]
-        slope = np.where(
-            count > 0, self.slope_sum[cells] / np.maximum(count, 1.0), material @ self._slope_mean
+        slope, failure = slope_and_failure(
+            material,
+            self.slope_sum[cells],
+            self.slope_count[cells],
+            self._slope_mean,
+            self._failure_base,
+            self.site,
         )
-        site = self.site
-        steep = np.maximum(slope - site.safe_slope_deg, 0.0) * site.failure_per_deg
-        failure = np.minimum(self._failure_base + steep[:, None], site.max_failure)
         block, extra = self.block, self._extra
         block[cells, self._material_cols] = material
         block[cells, extra + HAZARD] = (material * failure).sum(axis=1)
@@ -121,9 +150,7 @@ class Belief:
         self._composition(cells)
 
     def _composition(self, cells: np.ndarray | int) -> None:
-        log = self.class_loglik[cells]
-        composition = self.mixture[cells] * np.exp(log - log.max(axis=-1, keepdims=True))
-        composition /= composition.sum(axis=-1, keepdims=True)
+        composition = posterior(self.mixture[cells], self.class_loglik[cells])
         self.block[cells, : self.classes] = composition
         self.block[cells, self._extra + PROBABLE_VALUE] = composition @ self._unit_value
 
