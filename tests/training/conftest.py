@@ -40,3 +40,36 @@ def overrides(items: list[str]) -> list[str]:
 @pytest.fixture
 def run_folder(tmp_path: Path) -> Path:
     return tmp_path / "run"
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local Ray for the module's tests (left running if something else started it)."""
+    import ray
+    import torch
+
+    from phobos.ray_cluster import init_ray
+
+    torch.set_num_threads(1)
+    started = init_ray(2)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+def env_runner_pids(session: int, runner_class: bytes) -> list[int]:
+    """Processes of session ``session`` whose command line names ``runner_class``."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.getsid(int(entry)) != session:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                command = handle.read().replace(b"\0", b" ")
+        except (OSError, ProcessLookupError):
+            continue
+        if runner_class in command:
+            pids.append(int(entry))
+    return pids

@@ -9,25 +9,7 @@ import sys
 
 import pytest
 
-from tests.training.conftest import TINY_ORBIT, overrides
-
-
-def _env_runner_pids(session: int) -> list[int]:
-    """Ray workers of this training session that host an env runner."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.getsid(int(entry)) != session:
-                continue
-            with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                command = handle.read().replace(b"\0", b" ")
-        except (OSError, ProcessLookupError):
-            continue
-        if b"MultiAgentEnvRunner" in command:
-            pids.append(int(entry))
-    return pids
+from tests.training.conftest import TINY_ORBIT, env_runner_pids, overrides
 
 
 def test_a_killed_env_runner_is_restarted_and_training_completes(run_folder):
@@ -55,7 +37,7 @@ def test_a_killed_env_runner_is_restarted_and_training_completes(run_folder):
         for line in process.stdout:
             lines.append(line)
             if line.startswith("iter    2") and not killed:  # the runner has sampled twice
-                killed = _env_runner_pids(process.pid)
+                killed = env_runner_pids(process.pid, b"MultiAgentEnvRunner")
                 assert killed, "no env runner process found in the training session"
                 for pid in killed:
                     os.kill(pid, signal.SIGKILL)

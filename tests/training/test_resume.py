@@ -43,19 +43,6 @@ SHORT = TrainConfig(
 """Two iterations of 96 steps on a 24-step orbit day, warm-started, one remote env runner."""
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    from phobos.ray_cluster import init_ray
-
-    torch.set_num_threads(1)
-    started = init_ray(2)
-    yield ray
-    if started:
-        ray.shutdown()
-
-
 def _train(config: TrainConfig, folder: Path, resume: bool) -> RunDir:
     run = RunDir(folder, config)
     start = run.start(resume)

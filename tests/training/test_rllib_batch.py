@@ -17,7 +17,7 @@ from phobos.agents.team_spec import TeamSpec, build_team
 from phobos.envs import make
 from phobos.training.config import TrainConfig
 from phobos.training.train import check
-from tests.training.conftest import TINY_ORBIT, overrides, phobos
+from tests.training.conftest import TINY_ORBIT, env_runner_pids, overrides, phobos
 
 HORIZON = 24
 TINY = {
@@ -29,19 +29,6 @@ TINY = {
     "sampler": "batch",
     "num_envs": 4,
 }
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    from phobos.ray_cluster import init_ray
-
-    torch.set_num_threads(1)
-    started = init_ray(2)
-    yield ray
-    if started:
-        ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -355,23 +342,6 @@ def test_exported_batch_trained_policy_flies_the_parallel_env(tmp_path):
     assert team["ground_miyun"].module is team["ground_bear_lakes"].module
 
 
-def _batch_runner_pids(session: int) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.getsid(int(entry)) != session:
-                continue
-            with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                command = handle.read().replace(b"\0", b" ")
-        except (OSError, ProcessLookupError):
-            continue
-        if b"BatchEnvRunner" in command:
-            pids.append(int(entry))
-    return pids
-
-
 @pytest.mark.slow
 def test_a_killed_batch_runner_is_restarted_and_training_completes(run_folder):
     env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
@@ -391,7 +361,7 @@ def test_a_killed_batch_runner_is_restarted_and_training_completes(run_folder):
         for line in process.stdout:
             lines.append(line)
             if line.startswith("iter    2") and not killed:
-                killed = _batch_runner_pids(process.pid)
+                killed = env_runner_pids(process.pid, b"BatchEnvRunner")
                 assert killed, "no batch env runner process found in the training session"
                 for pid in killed:
                     os.kill(pid, signal.SIGKILL)
