@@ -38,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a field"
     )
+    _add_print_config(run)
     run.set_defaults(handler=_run)
 
     evaluate = commands.add_parser(
@@ -100,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="let sb3: and rllib: checkpoints load: they are pickles, and loading one runs any "
         "code it holds (use only for checkpoints you made or trust)",
     )
+    _add_print_config(evaluate)
     evaluate.set_defaults(handler=_evaluate)
 
     from phobos.demo.commands import add_commands as add_demo_commands
@@ -134,6 +136,9 @@ def _run(args: argparse.Namespace) -> int:
 
     _check_seed(args.seed)
     config = config_tools.load(type(make_config(args.env)), args.config, args.set)
+    if args.print_config:
+        command = f"phobos run --env {args.env} --policy {args.policy} --seed {args.seed}"
+        return _print_config(config, command)
     env = make(args.env, config)
     team = make_team(args.policy, env, seed=args.seed)
     observations, _ = env.reset(seed=args.seed)
@@ -201,6 +206,13 @@ def _evaluate(args: argparse.Namespace) -> int:
             None if args.no_oracle_cache else str(args.oracle_cache),
             args.oracle_solver,
         )
+    if args.print_config:
+        command = (
+            f"phobos evaluate --env {args.env} "
+            + " ".join(f"--policy {team}" for team in args.policy)
+            + f" --seeds {_seed_text(request.seeds)} --out {args.out}"
+        )
+        return _print_config(config, command)
     _check_report_folder(args.out, args.force)
     run = evaluate(
         request, args.workers, args.ray_address, progress=not args.no_progress, oracle=oracle
@@ -234,6 +246,29 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"  FAILED team {result.team} seed {result.seed}:\n{result.error}", file=sys.stderr)
     print(f"report: {report}")
     return 1 if run.failed() else 0
+
+
+def _add_print_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved config (defaults, --config, --set) as YAML for --config, "
+        "and exit without running",
+    )
+
+
+def _print_config(config: Any, command: str) -> int:
+    """Print ``config`` as YAML, headed by the command that would run it with that file."""
+    print(config_tools.dump(config, [f"{command} --config THIS_FILE"]), end="")
+    return 0
+
+
+def _seed_text(seeds: Sequence[int]) -> str:
+    """Seeds as ``--seeds`` reads them: ``A-B`` for a run of consecutive seeds, else a list."""
+    seeds = list(seeds)
+    if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(map(str, seeds))
 
 
 def _version() -> str:

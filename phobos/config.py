@@ -99,6 +99,20 @@ def to_mapping(config: Any) -> dict[str, Any]:
     return plain(config)
 
 
+def dump(config: Any, header: Sequence[str] = ()) -> str:
+    """``config`` as YAML that :func:`load` reads back to an equal config (``--print-config``).
+
+    Args:
+        config: A config dataclass.
+        header: Lines written first as YAML comments (what else the command would use);
+            loading ignores them.
+
+    """
+    comments = "".join(f"# {line}\n" for line in header)
+    body = yaml.safe_dump(to_mapping(config), sort_keys=False, default_flow_style=None, width=96)
+    return comments + body
+
+
 def load(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
     """Load ``cls`` from an optional YAML file, then apply ``key.sub=value`` overrides."""
     data: dict[str, Any] = {}

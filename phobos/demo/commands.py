@@ -66,6 +66,12 @@ def add_commands(commands: Any) -> None:
     demo.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a field"
     )
+    demo.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved config (defaults, --config, --set) as YAML for --config, "
+        "and exit without running",
+    )
     demo.set_defaults(handler=_demo)
 
     agent = commands.add_parser(
@@ -108,11 +114,16 @@ def _demo(args: argparse.Namespace) -> int:
             raise ValueError(f"--{name} must be at least 1, got {value}")
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    config = config_tools.load(type(make_config(args.env)), args.config, args.set)
+    if args.print_config:
+        command = f"phobos demo --env {args.env} --seed {args.seed}"
+        command += f" --policy {args.policy}" if args.policy else ""
+        print(config_tools.dump(config, [f"{command} --config THIS_FILE"]), end="")
+        return 0
     _check_port_free("--port", args.bind, args.port)
     if not args.no_dashboard:
         _check_port_free("--http-port", "127.0.0.1", args.http_port)
     _log_to_stderr()
-    config = config_tools.load(type(make_config(args.env)), args.config, args.set)
     options = DemoOptions(
         env_id=args.env,
         policy=args.policy,

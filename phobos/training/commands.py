@@ -25,6 +25,12 @@ def add_commands(commands: Any) -> None:
     train.add_argument("--ray-address", help="join this Ray cluster (HOST:PORT)")
     train.add_argument("--num-env-runners", type=int, help="rllib: remote sampling workers")
     train.add_argument("--quiet", action="store_true", help="no per-iteration lines")
+    train.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved config (defaults, --config or the resumed run's, --set) as "
+        "YAML for --config, and exit without training",
+    )
     train.set_defaults(handler=_train)
 
 
@@ -43,5 +49,12 @@ def _train(args: argparse.Namespace) -> int:
         config = RunDir.load_config(args.out, overrides)
     else:
         config = config_tools.load(TrainConfig, args.config, overrides)
+    if args.print_config:
+        from phobos.training.train import check
+
+        check(config)
+        header = [f"phobos train --config THIS_FILE --out {args.out}"]
+        print(config_tools.dump(config, header), end="")
+        return 0
     run(TrainRequest(config, args.out, args.resume, args.ray_address, args.quiet))
     return 0
