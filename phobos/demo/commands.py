@@ -54,7 +54,15 @@ def add_commands(commands: Any) -> None:
         metavar="AGENT",
         help="do not start this agent here: it joins from another host (repeatable)",
     )
-    demo.add_argument("--run-dir", type=Path, help="folder for keys and agent logs")
+    demo.add_argument(
+        "--out",
+        type=Path,
+        help="run folder for keys and agent logs (default: a fresh temporary one); one used "
+        "again keeps its keys, so remote agents keep theirs, and appends to its logs",
+    )
+    demo.add_argument(
+        "--run-dir", type=Path, dest="out", action=_DeprecatedAlias, help=argparse.SUPPRESS
+    )
     demo.add_argument("--no-dashboard", action="store_true", help="serve no dashboard")
     demo.add_argument(
         "--trust-checkpoint",
@@ -102,6 +110,15 @@ def add_commands(commands: Any) -> None:
     agent.set_defaults(handler=_agent)
 
 
+class _DeprecatedAlias(argparse.Action):
+    """An old flag name that still works, with a one-line note naming the new one."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        new = f"--{self.dest.replace('_', '-')}"
+        print(f"{parser.prog}: note: {option} is deprecated; use {new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from phobos import config as config_tools
     from phobos.demo.launcher import DemoOptions, run_demo
@@ -131,7 +148,7 @@ def _demo(args: argparse.Namespace) -> int:
         port=args.port,
         http_port=args.http_port,
         local_agents=None,
-        run_dir=args.run_dir,
+        run_dir=args.out,
         dashboard=not args.no_dashboard,
         trust_checkpoint=args.trust_checkpoint,
     )

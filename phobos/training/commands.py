@@ -22,6 +22,11 @@ def add_commands(commands: Any) -> None:
     train.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its checkpoint"
     )
+    train.add_argument(
+        "--force",
+        action="store_true",
+        help="start over in an --out that holds a run (its checkpoints and policy are deleted)",
+    )
     train.add_argument("--ray-address", help="join this Ray cluster (HOST:PORT)")
     train.add_argument("--num-env-runners", type=int, help="rllib: remote sampling workers")
     train.add_argument("--quiet", action="store_true", help="no per-iteration lines")
@@ -43,6 +48,8 @@ def _train(args: argparse.Namespace) -> int:
     overrides = list(args.set)
     if args.num_env_runners is not None:
         overrides.append(f"num_env_runners={args.num_env_runners}")
+    if args.resume and args.force:
+        raise ValueError("--resume continues the run in --out, --force deletes it; pick one")
     if args.resume:
         if args.config is not None:
             raise ValueError("--resume continues with the run's own config; drop --config")
@@ -56,5 +63,5 @@ def _train(args: argparse.Namespace) -> int:
         header = [f"phobos train --config THIS_FILE --out {args.out}"]
         print(config_tools.dump(config, header), end="")
         return 0
-    run(TrainRequest(config, args.out, args.resume, args.ray_address, args.quiet))
+    run(TrainRequest(config, args.out, args.resume, args.ray_address, args.quiet, args.force))
     return 0

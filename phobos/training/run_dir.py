@@ -129,6 +129,10 @@ def _shape(space: Any) -> Any:
     return (type(space).__name__, tuple(space.shape or ()), int(getattr(space, "n", 0)))
 
 
+RUN_FILES = ("run.json", "config.yaml", "progress.csv", "tensorboard", "checkpoints", "policy")
+"""What a run writes into its folder (``--force`` deletes these and only these)."""
+
+
 class RunDir:
     """The folder of one training run.
 
@@ -169,8 +173,12 @@ class RunDir:
             merged[key] = config_tools.to_mapping(extra)[key]
         return config_tools.from_mapping(TrainConfig, merged)
 
-    def start(self, resume: bool) -> CheckpointInfo | None:
-        """Create the folder (fresh) or find its last checkpoint (``resume``)."""
+    def start(self, resume: bool, force: bool = False) -> CheckpointInfo | None:
+        """Create the folder (fresh) or find its last checkpoint (``resume``).
+
+        A folder that holds a run is refused unless ``force``, which deletes that run's files
+        (those of the layout above; anything else in the folder stays).
+        """
         if resume:
             found = json.loads((self.path / "run.json").read_text())
             check_identity(found, self.config, f"run folder {self.path}")
@@ -179,11 +187,13 @@ class RunDir:
             if latest is None:
                 raise ValueError(f"--resume: {self.checkpoints} holds no checkpoint yet")
             return latest
-        if (self.path / "run.json").exists():
+        if (self.path / "run.json").exists() and not force:
             raise ValueError(
-                f"{self.path} already holds a run; pass --resume to continue it or choose "
-                "another --out"
+                f"{self.path} already holds a run; pass --resume to continue it, --force to "
+                "start over (deleting it), or choose another --out"
             )
+        if force:
+            self._delete_run()
         self.path.mkdir(parents=True, exist_ok=True)
         import ray
 
@@ -197,6 +207,14 @@ class RunDir:
             yaml.safe_dump(config_tools.to_mapping(self.config), sort_keys=False)
         )
         return None
+
+    def _delete_run(self) -> None:
+        for name in RUN_FILES:
+            target = self.path / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
 
     def finished(self, checkpoint: CheckpointInfo) -> bool:
         """Whether the run ended at ``checkpoint`` (its budget spent) and exported its policy."""

@@ -25,6 +25,7 @@ class TrainRequest:
         resume: Continue the run in ``out`` from its last checkpoint.
         ray_address: Join this cluster instead of starting Ray locally.
         quiet: No progress lines.
+        force: Start over in an ``out`` that holds a run, deleting that run's files.
 
     """
 
@@ -33,6 +34,7 @@ class TrainRequest:
     resume: bool = False
     ray_address: str | None = None
     quiet: bool = False
+    force: bool = False
 
 
 def check(config: TrainConfig) -> None:
@@ -107,7 +109,7 @@ def run(request: TrainRequest) -> CheckpointInfo:
     if request.ray_address:
         check_ray_address(request.ray_address)
     folder = RunDir(request.out, config)
-    start = folder.start(request.resume)
+    start = folder.start(request.resume, request.force)
     if start is not None and folder.finished(start):
         print(
             f"{request.out} already finished: iteration {start.iteration}, "
