@@ -146,7 +146,9 @@ class RLlibPolicy(Policy):
         def batch(x: Any) -> Any:
             if isinstance(x, dict):
                 return {k: batch(v) for k, v in x.items()}
-            return torch.as_tensor(np.asarray(x))[None]
+            # A copy: observations decoded off the wire are read-only views, which torch
+            # warns about (it cannot share memory it may not write).
+            return torch.from_numpy(np.array(x))[None]
 
         with torch.no_grad():
             out = self.module.forward_inference({"obs": batch(observation)})
@@ -195,6 +197,9 @@ def load_rllib(path: str, env: Any, agent: str, *, trust: bool = False) -> RLlib
     check_trusted("rllib", path, trust)  # nothing is unpickled before this
     from ray.rllib.core.rl_module.rl_module import RLModule
 
+    from phobos.agents.rl_module import quiet_rllib_module_deprecation
+
+    quiet_rllib_module_deprecation()  # also for checkpoints of RLlib's own module classes
     key = str(Path(path).resolve())
     if key not in _LOADED:  # one load per process serves every agent of a team
         try:

@@ -12,12 +12,39 @@ Module ids are roles (:func:`phobos.agents.roles.module_id`).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import gymnasium
 from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
 from ray.rllib.core.columns import Columns
 from ray.rllib.utils.torch_utils import FLOAT_MIN
+
+RLMODULE_CONFIG_DEPRECATION = "RLModule(config=[RLModuleConfig object])"
+"""The deprecation RLlib 2.60 logs for every ``RLModule`` built: ``RLModule.__init__`` itself
+makes an ``RLModuleConfig`` (the deprecated class) for legacy subclasses, however the module is
+built (``RLModuleSpec.build``, ``from_checkpoint``, keyword arguments). Nothing the caller
+does avoids it, so :func:`quiet_rllib_module_deprecation` drops exactly that record."""
+
+
+class _DropModuleConfigDeprecation(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return RLMODULE_CONFIG_DEPRECATION not in record.getMessage()
+
+
+def quiet_rllib_module_deprecation() -> None:
+    """Drop RLlib's own ``RLModuleConfig`` deprecation record in this process (idempotent).
+
+    Only that record: every other RLlib deprecation still reaches the log.
+    """
+    logger = logging.getLogger("ray._common.deprecation")  # where RLlib logs deprecations
+    if not any(isinstance(f, _DropModuleConfigDeprecation) for f in logger.filters):
+        logger.addFilter(_DropModuleConfigDeprecation())
+
+
+# Importing this module is how every process that builds one (agent, evaluation worker, env
+# runner, learner) gets its class, so that is where the filter is installed.
+quiet_rllib_module_deprecation()
 
 
 class MaskedPPOTorchModule(DefaultPPOTorchRLModule):
