@@ -8,6 +8,7 @@ contact plan, so that a seeded batch of one equals the ``ParallelEnv`` step for 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -34,6 +35,7 @@ from phobos.envs.orbit_scheduling.observation import (
     static_observation,
 )
 from phobos.envs.orbit_scheduling.plan import EpisodePlan, plan_episodes
+from phobos.envs.plan_ahead import PlanAhead
 
 SCIENCE, OCCULTATION_KIND = 0, 1
 """Kinds of stored and delivered value."""
@@ -49,10 +51,19 @@ class OrbitSchedulingBatch:
     Args:
         config: Task arguments.
         num_envs: Episodes stepped together.
+        plan_ahead: Prepare the next episodes in a background process while these are
+            stepped (:mod:`phobos.envs.plan_ahead`): the same episodes, bit for bit, with the
+            reset's tabulation off this process's critical path when a second core is free.
+            Call :meth:`close` when done.
 
     """
 
-    def __init__(self, config: OrbitSchedulingConfig | None = None, num_envs: int = 1) -> None:
+    def __init__(
+        self,
+        config: OrbitSchedulingConfig | None = None,
+        num_envs: int = 1,
+        plan_ahead: bool = False,
+    ) -> None:
         self.config = config = config or OrbitSchedulingConfig()
         config.validate()
         if num_envs < 1:
@@ -66,6 +77,8 @@ class OrbitSchedulingBatch:
         self._craft = np.arange(2)[None, :]
         self._agent = np.arange(len(self.agents))[None, :]
         self.plan: EpisodePlan | None = None
+        self.plan_ahead = plan_ahead
+        self._ahead: PlanAhead | None = None
 
     # ----------------------------------------------------------------------------- episode
     def reset(self, seeds: Sequence[int | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -82,14 +95,24 @@ class OrbitSchedulingBatch:
                 if seed is not None:
                     self._rngs[i] = np.random.default_rng(seed)
         config, tables = self.config, self._tables
-        self.plan = plan = plan_episodes(config, self._rngs)
+        prepared = self._ahead.take(self._rngs) if self._ahead is not None else None
+        if prepared is None:
+            prepared = prepare_episodes(config, self._rngs)
+        if self.plan_ahead:
+            if self._ahead is None:
+                self._ahead = PlanAhead(prepare_episodes, config, prepared)
+            self._ahead.request(self._rngs)
+        self.plan = plan = EpisodePlan(**{name: prepared[name] for name in _PLAN_FIELDS})
         n, steps = self.num_envs, config.horizon_steps
         self.battery, self.storage, self.stored_value = initial_state(plan, tables)
         lag = int(np.ceil(plan.light_time_s.max() / config.step_seconds)) + 2
         self.pending = np.zeros((n, steps + lag + 1, 2))
         self.intents = np.zeros((n, steps, len(self.agents), 3))
-        self._latest, self.delivered_at, self.rejected_at = intent_deliveries(config, plan)
-        self._lookahead = lookahead_table(plan, config) if self.layout.lookahead else None
+        self._latest = prepared["latest"]
+        # Copied: slices of these leave in ``info``, and prepared arrays are reused later.
+        self.delivered_at = np.array(prepared["delivered"])
+        self.rejected_at = np.array(prepared["rejected"])
+        self._lookahead = prepared.get("lookahead")
         self.step_index = 0
         self.totals = {
             "science": np.zeros(n),
@@ -99,6 +122,12 @@ class OrbitSchedulingBatch:
             "masked_actions": np.zeros(n, dtype=np.int64),
         }
         return self._observe()
+
+    def close(self) -> None:
+        """Stop the background planner, if one runs (``plan_ahead``)."""
+        if self._ahead is not None:
+            self._ahead.close()
+            self._ahead = None
 
     def potential(self) -> np.ndarray:
         """Science value ``[env]`` held on board or already downlinked and still in flight.
@@ -208,6 +237,28 @@ class OrbitSchedulingBatch:
         static = static_masks(self.plan, tb, g)
         self.mask = combine_masks(static, self.battery, self.storage, tb)[:, 0]
         return obs.astype(np.float32), self.mask
+
+
+_PLAN_FIELDS = tuple(field.name for field in dataclasses.fields(EpisodePlan))
+
+
+def prepare_episodes(
+    config: OrbitSchedulingConfig, rngs: Sequence[np.random.Generator]
+) -> dict[str, np.ndarray]:
+    """Everything a reset tabulates for one episode per generator, as named arrays.
+
+    The plan's fields, the intent deliveries (``latest``, ``delivered``, ``rejected``) and,
+    when the observation has it, the lookahead table. A module-level function of the
+    configuration and the generators only, so that a background process can run it
+    (:mod:`phobos.envs.plan_ahead`).
+    """
+    plan = plan_episodes(config, list(rngs))
+    prepared = {name: getattr(plan, name) for name in _PLAN_FIELDS}
+    latest, delivered, rejected = intent_deliveries(config, plan)
+    prepared.update(latest=latest, delivered=delivered, rejected=rejected)
+    if ObservationLayout.for_config(config).lookahead:
+        prepared["lookahead"] = lookahead_table(plan, config)
+    return prepared
 
 
 def initial_state(
