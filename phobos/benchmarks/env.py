@@ -29,6 +29,7 @@ Benchmarks are not tests: CI checks that :func:`run` runs, not how fast.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import time
@@ -188,6 +189,12 @@ class _SilentBus:
 
     def deliver(self, until: float) -> list:
         return []
+
+    def capturing(self, into: Any) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def close(self) -> None:
+        pass
 
 
 def _parallel_rate(env: Any, seconds: float, counts: dict[str, int] | None = None) -> float:

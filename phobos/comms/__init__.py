@@ -1,5 +1,8 @@
 """Messaging between agents: envelopes, link models, the store-and-forward router, transports.
 
+Every message bus an environment can be given (the router, the relayed bus, the world's
+tracked bus) meets one contract, :class:`~phobos.comms.message_bus.MessageBus`.
+
 The ZeroMQ pieces live in their own modules, imported where needed, so that code that only
 runs in-process never loads pyzmq: :mod:`phobos.comms.zmq_transport` (ROUTER/DEALER),
 :mod:`phobos.comms.telemetry` (PUB/SUB) and :mod:`phobos.comms.security` (CURVE).
@@ -16,6 +19,7 @@ from phobos.comms.endpoint import ReliableEndpoint
 from phobos.comms.journal import Journal
 from phobos.comms.link import LinkModel, TabulatedLinks, Transit
 from phobos.comms.message import BROADCAST, PROTOCOL_VERSION, Message
+from phobos.comms.message_bus import Flight, MessageBus, MessageBusFactory
 from phobos.comms.reliable import (
     DedupWindow,
     ReliableConfig,
@@ -33,11 +37,14 @@ __all__ = [
     "DecodeError",
     "DedupWindow",
     "EncodeError",
+    "Flight",
     "InProcessHub",
     "InProcessTransport",
     "Journal",
     "LinkModel",
     "Message",
+    "MessageBus",
+    "MessageBusFactory",
     "ReliableConfig",
     "ReliableEndpoint",
     "ReliableStats",

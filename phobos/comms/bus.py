@@ -1,7 +1,7 @@
 """A message bus that carries every message across real transports, through a relay.
 
-:class:`RelayedBus` has the :class:`~phobos.comms.router.Router`'s interface (``send``,
-``deliver``, ``stats``) so an environment can use it in the router's place: each message goes
+:class:`RelayedBus` is a :class:`~phobos.comms.message_bus.MessageBus`, so an environment can
+use it in the router's place: each message goes
 from its sender's client endpoint to the relay's server endpoint, through the same
 store-and-forward router, and out to each receiver's client endpoint, encoded on the wire
 whenever the transport is a socket. It runs in lock-step in one thread (every hop is received
@@ -11,10 +11,12 @@ every transport as in-process.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 
 from phobos.comms.link import LinkModel
 from phobos.comms.message import Message
+from phobos.comms.message_bus import FlightSink
 from phobos.comms.router import Router, RouterStats
 from phobos.comms.transport import Transport, TransportError
 
@@ -54,8 +56,6 @@ class RelayedBus:
         self.server = server
         self.clients = dict(clients)
         self.timeout = timeout
-        self.log: list[tuple[str, Message]] = []
-        """Every copy delivered, as ``(receiver, message)``, in delivery order."""
         for name in endpoints:
             self._hop(self.clients[name], self.server, Message(name, RELAY, HELLO, 0.0, -1))
 
@@ -75,11 +75,14 @@ class RelayedBus:
         for receiver, message in self.router.deliver(until):
             copy = self._hop(self.server, self.clients[receiver], message, to=receiver)
             delivered.append((receiver, copy))
-        self.log.extend(delivered)
         return delivered
 
+    def capturing(self, into: FlightSink | None) -> contextlib.AbstractContextManager[None]:
+        """The relay's router captures the flights (see the bus contract)."""
+        return self.router.capturing(into)
+
     def close(self) -> None:
-        """Close every endpoint (sockets with linger 0)."""
+        """Close every endpoint (sockets with linger 0); a second call does nothing."""
         for client in self.clients.values():
             client.close()
         self.server.close()

@@ -12,20 +12,25 @@ Semantics, per directed link (sender, receiver):
   time: the next leaves when the previous one's last bit has, so a burst after a long
   closure drains at the link's rate. The size is the message's encoded size.
 - A message the channel loses is counted as lost when it would have arrived.
+
+The router is the reference :class:`~phobos.comms.message_bus.MessageBus`: the contract,
+capture included, is written in :mod:`phobos.comms.message_bus`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from phobos.comms.codec import encode
 from phobos.comms.link import LinkModel
 from phobos.comms.message import BROADCAST, Message
+from phobos.comms.message_bus import Flight, FlightSink
 
 
 @dataclass
@@ -72,6 +77,7 @@ class Router:
         # Unlimited links (the environments' intents) skip the per-copy rate lookup.
         self._rated = links.rate_limited
         self._busy_until: dict[tuple[str, str], float] = {}
+        self._flights: FlightSink | None = None  # set only inside capturing()
 
     def send(self, message: Message) -> int:
         """Accept ``message`` (to one receiver or a broadcast); return how many copies were taken.
@@ -101,6 +107,7 @@ class Router:
         rate_bps = self.links.rate_bps
         rated = self._rated
         in_flight = self._in_flight
+        flights = self._flights
         rejected = 0
         # Copies that arrive together (a broadcast to stations seeing Mars at once) share one
         # heap entry: half the heap work on the environments' hot path, same delivery order.
@@ -127,6 +134,8 @@ class Router:
                     waiting.append(math.inf)
                     continue
             waiting.append(depart_time)
+            if flights is not None and not lost and arrival_time > depart_time:
+                flights.append(Flight(sender, receiver, float(depart_time), float(arrival_time)))
             group = groups.get((arrival_time, lost))
             if group is None:
                 groups[arrival_time, lost] = [receiver]
@@ -139,6 +148,18 @@ class Router:
         stats.sent += len(receivers)
         stats.rejected += rejected
         return len(receivers) - rejected
+
+    @contextlib.contextmanager
+    def capturing(self, into: FlightSink | None) -> Iterator[None]:
+        """Within the block, append a :class:`Flight` to ``into`` for each copy that will arrive."""
+        previous, self._flights = self._flights, into
+        try:
+            yield
+        finally:
+            self._flights = previous
+
+    def close(self) -> None:
+        """Nothing to release: the router holds no sockets (the bus contract asks for it)."""
 
     def _serialise(
         self,

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium
@@ -60,6 +59,7 @@ from pettingzoo import ParallelEnv
 
 from phobos.comms.link import TabulatedLinks
 from phobos.comms.message import BROADCAST, Message
+from phobos.comms.message_bus import MessageBus, MessageBusFactory
 from phobos.comms.router import Router
 from phobos.envs.orbit_scheduling.batch import (
     MAGNETOMETER,
@@ -105,6 +105,9 @@ class OrbitSchedulingEnv(ParallelEnv):
     Args:
         config: Task arguments; defaults to :class:`OrbitSchedulingConfig`.
         render_mode: Only ``None`` is supported (the live dashboard renders instead).
+        message_bus: Factory of the episode's :class:`~phobos.comms.message_bus.MessageBus`
+            (``endpoints, links, buffer_limit``); the in-process
+            :class:`~phobos.comms.router.Router` by default.
 
     """
 
@@ -114,7 +117,7 @@ class OrbitSchedulingEnv(ParallelEnv):
         self,
         config: OrbitSchedulingConfig | None = None,
         render_mode: str | None = None,
-        message_bus: Callable[[Sequence[str], TabulatedLinks, int], Router] | None = None,
+        message_bus: MessageBusFactory | None = None,
     ) -> None:
         if render_mode is not None:
             raise ValueError(f"render_mode {render_mode!r} is not supported; use None")
@@ -157,7 +160,7 @@ class OrbitSchedulingEnv(ParallelEnv):
         self._message_bus = message_bus or Router
         self._rng: np.random.Generator | None = None
         self.plan: EpisodePlan | None = None
-        self.router: Router | None = None
+        self.router: MessageBus | None = None
 
     def observation_space(self, agent: str) -> gymnasium.spaces.Dict:
         """The (cached) observation space of ``agent``."""
@@ -345,10 +348,9 @@ class OrbitSchedulingEnv(ParallelEnv):
         return None
 
     def close(self) -> None:
-        """Close the message bus, if it holds sockets."""
-        close = getattr(self.router, "close", None)
-        if close is not None:
-            close()
+        """Close the message bus (its sockets, if it has any)."""
+        if self.router is not None:
+            self.router.close()
 
     # -------------------------------------------------------------------------- internals
     def _check_agent(self, agent: str) -> str:

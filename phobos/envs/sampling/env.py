@@ -60,7 +60,7 @@ left) or a failure damages the sampler; otherwise the episode is truncated after
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium
@@ -69,6 +69,7 @@ from pettingzoo import ParallelEnv
 
 from phobos.comms.link import TabulatedLinks
 from phobos.comms.message import Message
+from phobos.comms.message_bus import MessageBus, MessageBusFactory
 from phobos.comms.router import Router
 from phobos.envs.sampling.belief import Belief, draw_labels, label_log_likelihood
 from phobos.envs.sampling.config import AGENTS, LANDER, MATERIALS, SCIENCE_TEAM, SamplingConfig
@@ -98,8 +99,9 @@ class PhobosSamplingEnv(ParallelEnv):
     Args:
         config: Task arguments; defaults to :class:`SamplingConfig`.
         render_mode: Only ``None`` is supported (the live dashboard renders instead).
-        message_bus: Factory of the message bus (``endpoints, links, buffer_limit``); the
-            in-process :class:`~phobos.comms.router.Router` by default.
+        message_bus: Factory of the episode's :class:`~phobos.comms.message_bus.MessageBus`
+            (``endpoints, links, buffer_limit``); the in-process
+            :class:`~phobos.comms.router.Router` by default.
 
     """
 
@@ -109,7 +111,7 @@ class PhobosSamplingEnv(ParallelEnv):
         self,
         config: SamplingConfig | None = None,
         render_mode: str | None = None,
-        message_bus: Callable[[Sequence[str], TabulatedLinks, int], Router] | None = None,
+        message_bus: MessageBusFactory | None = None,
     ) -> None:
         if render_mode is not None:
             raise ValueError(f"render_mode {render_mode!r} is not supported; use None")
@@ -146,7 +148,7 @@ class PhobosSamplingEnv(ParallelEnv):
         self._rng: np.random.Generator | None = None
         self.sky: EpisodeSky | None = None
         self.site: Site | None = None
-        self.router: Router | None = None
+        self.router: MessageBus | None = None
 
     def observation_space(self, agent: str) -> gymnasium.spaces.Dict:
         """The (cached) observation space of ``agent``."""
@@ -309,10 +311,9 @@ class PhobosSamplingEnv(ParallelEnv):
         return None
 
     def close(self) -> None:
-        """Close the message bus, if it holds sockets."""
-        close = getattr(self.router, "close", None)
-        if close is not None:
-            close()
+        """Close the message bus (its sockets, if it has any)."""
+        if self.router is not None:
+            self.router.close()
 
     # ------------------------------------------------------------------------- activities
     def _image(self, area: int) -> None:

@@ -289,8 +289,9 @@ class WorldServer:
                     return True
             actions = exchange.exchange(observations)
             capture = telemetry.due(time.monotonic())
-            bus.capture = capture
-            observations, rewards, _, _, infos = env.step(actions)
+            # On the steps before an update, the bus samples the messages in flight.
+            with bus.capturing(telemetry.flights if capture else None):
+                observations, rewards, _, _, infos = env.step(actions)
             progress.observations = observations
             executed = {agent: info["executed_action"] for agent, info in infos.items()}
             progress.executed = executed
@@ -304,7 +305,6 @@ class WorldServer:
             progress.step += 1
             stats.steps += 1
             if capture:
-                bus.capture = False
                 telemetry.publish_state()
             if (steps is not None and stats.steps >= steps) or time.monotonic() >= until:
                 ended = True

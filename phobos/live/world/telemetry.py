@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from typing import Any
 
 from phobos.comms.codec import EncodeError
 from phobos.comms.limits import LogLimiter, clip
 from phobos.comms.message import BROADCAST, Message
+from phobos.comms.message_bus import Flight
 from phobos.comms.telemetry import TelemetryPublisher
 from phobos.live import protocol as p
 from phobos.live.world.records import AgentRecord, Progress, WorldStats
@@ -65,6 +67,8 @@ class WorldTelemetry:
         self._rate = 0.0
         self.unsent = 0
         self._limited = LogLimiter(log)
+        self.flights: deque[Flight] = deque(maxlen=64)
+        """This episode's sample of messages in flight, which the bus captures into."""
 
     @property
     def enabled(self) -> bool:
@@ -84,6 +88,7 @@ class WorldTelemetry:
         self.tables = tables
         self.timeline = {agent: [] for agent in agents}
         self._last_action = {}
+        self.flights.clear()
         self.publish_tables()
 
     def note_executed(self, step: int, executed: dict[str, int]) -> None:
@@ -117,8 +122,7 @@ class WorldTelemetry:
             self._rate_mark = (now, self.stats.steps)
         env, progress = self.env, self.progress
         sim_time = progress.step * float(env.config.step_seconds)
-        bus = env.router
-        flights = [list(f) for f in bus.flights if f[2] <= sim_time < f[3]]
+        flights = [list(f) for f in self.flights if f.depart_time <= sim_time < f.arrival_time]
         state = {
             "tick": progress.tick,
             "episode": progress.episode,
@@ -133,7 +137,7 @@ class WorldTelemetry:
             "defaulted": list(progress.defaulted),
             "timeline": self.timeline,
             "agents": {agent: record.as_dict() for agent, record in self.records.items()},
-            "messages": bus.ledger(),
+            "messages": env.router.ledger(),
             "flights": flights,
             "refused": self.stats.refused,
             **self.view.state(env, progress.observations),

@@ -1,9 +1,11 @@
-"""The environment's message bus as the world server builds it, with a sample for telemetry.
+"""The environment's message bus as the world server builds it, with the dashboard's ledger.
 
 The environment asks for its bus through a factory (``message_bus=``); :func:`make_bus` is
 the world's, choosing between the in-process router and the relay over ZeroMQ, and wrapping
-either in a :class:`TrackedBus` so that the dashboard can draw messages in flight without the
-environment knowing of telemetry.
+either in a :class:`TrackedBus`. Both ends meet one contract,
+:class:`~phobos.comms.message_bus.MessageBus`: the world samples messages in flight for the
+dashboard by asking the bus (``with bus.capturing(flights): env.step(...)``), and the
+environment never knows of telemetry.
 
 It also keeps the ledger the dashboard shows, each term counted on its own where the copy's
 fate is decided, never as a remainder: ``sent`` (copies offered, by the router),
@@ -16,8 +18,8 @@ router). A copy that vanished anywhere (a hop that dropped it, a bug) leaves
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections import deque
 from collections.abc import Sequence
 from typing import Literal
 
@@ -25,7 +27,8 @@ import zmq
 
 from phobos.comms.bus import RelayedBus
 from phobos.comms.link import LinkModel
-from phobos.comms.message import BROADCAST, Message
+from phobos.comms.message import Message
+from phobos.comms.message_bus import FlightSink
 from phobos.comms.router import Router, RouterStats
 from phobos.comms.zmq_transport import ZmqClient, ZmqServer
 
@@ -34,23 +37,16 @@ _relay_ids = itertools.count()
 
 
 class TrackedBus:
-    """The environment's message bus, plus a sample of messages in flight for the dashboard.
+    """The environment's message bus, plus the ledger of every copy's fate for the dashboard.
 
-    Delegates ``send``, ``deliver``, ``stats`` and ``close`` to ``inner``. While
-    :attr:`capture` is set, each copy sent is noted with its arrival time (so the dashboard
-    shows messages in flight with their light time); the world sets it only on the steps
-    before a telemetry update, off the hot path.
+    Delegates ``send``, ``deliver``, ``stats``, ``capturing`` and ``close`` to ``inner`` (the
+    router or the relayed bus), counting the copies it hands to the environment.
     """
 
-    def __init__(self, inner: Router | RelayedBus, links: LinkModel) -> None:
+    def __init__(self, inner: Router | RelayedBus) -> None:
         self.inner = inner
-        self.links = links
-        self.capture = False
-        self.flights: deque[tuple[str, str, float, float]] = deque(maxlen=64)
-        self.router: Router = getattr(inner, "router", inner)
+        self.router: Router = inner if isinstance(inner, Router) else inner.router
         self.handed = 0  # copies deliver() returned to the environment
-        names = self.router.endpoints
-        self._others = {e: [o for o in names if o != e] for e in names}
 
     @property
     def stats(self) -> RouterStats:
@@ -59,16 +55,11 @@ class TrackedBus:
 
     def send(self, message: Message) -> int:
         """Offer ``message`` to the bus."""
-        if self.capture:
-            sender, now = message.sender, message.send_time
-            receivers = (
-                self._others[sender] if message.receiver == BROADCAST else [message.receiver]
-            )
-            for receiver in receivers:
-                route = self.links.transit(sender, receiver, now)
-                if route is not None and not route[2] and route[1] > route[0]:
-                    self.flights.append((sender, receiver, float(route[0]), float(route[1])))
         return self.inner.send(message)
+
+    def capturing(self, into: FlightSink | None) -> contextlib.AbstractContextManager[None]:
+        """The inner bus captures the flights (see the bus contract)."""
+        return self.inner.capturing(into)
 
     def deliver(self, until: float) -> list[tuple[str, Message]]:
         """Copies due by ``until``."""
@@ -93,10 +84,8 @@ class TrackedBus:
         return ledger
 
     def close(self) -> None:
-        """Close the inner bus's sockets, if it has any."""
-        close = getattr(self.inner, "close", None)
-        if close is not None:
-            close()
+        """Close the inner bus (its sockets, if it has any)."""
+        self.inner.close()
 
 
 def make_bus(
@@ -108,7 +97,7 @@ def make_bus(
 ) -> TrackedBus:
     """A tracked bus over the in-process router (``memory``) or a relay on ``inproc://``."""
     if relay == "memory":
-        return TrackedBus(Router(endpoints, links, buffer_limit), links)
+        return TrackedBus(Router(endpoints, links, buffer_limit))
     address = f"inproc://phobos-relay-{next(_relay_ids)}"
     server = ZmqServer(address, "relay", context=context)
     clients = {}
@@ -121,4 +110,4 @@ def make_bus(
             client.close()
         server.close()
         raise
-    return TrackedBus(bus, links)
+    return TrackedBus(bus)
