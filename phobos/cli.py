@@ -20,6 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from phobos import config as config_tools
+from phobos.envs.orbit_scheduling.task import ID_V0 as DEFAULT_ENV
+
+
+def env_help() -> str:
+    """``--env``'s help: the registered ids (``module:name-vN`` for a task outside the package)."""
+    from phobos.envs import registered
+
+    return (
+        f"registered environment id: {', '.join(registered())}; or module:id for a task that "
+        "module registers"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="fly one episode with scripted agents and summarise it")
-    run.add_argument("--env", default="orbit-scheduling-v0", help="registered environment id")
+    run.add_argument("--env", default=DEFAULT_ENV, help=env_help())
     run.add_argument(
         "--policy", default="greedy", help="team: random, greedy (sampling: cautious, oracle)"
     )
@@ -44,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluate = commands.add_parser(
         "evaluate", help="evaluate teams over seeded episodes (Ray-parallel) and write a report"
     )
-    evaluate.add_argument("--env", default="orbit-scheduling-v0", help="registered environment id")
+    evaluate.add_argument("--env", default=DEFAULT_ENV, help=env_help())
     evaluate.add_argument(
         "--policy",
         action="append",
@@ -132,10 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from phobos.agents import make_team
-    from phobos.envs import make, make_config
+    from phobos.envs import config_class, make, task_spec
+    from phobos.envs.episode import play
 
     _check_seed(args.seed)
-    config = config_tools.load(type(make_config(args.env)), args.config, args.set)
+    config = config_tools.load(config_class(args.env), args.config, args.set)
     if args.print_config:
         command = f"phobos run --env {args.env} --policy {args.policy} --seed {args.seed}"
         return _print_config(config, command)
@@ -144,16 +156,18 @@ def _run(args: argparse.Namespace) -> int:
     observations, _ = env.reset(seed=args.seed)
     actions_taken = {agent: collections.Counter() for agent in env.possible_agents}
     total = 0.0
-    while env.agents:
-        actions = {agent: team[agent](observations[agent]) for agent in env.agents}
-        observations, rewards, _, _, infos = env.step(actions)
-        total += next(iter(rewards.values()))
+    infos: dict[str, dict[str, Any]] = {}
+    for step in play(env, team, observations):
+        infos = step.infos
+        total += next(iter(step.rewards.values()))
         for agent, info in infos.items():
             actions_taken[agent][info["executed_action"]] += 1
     summary = next(iter(infos.values()))["episode"]
     print(f"{args.env} | {args.policy} team | seed {args.seed} | team return {total:.2f}")
-    if args.env == "orbit-scheduling-v0":
-        _describe_orbit_episode(env)
+    task = task_spec(args.env)
+    if task.describe_episode is not None:
+        for line in task.load("describe_episode")(env):
+            print(f"  {line}")
     for line in textwrap.wrap(
         ", ".join(f"{key} {_number(value)}" for key, value in summary.items()), 96
     ):
@@ -167,22 +181,24 @@ def _run(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from phobos.agents.team_spec import TeamSpec
-    from phobos.envs import make_config
+    from phobos.envs import config_class
     from phobos.evaluation.oracle import check_time_limit
     from phobos.evaluation.oracle.model import check_config
     from phobos.evaluation.report import write_report
-    from phobos.evaluation.rollout import ORBIT_ENV, ORBIT_ENVS
-    from phobos.evaluation.runner import OracleRequest, evaluate, make_request
+    from phobos.evaluation.runner import (
+        OracleRequest,
+        check_oracle_task,
+        evaluate,
+        make_request,
+    )
     from phobos.ray_cluster import check_ray_address
 
     # Every check first, so that bad input fails before any episode or solver runs.
     if args.episodes is not None and args.episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
     seeds = range(args.episodes) if args.episodes is not None else args.seeds
-    if args.oracle and args.env not in ORBIT_ENVS:
-        raise ValueError(
-            f"--oracle solves {ORBIT_ENV} episodes; for {args.env} evaluate the 'oracle' team"
-        )
+    if args.oracle:
+        check_oracle_task(args.env, "--oracle", "evaluate the 'oracle' team")
     try:
         check_time_limit(args.oracle_seconds)
     except ValueError:
@@ -193,7 +209,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"training log {args.training_log} does not exist")
     if args.ray_address:
         check_ray_address(args.ray_address)
-    config = config_tools.load(type(make_config(args.env)), args.config, args.set)
+    config = config_tools.load(config_class(args.env), args.config, args.set)
     teams = [TeamSpec.parse(team, trust=args.trust_checkpoint) for team in args.policy]
     request = make_request(args.env, teams, seeds, config)
     planner = any(team.base == "planner" for team in request.teams)
@@ -305,22 +321,6 @@ def _check_report_folder(out: Path, force: bool) -> None:
         probe.unlink()
     except OSError as error:
         raise ValueError(f"--out {out} cannot be written: {error.strerror or error}") from None
-
-
-def _describe_orbit_episode(env: Any) -> None:
-    from astropy.time import Time, TimeDelta
-
-    config, plan = env.config, env.plan
-    start = Time(config.start) + TimeDelta(float(plan.start_offset_s[0]), format="sec")
-    hours = config.horizon_steps * config.step_seconds / 3600.0
-    print(
-        f"  {start.isot[:16]} UTC, {hours:.0f} h in {config.horizon_steps} steps of "
-        f"{config.step_seconds:.0f} s; light time {plan.light_time_s.min():.0f}-"
-        f"{plan.light_time_s.max():.0f} s"
-    )
-    for s, key in enumerate(config.stations):
-        seen = plan.station_sees_mars[0, :, s].mean() * hours
-        print(f"  ground_{key}: Mars above {config.elevation_mask_deg:.0f} deg for {seen:.1f} h")
 
 
 def _number(value: Any) -> str:

@@ -214,3 +214,8 @@ def greedy_team(config: OrbitSchedulingConfig) -> dict[str, Policy]:
         else GreedyStation(agent, config)
         for agent in config.agents
     }
+
+
+def greedy_team_of(env: Any) -> dict[str, Policy]:
+    """The task spec's ``greedy`` team: :func:`greedy_team` of ``env``'s configuration."""
+    return greedy_team(env.config)

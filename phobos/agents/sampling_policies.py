@@ -222,3 +222,18 @@ def sampling_team(name: str, env: Any) -> dict[str, Policy]:
     if name not in landers:
         raise ValueError(f"unknown sampling team {name!r}; choose from {', '.join(landers)}")
     return {"phobos_grunt": landers[name](), "science_team": ScienceTeam(config)}
+
+
+def greedy_team(env: Any) -> dict[str, Policy]:
+    """The task spec's ``greedy`` team: the onboard lander with the scripted science team."""
+    return sampling_team("greedy", env)
+
+
+def cautious_team(env: Any) -> dict[str, Policy]:
+    """The task spec's ``cautious`` team: the lander that samples only what was advised."""
+    return sampling_team("cautious", env)
+
+
+def oracle_team(env: Any) -> dict[str, Policy]:
+    """The task spec's ``oracle`` team: the lander that reads the hidden site (a bound)."""
+    return sampling_team("oracle", env)

@@ -1,12 +1,16 @@
 """Build a team of policies, one per agent, by name: the entry point of evaluation and the demo.
 
-| name | ``orbit-scheduling-v0`` | ``phobos-sampling-v0`` |
-|---|---|---|
-| ``random`` | uniform over each agent's allowed actions | the same |
-| ``greedy`` | greedy spacecraft and stations | onboard (AEGIS-like) lander, scripted science team |
-| ``cautious`` | - | lander that samples only what the ground advised |
-| ``oracle`` | - | lander that reads the hidden site: an upper bound, not deployable |
-| ``trained`` | the committed team | the committed lander, scripted science team |
+The names a task offers are its task spec's ``teams`` (:mod:`phobos.envs.task`) plus:
+
+| name | what it is |
+|---|---|
+| ``random`` | uniform over each agent's allowed actions, for every task |
+| ``trained`` | the committed policies of the task, greedy for agents without one |
+
+The orbit task offers ``greedy`` (greedy spacecraft and stations); the sampling task
+``greedy`` (onboard, AEGIS-like lander), ``cautious`` (a lander that samples only what the
+ground advised) and ``oracle`` (a lander that reads the hidden site: an upper bound, not
+deployable), each beside the scripted science team.
 
 ``trained`` loads the small policies committed under ``phobos/agents/trained/<env name>/``
 (safetensors weights and a JSON spec, so no pickle runs; with the command and config that
@@ -18,14 +22,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from phobos.agents.orbit_greedy import greedy_team
 from phobos.agents.policy import Policy, RandomPolicy
-from phobos.agents.sampling_policies import sampling_team
-from phobos.envs.orbit_scheduling.config import OrbitSchedulingConfig
-from phobos.envs.sampling.config import SamplingConfig
+from phobos.envs.registry import registered_tasks, task_named, task_of
 
-_COMMON = ("greedy", "random")
-_SAMPLING = ("cautious", "greedy", "oracle", "random")
+RANDOM = "random"
 TRAINED = Path(__file__).with_name("trained")
 """Committed trained policies, one folder per environment name (``env.metadata["name"]``)."""
 
@@ -39,7 +39,12 @@ def trained_policy(env: Any) -> Path | None:
 
 def policy_names(env: Any = None) -> list[str]:
     """Names :func:`make_team` accepts for ``env``; without one, those every task accepts."""
-    names = set(_SAMPLING if isinstance(getattr(env, "config", None), SamplingConfig) else _COMMON)
+    task = task_of(env) if env is not None else None
+    if task is not None:
+        names = {RANDOM, *task.teams}
+    else:
+        every = [set(task_named(name).teams) for name in registered_tasks()]
+        names = {RANDOM, *set.intersection(*every)} if every else {RANDOM}
     if trained_policy(env) is not None:
         names.add("trained")
     return sorted(names)
@@ -52,20 +57,19 @@ def make_team(name: str, env: Any, seed: int | None = None) -> dict[str, Policy]
         ValueError: for an unknown name (naming the valid ones) or a task the team lacks.
 
     """
-    if name not in policy_names(env) and name not in _COMMON + _SAMPLING:
+    known = {RANDOM, *(team for t in registered_tasks() for team in task_named(t).teams)}
+    if name not in policy_names(env) and name not in known:
         raise ValueError(f"unknown policy {name!r}; choose from {', '.join(policy_names(env))}")
     if name == "trained":
         return _trained_team(env, seed)
-    if name == "random":
+    if name == RANDOM:
         return {
             agent: RandomPolicy(env.action_space(agent), seed=None if seed is None else seed + i)
             for i, agent in enumerate(env.possible_agents)
         }
-    config = getattr(env, "config", None)
-    if isinstance(config, OrbitSchedulingConfig) and name == "greedy":
-        return greedy_team(config)
-    if isinstance(config, SamplingConfig):
-        return sampling_team(name, env)
+    task = task_of(env)
+    if task is not None and name in task.teams:
+        return task.team(name)(env)
     raise ValueError(
         f"no {name!r} policies for environment {type(env).__name__}; "
         f"choose from {', '.join(policy_names(env))}"

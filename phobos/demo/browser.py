@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     target = Path(argv[0] if argv else "docs/dashboard.png")
-    env_id = argv[1] if len(argv) > 1 else "orbit-scheduling-v0"
+    env_id = argv[1] if len(argv) > 1 else DemoOptions.env_id
     demo = Demo(DemoOptions(env_id=env_id), WorldSettings(speed=20.0, action_timeout=1.0))
     runner = threading.Thread(target=demo.run, kwargs={"seconds": 120.0}, daemon=True)
     runner.start()

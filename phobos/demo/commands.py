@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from phobos.cli import DEFAULT_ENV, env_help
+
 
 def add_commands(commands: Any) -> None:
     """Add the demo's subcommands to the ``phobos`` parser's ``commands``."""
@@ -20,7 +22,7 @@ def add_commands(commands: Any) -> None:
         "dies) and the dashboard on 127.0.0.1, and prints the dashboard's address. Runs until "
         "Ctrl-C unless --steps or --episodes bounds it.",
     )
-    demo.add_argument("--env", default="orbit-scheduling-v0", help="registered environment id")
+    demo.add_argument("--env", default=DEFAULT_ENV, help=env_help())
     demo.add_argument(
         "--policy",
         help="team spec every agent flies (default: trained if it exists, else greedy)",
@@ -122,7 +124,7 @@ class _DeprecatedAlias(argparse.Action):
 def _demo(args: argparse.Namespace) -> int:
     from phobos import config as config_tools
     from phobos.demo.launcher import DemoOptions, run_demo
-    from phobos.envs import make_config
+    from phobos.envs import config_class
     from phobos.live.world import WorldSettings
 
     for name in ("steps", "episodes"):
@@ -131,7 +133,7 @@ def _demo(args: argparse.Namespace) -> int:
             raise ValueError(f"--{name} must be at least 1, got {value}")
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
-    config = config_tools.load(type(make_config(args.env)), args.config, args.set)
+    config = config_tools.load(config_class(args.env), args.config, args.set)
     if args.print_config:
         command = f"phobos demo --env {args.env} --seed {args.seed}"
         command += f" --policy {args.policy}" if args.policy else ""

@@ -21,6 +21,7 @@ from typing import Any
 
 from phobos.comms.security import generate_keys
 from phobos.demo.dashboard import Dashboard
+from phobos.envs.orbit_scheduling import task as orbit_task
 from phobos.live import protocol as p
 from phobos.live.supervisor import Supervisor
 from phobos.live.world import WorldServer, WorldSettings, WorldStats
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 class DemoOptions:
     """What ``phobos demo`` runs."""
 
-    env_id: str = "orbit-scheduling-v0"
+    env_id: str = orbit_task.ID_V0
     """Registered environment id."""
     policy: str | None = None
     """Team spec every agent process flies; None: ``trained`` when it exists, else ``greedy``."""

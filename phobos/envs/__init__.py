@@ -1,48 +1,43 @@
-"""Environments: mission physics, the two tasks, their PettingZoo/Gymnasium APIs and registry."""
+"""Environments: mission physics, the tasks, their PettingZoo/Gymnasium APIs and registry.
+
+Each task registers itself in its folder's ``task.py`` (:func:`register_task`); the registry
+(:mod:`phobos.envs.registry`) loads the package's own tasks on first use.
+"""
 
 from phobos.envs.registry import (
-    EnvSpec,
+    config_class,
+    constructor_arguments,
     has_batch,
     make,
     make_batch,
     make_config,
     register,
+    register_task,
     registered,
+    registered_tasks,
     spec,
+    task_named,
+    task_of,
+    task_spec,
 )
-
-register(
-    EnvSpec(
-        id="orbit-scheduling-v0",
-        entry_point="phobos.envs.orbit_scheduling.env:OrbitSchedulingEnv",
-        config_entry_point="phobos.envs.orbit_scheduling.config:OrbitSchedulingConfig",
-        batch_entry_point="phobos.envs.orbit_scheduling.batch:OrbitSchedulingBatch",
-    )
-)
-register(
-    EnvSpec(
-        id="orbit-scheduling-v1",
-        entry_point="phobos.envs.orbit_scheduling.env:OrbitSchedulingEnv",
-        config_entry_point="phobos.envs.orbit_scheduling.config:OrbitSchedulingConfigV1",
-        batch_entry_point="phobos.envs.orbit_scheduling.batch:OrbitSchedulingBatch",
-    )
-)
-register(
-    EnvSpec(
-        id="phobos-sampling-v0",
-        entry_point="phobos.envs.sampling.env:PhobosSamplingEnv",
-        config_entry_point="phobos.envs.sampling.config:SamplingConfig",
-        batch_entry_point="phobos.envs.sampling.batch:PhobosSamplingBatch",
-    )
-)
+from phobos.envs.task import EnvSpec, EpisodeMetrics, TaskSpec
 
 __all__ = [
     "EnvSpec",
+    "EpisodeMetrics",
+    "TaskSpec",
+    "config_class",
+    "constructor_arguments",
     "has_batch",
     "make",
     "make_batch",
     "make_config",
     "register",
+    "register_task",
     "registered",
+    "registered_tasks",
     "spec",
+    "task_named",
+    "task_of",
+    "task_spec",
 ]

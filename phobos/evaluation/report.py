@@ -7,9 +7,10 @@ Files in the output folder:
 - ``summary.json``: per team and metric the mean with its 95% bootstrap interval, the
   probability of improvement between every pair of teams, the oracle bounds and gaps;
 - ``report.md`` with PNG figures beside it: ``returns.png`` (team-return distributions),
-  ``schedule.png`` (one scheduling episode as a Gantt chart per agent over the contact
-  windows) or ``site.png`` (the lander's site map with what was imaged, analysed and
-  sampled), and ``learning.png`` when a training log is given.
+  the task's figure of one episode (its task spec's ``report_figure``: ``schedule.png``, a
+  scheduling episode as a Gantt chart per agent over the contact windows, or ``site.png``,
+  the lander's site map with what was imaged, analysed and sampled), and ``learning.png``
+  when a training log is given.
 
 The training log is a CSV with a header, such as the ``progress.csv`` of ``phobos train``
 (one line per Tune trial when it has ``seed``/``lr`` columns). The x column is the first
@@ -27,47 +28,17 @@ import math
 from pathlib import Path
 from typing import Any
 
+from phobos.envs import task_spec
 from phobos.evaluation.oracle_report import (
     PLANNER,
     oracle_section,
     oracle_summary,
     seeds_figure,
 )
-from phobos.evaluation.report_figures import (
-    learning_figure,
-    returns_figure,
-    schedule_figure,
-    site_figure,
-)
-from phobos.evaluation.rollout import ORBIT_ENV, ORBIT_ENVS, EpisodeSpec, run_episode
+from phobos.evaluation.report_figures import learning_figure, returns_figure
+from phobos.evaluation.rollout import EpisodeSpec, run_episode
 from phobos.evaluation.runner import EvaluationRun
 from phobos.evaluation.stats import bootstrap_mean, probability_of_improvement
-
-HEADLINE = {
-    ORBIT_ENV: (
-        "team_return",
-        "science",
-        "occultation",
-        "occultations",
-        "data_volume_mbit",
-        "energy_violations",
-        "storage_violations",
-        "messages_delivered",
-        "messages_dropped",
-        "latency_mean_s",
-    ),
-    "phobos-sampling-v0": (
-        "team_return",
-        "sample_value",
-        "sample_mass_g",
-        "classes_stowed",
-        "failures",
-        "decisions_without_ground",
-        "energy_violations",
-        "messages_delivered",
-        "latency_mean_s",
-    ),
-}
 
 
 def summarise(run: EvaluationRun, seed: int = 0) -> dict[str, Any]:
@@ -133,7 +104,8 @@ def write_report(
         f"{run.wall_s:.1f} s. Means with 95% percentile-bootstrap intervals over episodes.",
         "",
     ]
-    lines += _metric_table(summary, HEADLINE.get(_task(request.env_id), ("team_return",)))
+    task = task_spec(request.env_id)
+    lines += _metric_table(summary, task.headline)
     lines += _improvement_table(summary)
     lines += oracle_section(summary)
     lines += ["## Figures", ""]
@@ -164,7 +136,7 @@ def write_report(
     example = next(
         (r for t in ranked for r in run.results if r.team == t and r.status == "ok"), None
     )
-    if example is not None:
+    if example is not None and task.report_figure is not None:
         spec = EpisodeSpec(
             request.env_id,
             request.config,
@@ -173,33 +145,8 @@ def write_report(
             trace=True,
         )
         traced = run_episode(spec)
-        if traced.trace is None:
-            pass
-        elif request.env_id in ORBIT_ENVS:
-            schedule_figure(spec, traced.trace, out / "schedule.png")
-            lines += [
-                f"Schedule of team `{example.team}`, seed {example.seed}: each agent's "
-                "activity per step; grey bands: a station sees Mars (stations) or a "
-                "downlink is possible (spacecraft); red ticks: occultation "
-                "opportunities.",
-                "",
-                "![schedule](schedule.png)",
-                "",
-                "(The lander's site map belongs to `phobos-sampling-v0` runs.)",
-                "",
-            ]
-        else:
-            site_figure(spec, traced.trace, out / "site.png")
-            lines += [
-                f"Site of seed {example.seed} with team `{example.team}`: colour is the "
-                "hidden science value; squares: imaged areas, triangles: spectrometer, "
-                "circles: sampled cells; hatched: out of the arm's reach.",
-                "",
-                "![site](site.png)",
-                "",
-                "(The Gantt schedule belongs to `orbit-scheduling-v0` runs.)",
-                "",
-            ]
+        if traced.trace is not None:
+            lines += task.load("report_figure")(spec, traced.trace, example.team, out)
     lines += ["## Learning curves", ""]
     if training_log is None:
         lines += [
@@ -280,9 +227,3 @@ def _improvement_table(summary: dict[str, Any]) -> list[str]:
     for pair, ci in summary["improvement"].items():
         lines.append(f"| {pair} | {ci['estimate']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}] |")
     return lines + [""]
-
-
-# ------------------------------------------------------------------------------ figures
-def _task(env_id: str) -> str:
-    """The id whose headline metrics ``env_id`` shares (every orbit version has v0's)."""
-    return ORBIT_ENV if env_id in ORBIT_ENVS else env_id

@@ -1,7 +1,9 @@
 """The evaluation report's figures: returns per team, an episode's schedule or site, learning.
 
 Each function draws one PNG with matplotlib (imported when drawing, so reading a report's
-tables does not load it).
+tables does not load it). :func:`schedule_section` and :func:`site_section` are the
+``report_figure`` parts of the orbit and sampling task specs: each draws its figure of one
+traced episode and returns the report's Markdown lines about it.
 """
 
 from __future__ import annotations
@@ -73,13 +75,44 @@ def returns_figure(run: EvaluationRun, summary: dict[str, Any], path: Path) -> N
     plt.close(fig)
 
 
+def schedule_section(
+    spec: EpisodeSpec, trace: dict[str, list[int]], team: str, folder: Path
+) -> list[str]:
+    """``schedule.png`` of one orbit episode and its caption (the orbit task's figure)."""
+    schedule_figure(spec, trace, folder / "schedule.png")
+    return [
+        f"Schedule of team `{team}`, seed {spec.seed}: each agent's "
+        "activity per step; grey bands: a station sees Mars (stations) or a "
+        "downlink is possible (spacecraft); red ticks: occultation "
+        "opportunities.",
+        "",
+        "![schedule](schedule.png)",
+        "",
+    ]
+
+
+def site_section(
+    spec: EpisodeSpec, trace: dict[str, list[int]], team: str, folder: Path
+) -> list[str]:
+    """``site.png`` of one sampling episode and its caption (the sampling task's figure)."""
+    site_figure(spec, trace, folder / "site.png")
+    return [
+        f"Site of seed {spec.seed} with team `{team}`: colour is the "
+        "hidden science value; squares: imaged areas, triangles: spectrometer, "
+        "circles: sampled cells; hatched: out of the arm's reach.",
+        "",
+        "![site](site.png)",
+        "",
+    ]
+
+
 def schedule_figure(spec: EpisodeSpec, trace: dict[str, list[int]], path: Path) -> None:
     """One orbit episode: each agent's activity per step (``schedule.png``)."""
     import matplotlib.pyplot as plt
 
     from phobos.envs import make
 
-    env = make(spec.env_id, spec.config) if spec.config is not None else make(spec.env_id)
+    env = make(spec.env_id, spec.config)
     env.reset(seed=spec.seed)
     plan, config = env.plan, env.config
     agents = env.possible_agents
@@ -128,7 +161,7 @@ def site_figure(spec: EpisodeSpec, trace: dict[str, list[int]], path: Path) -> N
     from phobos.envs import make
     from phobos.envs.sampling.site import area_cells
 
-    env = make(spec.env_id, spec.config) if spec.config is not None else make(spec.env_id)
+    env = make(spec.env_id, spec.config)
     env.reset(seed=spec.seed)
     site, config = env.site, env.config.site
     layout = env.layout

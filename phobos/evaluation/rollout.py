@@ -4,23 +4,12 @@ Determinism: the environment and every policy are seeded from the episode's seed
 (``env.reset(seed=seed)``, and ``policy.reset(seed=seed + i)`` for the ``i``-th agent), so an
 episode gives the same metrics in this process, in a Ray worker, or on another machine.
 
-Metrics of ``orbit-scheduling-v0`` (per episode): ``team_return`` and its parts ``science``,
-``occultation`` (value delivered to Earth) and ``energy_penalty``; ``occultations`` (joint
-occultations completed), ``data_volume_mbit`` (bits the spacecraft downlinked to a tracking
-station, read from the storage fractions the spacecraft observe around each downlink step),
-``energy_violations``, ``storage_violations`` (spacecraft-steps ending with less free
-memory than the spacecraft's largest observation needs, so that observation is masked),
-``masked_actions``.
-
-Metrics of ``phobos-sampling-v0``: ``team_return`` and its parts ``sample_value``,
-``diversity_bonus``, ``failure_penalty``, ``energy_penalty``; ``samples``, ``sample_mass_g``,
-``classes_stowed`` (diversity), ``failures``, ``decisions_without_ground``,
-``samples_with_advice``, ``energy_violations``, ``masked_actions``.
-
-Both: ``messages_sent``, ``messages_delivered``, ``messages_dropped`` (rejected for a full
-buffer plus lost in flight), ``latency_mean_s`` and ``latency_max_s`` (delivery time minus
-send time of delivered messages, as the receiver first sees them: quantised to steps), and
-``steps``.
+Metrics (per episode): ``team_return`` first, then the task's own (its task spec's
+``metrics``, an :class:`~phobos.envs.task.EpisodeMetrics`; documented in the task folder's
+``metrics.py``), then what every task shares: ``masked_actions``, ``messages_sent``,
+``messages_delivered``, ``messages_dropped`` (rejected for a full buffer plus lost in
+flight), ``latency_mean_s`` and ``latency_max_s`` (delivery time minus send time of
+delivered messages, as the receiver first sees them: quantised to steps), and ``steps``.
 """
 
 from __future__ import annotations
@@ -35,12 +24,8 @@ import numpy as np
 
 from phobos.agents.team_spec import TeamSpec, build_team
 from phobos.comms.router import Router
-from phobos.envs import make
-
-ORBIT_ENV = "orbit-scheduling-v0"
-ORBIT_ENVS = (ORBIT_ENV, "orbit-scheduling-v1")
-"""Every version of the orbit task: the same metrics, oracle and schedule figure."""
-SAMPLING_ENV = "phobos-sampling-v0"
+from phobos.envs import constructor_arguments, make, task_spec
+from phobos.envs.episode import play
 
 
 @dataclass(frozen=True)
@@ -138,86 +123,36 @@ def run_episode(
 def _fly(
     spec: EpisodeSpec, team_factory: Callable[[TeamSpec, Any, int], dict[str, Any]]
 ) -> tuple[dict[str, float], dict[str, list[int]] | None]:
-    registered = make(spec.env_id, spec.config) if spec.config is not None else make(spec.env_id)
-    # The same class and config again, with a router that also records delivery delays.
-    env = type(registered)(registered.config, message_bus=_LatencyRouter)
+    # The env's router also records delivery delays (for an env that takes a message bus).
+    takes_bus = "message_bus" in constructor_arguments(spec.env_id)
+    bus = {"message_bus": _LatencyRouter} if takes_bus else {}
+    env = make(spec.env_id, spec.config, **bus)
     team = team_factory(spec.team, env, spec.seed)
     observations, _ = env.reset(seed=spec.seed)
     for i, agent in enumerate(env.possible_agents):
         team[agent].reset(seed=spec.seed + i)
-    orbit = spec.env_id in ORBIT_ENVS
+    task_metrics = task_spec(spec.env_id).load("metrics")(env)
     trace: dict[str, list[int]] = {agent: [] for agent in env.possible_agents}
-    totals = {"team_return": 0.0, "energy_penalty": 0.0, "downlinked_bits": 0.0, "full": 0}
+    team_return = 0.0
     infos: dict[str, dict[str, Any]] = {}
-    while env.agents:
-        actions = {agent: team[agent](observations[agent]) for agent in env.agents}
-        before = observations
-        observations, rewards, _, _, infos = env.step(actions)
-        first = next(iter(infos.values()))
-        totals["team_return"] += float(next(iter(rewards.values())))
-        totals["energy_penalty"] += float(first.get("energy_penalty", 0.0))
+    for step in play(env, team, observations):
+        infos = step.infos
+        team_return += float(next(iter(step.rewards.values())))
         for agent, info in infos.items():
             trace[agent].append(int(info["executed_action"]))
-        if orbit:
-            _orbit_step(env, before, observations, infos, totals)
+        task_metrics.step(step.observations, step.next_observations, infos)
     summary = next(iter(infos.values()))["episode"]
-    router: _LatencyRouter = env.router
-    latencies = router.latencies
-    metrics: dict[str, float] = {"team_return": totals["team_return"]}
-    if orbit:
-        keys = ("science", "occultation")
-        metrics.update({k: float(summary[k]) for k in keys})
-        metrics["energy_penalty"] = totals["energy_penalty"]
-        metrics["occultations"] = float(summary["occultations"])
-        metrics["data_volume_mbit"] = totals["downlinked_bits"] / 1e6
-        metrics["energy_violations"] = float(summary["energy_violations"])
-        metrics["storage_violations"] = float(totals["full"])
-    else:
-        keys = ("sample_value", "diversity_bonus", "failure_penalty")
-        metrics.update({k: float(summary[k]) for k in keys})
-        metrics["energy_penalty"] = totals["energy_penalty"]
-        for key in (
-            "samples",
-            "sample_mass_g",
-            "classes_stowed",
-            "failures",
-            "decisions_without_ground",
-            "samples_with_advice",
-            "energy_violations",
-        ):
-            metrics[key] = float(summary[key])
-    metrics["masked_actions"] = float(summary["masked_actions"])
-    metrics["messages_sent"] = float(summary["messages_sent"])
-    metrics["messages_delivered"] = float(summary["messages_delivered"])
-    metrics["messages_dropped"] = float(summary["messages_rejected"] + summary["messages_lost"])
+    latencies = getattr(env.router, "latencies", []) if bus else []
+    metrics: dict[str, float] = {"team_return": team_return}
+    metrics.update(task_metrics.result(summary))
+    metrics["masked_actions"] = float(summary.get("masked_actions", 0))
+    metrics["messages_sent"] = float(summary.get("messages_sent", 0))
+    metrics["messages_delivered"] = float(summary.get("messages_delivered", 0))
+    metrics["messages_dropped"] = float(
+        summary.get("messages_rejected", 0) + summary.get("messages_lost", 0)
+    )
     metrics["latency_mean_s"] = float(np.mean(latencies)) if latencies else 0.0
     metrics["latency_max_s"] = float(np.max(latencies)) if latencies else 0.0
     metrics["steps"] = float(len(next(iter(trace.values()))))
     env.close()
     return metrics, (trace if spec.trace else None)
-
-
-def _orbit_step(
-    env: Any,
-    before: dict[str, dict[str, np.ndarray]],
-    after: dict[str, dict[str, np.ndarray]],
-    infos: dict[str, dict[str, Any]],
-    totals: dict[str, Any],
-) -> None:
-    from phobos.envs.orbit_scheduling.config import DOWNLINK, SPACECRAFT
-    from phobos.envs.orbit_scheduling.layout import STORAGE
-
-    column = env.layout.own_field(STORAGE)
-    for craft in SPACECRAFT:
-        config = getattr(env.config, craft)
-        capacity = config.storage_mbit * 1e6
-        # A downlink step adds no data of its own (data_mbit[downlink] is 0 in every shipped
-        # config), so the fall in stored bits is what was sent.
-        if infos[craft]["executed_action"] == DOWNLINK:
-            fall = float(
-                before[craft]["observations"][column] - after[craft]["observations"][column]
-            )
-            totals["downlinked_bits"] += max(fall, 0.0) * capacity
-        room = (1.0 - float(after[craft]["observations"][column])) * capacity
-        if room < max(config.data_mbit) * 1e6 * (1.0 - 1e-9):
-            totals["full"] += 1

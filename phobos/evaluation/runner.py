@@ -18,14 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phobos.agents.team_spec import TeamSpec, build_team
-from phobos.envs import make
-from phobos.evaluation.rollout import (
-    ORBIT_ENV,
-    ORBIT_ENVS,
-    EpisodeResult,
-    EpisodeSpec,
-    run_episode,
-)
+from phobos.envs import make, registered_tasks, task_named, task_spec
+from phobos.evaluation.rollout import EpisodeResult, EpisodeSpec, run_episode
 from phobos.ray_cluster import check_ray_address, init_ray
 
 log = logging.getLogger(__name__)
@@ -149,20 +143,26 @@ def make_request(
     labels = [spec.label for spec in specs]
     if len(set(labels)) != len(labels):
         raise ValueError(f"teams repeat: {labels}")
-    env = make(env_id, config) if config is not None else make(env_id)
+    env = make(env_id, config)
     for spec in specs:
         if spec.base == PLANNER:
-            if env_id not in ORBIT_ENVS:
-                raise ValueError(
-                    f"team 'planner' solves {ORBIT_ENV} episodes; for {env_id} the 'oracle' "
-                    "team is the reference"
-                )
+            check_oracle_task(env_id, "team 'planner'", "the 'oracle' team is the reference")
             if spec.overrides:
                 raise ValueError(f"team {spec.label!r}: the planner flies every agent")
             continue
         build_team(spec, env, seed=0)  # unknown names and mismatched checkpoints fail here
     env.close()
     return EvaluationRequest(env_id, specs, seeds, config)
+
+
+def check_oracle_task(env_id: str, who: str, instead: str = "") -> None:
+    """Refuse ``env_id`` unless the oracle models its task (its task spec's ``oracle``)."""
+    if not task_spec(env_id).oracle:
+        modelled = [name for name in registered_tasks() if task_named(name).oracle]
+        raise ValueError(
+            f"{who} solves {' and '.join(modelled) or 'no'} episodes, not {env_id}"
+            + (f"; for {env_id} {instead}" if instead else "")
+        )
 
 
 def evaluate(
@@ -200,8 +200,8 @@ def evaluate(
     specs = request.episodes()
     if oracle is None and any(t.base == PLANNER for t in request.teams):
         oracle = OracleRequest()
-    if oracle is not None and request.env_id not in ORBIT_ENVS:
-        raise ValueError(f"the oracle solves {ORBIT_ENV} episodes, not {request.env_id}")
+    if oracle is not None:
+        check_oracle_task(request.env_id, "the oracle")
     bar = _progress(len(specs), progress)
     results: list[EpisodeResult | None] = [None] * len(specs)
     solved: dict[int, dict[str, Any]] = {}

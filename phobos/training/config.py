@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from phobos.envs.orbit_scheduling import task as orbit_task
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     """A training run: environment, back end, PPO hyperparameters, resources, checkpoints."""
 
-    env: str = "orbit-scheduling-v0"
+    env: str = orbit_task.ID_V0
     """Registered environment id."""
     env_config: dict[str, Any] = field(default_factory=dict)
     """Overrides of the environment's config fields, checked against it before any work."""

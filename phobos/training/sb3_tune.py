@@ -29,16 +29,10 @@ TUNE_FOLDER = "tune"
 
 
 def make_view(config: TrainConfig) -> Any:
-    """The single-agent Gymnasium view ``config`` trains on."""
-    from phobos.agents.views import orbit_scheduling_single_agent, phobos_sampling_single_agent
+    """The single-agent Gymnasium view ``config`` trains on (its task spec's view)."""
+    from phobos.agents.views import single_agent
 
-    views = {
-        "orbit-scheduling-v0": orbit_scheduling_single_agent,
-        "phobos-sampling-v0": phobos_sampling_single_agent,
-    }
-    if config.env not in views:
-        raise ValueError(f"sb3 training has no single-agent view of {config.env!r}")
-    return views[config.env](config.learner, **config.env_config)
+    return single_agent(config.env, config.learner, **config.env_config)
 
 
 def trial(params: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""The offline oracle of ``orbit-scheduling-v0``: a proven upper bound and the planner team.
+"""The offline oracle of the orbit-scheduling task: a proven upper bound and the planner team.
 
 - :mod:`~phobos.evaluation.oracle.model`: the CP-SAT model of a seeded episode (a relaxation
   of the environment; its docstring lists every relaxation);

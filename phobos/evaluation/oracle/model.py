@@ -1,4 +1,4 @@
-"""The model of one seeded ``orbit-scheduling-v0`` episode: a relaxation of the env.
+"""The model of one seeded orbit-scheduling episode: a relaxation of the env.
 
 It is built as a CP-SAT model (integers, enforced linear constraints); SCIP solves its exact
 linear form (:mod:`~phobos.evaluation.oracle.lp`), CP-SAT the model itself.
@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from phobos.envs import make
+from phobos.envs.orbit_scheduling import task as orbit_task
 from phobos.envs.orbit_scheduling.batch import MAGNETOMETER, PLASMA, initial_state
 from phobos.envs.orbit_scheduling.config import (
     CHARGE,
@@ -61,7 +62,8 @@ from phobos.envs.orbit_scheduling.config import (
 )
 from phobos.envs.orbit_scheduling.observation import CraftTables, static_masks
 
-ORBIT = "orbit-scheduling-v0"
+ORBIT = orbit_task.ID_V0
+"""The id the oracle models (every version of the task shares its model)."""
 VALUE_UNIT = 1e-6
 """Value per model unit: a kilobit of the least valuable data is worth over 100 units, so
 rounding each class's value per kilobit up costs under 1%."""
@@ -179,7 +181,7 @@ def value_factor(config: OrbitSchedulingConfig, plan: Any, t: int, c: int, a: in
 
 def episode(config: OrbitSchedulingConfig | None, seed: int) -> tuple[Any, Any]:
     """The configuration and plan of the episode ``reset(seed=seed)`` draws."""
-    env = make(ORBIT, config) if config is not None else make(ORBIT)
+    env = make(ORBIT, config)
     env.reset(seed=seed)
     config, plan = env.config, env.plan
     env.close()

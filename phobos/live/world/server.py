@@ -39,7 +39,6 @@ inherited: :mod:`~phobos.live.world.exchange` (the ROUTER's messages and the age
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 import math
 import threading
@@ -54,7 +53,7 @@ from phobos import config as config_tools
 from phobos.comms.security import CurveAuthenticator, load_allow_list, load_keys
 from phobos.comms.telemetry import TelemetryPublisher
 from phobos.comms.zmq_transport import ZmqServer
-from phobos.envs.registry import make_config, spec
+from phobos.envs.registry import make, make_config
 from phobos.live import protocol as p
 from phobos.live.world.exchange import AgentExchange
 from phobos.live.world.records import (
@@ -104,8 +103,6 @@ class WorldServer:
         settings.validate()
         self.env_id = env_id
         config = config if config is not None else make_config(env_id)
-        module, _, attribute = spec(env_id).entry_point.partition(":")
-        env_class = getattr(importlib.import_module(module), attribute)
         self.context = zmq.Context()
         self.authenticator: CurveAuthenticator | None = None
         self.server: ZmqServer | None = None
@@ -123,7 +120,7 @@ class WorldServer:
             if telemetry_address is not None:
                 self.publisher = TelemetryPublisher(telemetry_address, context=self.context)
             bus = functools.partial(make_bus, settings.relay, self.context)
-            self.env = env_class(config, message_bus=bus)
+            self.env = make(env_id, config, message_bus=bus)
         except BaseException:
             self.close()
             raise

@@ -10,7 +10,7 @@ so that the dashboard can hand it to a browser as JSON):
   the world's hot path); the sampling view keeps the cells imaged, analysed and sampled.
 - :meth:`~TelemetryView.state`: the state at a telemetry update: battery, storage, contact.
 
-:func:`view_for` picks the view of an environment.
+:func:`view_for` picks the view of an environment: the one its task spec names.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class TelemetryView:
 
 
 class OrbitView(TelemetryView):
-    """``orbit-scheduling-v0``: orbits, Earth's direction and links; battery and storage."""
+    """The orbit-scheduling task: orbits, Earth's direction and links; battery and storage."""
 
     kind = "orbit"
 
@@ -99,7 +99,7 @@ class OrbitView(TelemetryView):
 
 
 class SamplingView(TelemetryView):
-    """``phobos-sampling-v0``: the site map with imaged, analysed and sampled cells."""
+    """The sampling task: the site map with imaged, analysed and sampled cells."""
 
     kind = "site"
 
@@ -165,13 +165,10 @@ class SamplingView(TelemetryView):
 
 
 def view_for(env: Any) -> TelemetryView:
-    """The telemetry view of ``env`` (by its configuration's type)."""
-    from phobos.envs.orbit_scheduling.config import OrbitSchedulingConfig
-    from phobos.envs.sampling.config import SamplingConfig
+    """The telemetry view of ``env``: its task spec's ``telemetry_view``, else the generic one."""
+    from phobos.envs import task_of
 
-    config = getattr(env, "config", None)
-    if isinstance(config, OrbitSchedulingConfig):
-        return OrbitView()
-    if isinstance(config, SamplingConfig):
-        return SamplingView()
-    return TelemetryView()
+    task = task_of(env)
+    if task is None or task.telemetry_view is None:
+        return TelemetryView()
+    return task.load("telemetry_view")()
