@@ -210,10 +210,10 @@ class AgentRuntime:
         if not isinstance(payload, dict):
             raise ValueError(f"welcome payload must be a mapping, got {type(payload).__name__}")
         from phobos.agents.team_spec import TeamSpec, build_team
-        from phobos.envs import make, make_config
+        from phobos.envs import config_class, make
 
         env_id = payload["env"]
-        config = config_tools.from_mapping(type(make_config(env_id)), payload["config"])
+        config = config_tools.from_mapping(config_class(env_id), payload["config"])
         env = make(env_id, config)
         if self.agent_id not in env.possible_agents:
             raise ValueError(f"{self.agent_id!r} is not an agent of {env_id}")
