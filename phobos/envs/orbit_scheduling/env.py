@@ -92,11 +92,11 @@ from phobos.envs.orbit_scheduling.observation import (
     static_masks,
     static_observation,
 )
+from phobos.envs.orbit_scheduling.messages import INTENT, intent_payload, messages_for
 from phobos.envs.orbit_scheduling.plan import EpisodePlan, plan_episodes
 from phobos.envs.validation import action_index, check_action_keys, check_agent, masked_spaces
 
-INTENT = "intent"
-"""Message kind of the per-step intent: (activity, battery fraction, storage fraction)."""
+__all__ = ["INTENT", "OrbitSchedulingEnv"]
 
 
 class OrbitSchedulingEnv(ParallelEnv):
@@ -243,16 +243,11 @@ class OrbitSchedulingEnv(ParallelEnv):
         step_seconds = config.step_seconds
 
         now = s * step_seconds
+        # The task's message rule (messages.py), read from what each agent observed: the same
+        # function builds the messages an agent process sends on its own in the live system.
+        vectors, layout = self._last_vectors, self.layout
         for i, agent in enumerate(self.agents):
-            payload = (
-                (
-                    executed[i],
-                    float(self._battery[i] / tb.battery_wh[i]),
-                    float(self._storage[i] / tb.storage_bits[i]),
-                )
-                if i < 2
-                else (executed[i], 0.0, 0.0)
-            )
+            payload = intent_payload(i < 2, executed[i], vectors[i], layout)
             self.router.send(Message(agent, BROADCAST, INTENT, now, self._seq[i], payload))
             self._seq[i] += 1
 
@@ -374,6 +369,19 @@ class OrbitSchedulingEnv(ParallelEnv):
         self._check_agent(agent)
         return ACTIVITIES[agent] if agent in ACTIVITIES else STATION_ACTIVITIES
 
+    message_kinds = (INTENT,)
+    """Every message kind an agent of this task sends."""
+
+    def agent_messages(
+        self, agent: str, action: int, observation: dict[str, Any], step: int, seq: int
+    ) -> list[Message]:
+        """The messages ``agent`` sends at ``step`` after ``action``: :meth:`step`'s rule."""
+        step_seconds, spacecraft = self.config.step_seconds, agent in SPACECRAFT
+        return messages_for(
+            agent, action, observation, spacecraft=spacecraft, layout=self.layout, step=step,
+            step_seconds=step_seconds, seq=seq,
+        )  # fmt: skip
+
     def _deliver_intents(self, until: float) -> None:
         index = self._agent_index
         sent = self._intent_sent
@@ -409,6 +417,7 @@ class OrbitSchedulingEnv(ParallelEnv):
         block[..., INTENT_AGE] = np.where(sent >= 0, (k - sent) / self.config.horizon_steps, 1.0)
         obs[:, layout.intents] = block.reshape(len(self.possible_agents), -1)
         obs32 = obs.astype(np.float32)
+        self._last_vectors = obs32
 
         g = min(k, self.config.horizon_steps - 1)
         condition, net_wh = self._condition[g], self._net_wh[g]
