@@ -83,6 +83,9 @@ class TabulatedLinks(LinkModel):
     ) -> None:
         steps = open_.shape[0]
         self.step_seconds = float(step_seconds)
+        self.endpoints = tuple(endpoints)
+        self.tables = (open_, delay, lost, rate_bps)
+        """The tables as given, for a relay in another process to build the same plan."""
         self._index = {name: i for i, name in enumerate(endpoints)}
         next_open = next_open_step(open_)
         # Python lists: scalar lookups in the env's hot path are 5x cheaper than numpy's.

@@ -79,6 +79,8 @@ class AgentRuntime:
         settings: Timeouts and backoff.
         say: Where progress lines go (default: standard error).
         trust: Let pickle-based checkpoints (``sb3:``, ``rllib:``) load; they run code.
+        ledger: This agent's message ledger file (:mod:`phobos.live.dtn.ledger`), used when
+            the world names a DTN relay; None keeps it in memory.
 
     """
 
@@ -91,8 +93,14 @@ class AgentRuntime:
         settings: AgentSettings | None = None,
         say: Callable[[str], None] | None = None,
         trust: bool = False,
+        ledger: str | Path | None = None,
     ) -> None:
         self.agent_id = agent_id
+        self.key_dir = keys
+        self.ledger_path = ledger
+        self.relay: str | None = None
+        self.env: Any = None
+        self.talk: Any = None
         self.trust = trust
         self.world = world
         self.policy_spec = policy
@@ -116,6 +124,8 @@ class AgentRuntime:
                 client, answer = self._join(context)
                 if client is None:
                     return answer
+                if self.relay is not None and self.talk is None:
+                    self.talk = self._talk(context)
                 try:
                     outcome = self._serve(client)
                 finally:
@@ -123,7 +133,18 @@ class AgentRuntime:
                 if outcome != "silent":
                     return outcome
         finally:
+            if self.talk is not None:
+                self.talk.close()
             context.destroy(linger=0)
+
+    def _talk(self, context: zmq.Context) -> Any:
+        """The connection to the DTN relay the world named (this agent sends its messages)."""
+        from phobos.live.dtn.talker import AgentTalk
+
+        relay_key = load_keys(self.key_dir, "relay").public
+        return AgentTalk(
+            self.agent_id, self.relay, self.keys, relay_key, context, self.env, self.ledger_path
+        )
 
     def _preload(self) -> None:
         """Import what a trained policy needs before saying hello, not after.
@@ -220,6 +241,14 @@ class AgentRuntime:
         spec = self.policy_spec or default_policy(env)
         self.policy = build_team(TeamSpec.parse(spec), env, trust=self.trust)[self.agent_id]
         self.index = env.possible_agents.index(self.agent_id)
+        self.env = env
+        relay = payload.get("relay")
+        if relay is not None:
+            if not (isinstance(relay, str) and len(relay) < 300):
+                raise ValueError("the welcome's relay must be an address")
+            if not hasattr(env, "agent_messages"):
+                raise ValueError(f"{env_id} has no message rule for agent processes")
+            self.relay = relay
         self.say(f"{self.agent_id}: joined {env_id} at {self.world}, flying policy {spec}")
 
     # ---------------------------------------------------------------------- serving
@@ -228,11 +257,13 @@ class AgentRuntime:
         sock = client.socket
         settings = self.settings
         sock.rcvtimeo = milliseconds(settings.ping_interval)
-        agent, policy = self.agent_id, self.policy
+        agent, policy, talk = self.agent_id, self.policy, self.talk
         episode_key = None
         heard = time.monotonic()
         while True:
             try:
+                if talk is not None and not talk.wait(sock, settings.ping_interval):
+                    raise zmq.Again
                 frame = sock.recv()
             except zmq.Again:
                 if time.monotonic() - heard > settings.world_timeout:
@@ -255,7 +286,7 @@ class AgentRuntime:
             kind = message.kind
             if kind == p.OBS:
                 try:
-                    episode, seed, _, observation = p.observation_from(message.payload)
+                    episode, seed, step, observation = p.observation_from(message.payload)
                 except (ValueError, TypeError) as exc:
                     self.say(f"{agent}: ignored a bad observation from the world: {exc}")
                     continue
@@ -263,6 +294,8 @@ class AgentRuntime:
                     episode_key = (episode, seed)
                     policy.reset(seed=seed + self.index)
                 action = int(policy(observation))
+                if talk is not None:  # its own messages to the relay; their count to the world
+                    action = [action, talk.submit(episode, step, action, observation)]
                 sock.send(encode(Message(agent, p.WORLD, p.ACT, 0.0, message.seq, action)))
                 self.steps += 1
             elif kind == p.END:
@@ -293,10 +326,11 @@ def run_agent(
     settings: AgentSettings | None = None,
     *,
     trust: bool = False,
+    ledger: str | Path | None = None,
 ) -> int:
     """Run one agent process until the world ends the run; return its exit code."""
     try:
-        runtime = AgentRuntime(agent_id, world, keys, policy, settings, trust=trust)
+        runtime = AgentRuntime(agent_id, world, keys, policy, settings, trust=trust, ledger=ledger)
     except FileNotFoundError as exc:
         print(f"{agent_id}: {exc}", file=sys.stderr)
         return EXIT_REFUSED

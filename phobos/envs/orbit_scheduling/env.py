@@ -85,6 +85,7 @@ from phobos.envs.orbit_scheduling.layout import (
     STORED_VALUE,
     ObservationLayout,
 )
+from phobos.envs.orbit_scheduling.messages import INTENT, intent_payload, messages_for
 from phobos.envs.orbit_scheduling.observation import (
     STORED_VALUE_SCALE,
     CraftTables,
@@ -92,7 +93,6 @@ from phobos.envs.orbit_scheduling.observation import (
     static_masks,
     static_observation,
 )
-from phobos.envs.orbit_scheduling.messages import INTENT, intent_payload, messages_for
 from phobos.envs.orbit_scheduling.plan import EpisodePlan, plan_episodes
 from phobos.envs.validation import action_index, check_action_keys, check_agent, masked_spaces
 

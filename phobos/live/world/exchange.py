@@ -112,6 +112,7 @@ class AgentExchange:
         awaiting.clear()
         optional.clear()
         progress.actions = {}
+        progress.submitted = {}
         actions = progress.actions
         progress.in_exchange = True
         for agent in self.env.agents:
@@ -246,6 +247,9 @@ class AgentExchange:
         progress.awaiting.discard(agent)
         progress.optional.discard(agent)
         action = message.payload
+        if type(action) is list and len(action) == 2 and type(action[1]) is int:
+            # An agent that sends its own messages: [action, messages submitted this episode].
+            action, progress.submitted[agent] = action[0], max(action[1], 0)
         n = self.action_n[agent]
         if type(action) is not int or not 0 <= action < n:
             record.errors += 1

@@ -35,8 +35,12 @@ class WorldSettings:
     """Target steps per second; 0 steps as fast as the agents answer (throttle off)."""
     telemetry_hz: float = 10.0
     """Most state updates published per second, whatever the step rate."""
-    relay: Literal["zmq", "memory"] = "zmq"
-    """Carry the intents between agents over ZeroMQ through a relay, or in memory."""
+    relay: Literal["zmq", "memory", "process"] = "zmq"
+    """Carry the intents between agents over ZeroMQ through a relay, or in memory; or
+    ``process``: each agent process sends its own messages through the DTN relay process at
+    ``relay_address`` (:mod:`phobos.live.dtn`), whose deliveries the environment takes."""
+    relay_address: str | None = None
+    """The DTN relay's address, for ``relay="process"``."""
     record: bool = False
     """Keep every step's actions and defaults in :attr:`WorldStats.records` (for tests)."""
 
@@ -46,8 +50,10 @@ class WorldSettings:
             raise ValueError("action_timeout must be positive and join_timeout not negative")
         if not self.speed >= 0 or not self.telemetry_hz > 0:
             raise ValueError("speed must be at least 0 and telemetry_hz positive")
-        if self.relay not in ("zmq", "memory"):
-            raise ValueError(f"relay must be 'zmq' or 'memory', got {self.relay!r}")
+        if self.relay not in ("zmq", "memory", "process"):
+            raise ValueError(f"relay must be 'zmq', 'memory' or 'process', got {self.relay!r}")
+        if (self.relay == "process") != (self.relay_address is not None):
+            raise ValueError("relay='process' needs relay_address, and only it takes one")
 
 
 @dataclass
@@ -149,6 +155,8 @@ class Progress:
         awaiting: Agents whose action for this tick is still waited for.
         optional: Agents sent this tick's observation but not waited for (on probation).
         actions: Actions received for this tick. in_exchange: an exchange is under way.
+        submitted: Per agent that answered this tick with a count, the messages it has
+            submitted to the DTN relay this episode (``relay="process"``).
 
     """
 
@@ -166,3 +174,4 @@ class Progress:
     optional: set[str] = field(default_factory=set)
     actions: dict[str, int] = field(default_factory=dict)
     in_exchange: bool = False
+    submitted: dict[str, int] = field(default_factory=dict)

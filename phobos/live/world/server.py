@@ -24,7 +24,10 @@ Sockets (one context; every receive polls with a timeout; everything closes with
   tables again every second for late subscribers, and agent events as they happen;
 - the environment's message bus: the intents between agents cross the store-and-forward router
   behind a relay over ZeroMQ (``relay="zmq"``, :class:`~phobos.comms.bus.RelayedBus` on
-  ``inproc://``) or the in-process router (``relay="memory"``).
+  ``inproc://``) or the in-process router (``relay="memory"``); or, with ``relay="process"``,
+  each agent process sends its own messages through the DTN relay process, and the world's
+  DEALER to it (:mod:`~phobos.live.world.relay_bus`) sends the contact plan at each reset and
+  asks, at the end of each step, for the copies that arrive (:mod:`phobos.live.dtn.protocol`).
 
 The protocol is in :mod:`phobos.live.protocol`. With every agent answering, a seeded
 episode gives the same trajectory as the same policies stepped in-process.
@@ -52,9 +55,11 @@ import zmq
 from phobos import config as config_tools
 from phobos.comms.security import CurveAuthenticator, load_allow_list, load_keys
 from phobos.comms.telemetry import TelemetryPublisher
+from phobos.comms.transport import TransportError
 from phobos.comms.zmq_transport import ZmqServer
 from phobos.envs.registry import make, make_config
 from phobos.live import protocol as p
+from phobos.live.dtn.protocol import FLUSH, FLUSHED, RELAY
 from phobos.live.world.exchange import AgentExchange
 from phobos.live.world.records import (
     SAFE_ACTION,
@@ -63,6 +68,7 @@ from phobos.live.world.records import (
     WorldSettings,
     WorldStats,
 )
+from phobos.live.world.relay_bus import ProcessRelayBus, RelayLink
 from phobos.live.world.telemetry import WorldTelemetry
 from phobos.live.world.tracked_bus import TrackedBus, make_bus
 from phobos.live.world.views import view_for
@@ -107,6 +113,7 @@ class WorldServer:
         self.authenticator: CurveAuthenticator | None = None
         self.server: ZmqServer | None = None
         self.publisher: TelemetryPublisher | None = None
+        self.relay_link: RelayLink | None = None
         try:
             curve = None
             if keys is not None:
@@ -119,8 +126,13 @@ class WorldServer:
                 sock.router_handover = 1
             if telemetry_address is not None:
                 self.publisher = TelemetryPublisher(telemetry_address, context=self.context)
-            bus = functools.partial(make_bus, settings.relay, self.context)
+            if settings.relay == "process":
+                bus = self._relay_process_bus(curve, keys)
+            else:
+                bus = functools.partial(make_bus, settings.relay, self.context)
             self.env = make(env_id, config, message_bus=bus)
+            if settings.relay == "process" and not hasattr(self.env, "agent_messages"):
+                raise ValueError(f"{env_id} has no message rule for agent processes")
         except BaseException:
             self.close()
             raise
@@ -130,6 +142,8 @@ class WorldServer:
         self.records = {agent: AgentRecord() for agent in self.agents}
         self.stats = WorldStats()
         self.progress = Progress(speed=settings.speed, seed=settings.seed)
+        self.relay_ledger: dict[str, int] = {}
+        """The DTN relay's own counters at the end of :meth:`run` (``relay="process"``)."""
         self.telemetry = WorldTelemetry(
             self.publisher,
             settings.telemetry_hz,
@@ -140,6 +154,8 @@ class WorldServer:
             self.stats,
         )
         welcome = {"env": env_id, "config": config_tools.to_mapping(config), "agents": self.agents}
+        if settings.relay == "process":
+            welcome["relay"] = settings.relay_address
         self.exchange = AgentExchange(
             sock,
             curve=curve is not None,
@@ -232,16 +248,43 @@ class WorldServer:
                     break
         finally:
             stats.elapsed_s = time.monotonic() - started
+            if self.relay_link is not None:
+                self._flush_relay()
             if end_agents:
                 self.exchange.end_agents()
         return stats
+
+    def _relay_process_bus(self, curve: Any, keys: Any) -> Any:
+        """The bus factory of ``relay="process"``: the DTN relay carries what agents send."""
+        if curve is None:
+            raise ValueError("relay='process' needs CURVE keys (the relay authenticates agents)")
+        relay_key = load_keys(keys, RELAY).public
+        link = self.relay_link = RelayLink(
+            self.settings.relay_address, curve, relay_key, self.context
+        )
+
+        def factory(endpoints: Sequence[str], links: Any, buffer_limit: int) -> ProcessRelayBus:
+            episode, kinds = self.progress.episode, self.env.message_kinds
+            return ProcessRelayBus(link, episode, kinds, endpoints, links, buffer_limit)
+
+        return factory
+
+    def _flush_relay(self) -> None:
+        """Let the relay hand over what it owes; keep its counters in :attr:`relay_ledger`."""
+        try:
+            answer = self.relay_link.request(FLUSH, 5.0, (FLUSHED,))
+        except TransportError as exc:
+            log.warning("world: %s", exc)
+            return
+        if isinstance(answer.payload, dict):
+            self.relay_ledger = dict(answer.payload)
 
     def close(self) -> None:
         """Close the environment, the sockets and the context (linger 0). Twice is allowed."""
         env = getattr(self, "env", None)
         if env is not None:
             env.close()
-        for end in (self.server, self.publisher):
+        for end in (self.server, self.publisher, self.relay_link):
             if end is not None:
                 end.close()
         if self.authenticator is not None:
@@ -286,6 +329,8 @@ class WorldServer:
                     return True
             actions = exchange.exchange(observations)
             capture = telemetry.due(time.monotonic())
+            if self.relay_link is not None:
+                bus.expect = progress.submitted
             # On the steps before an update, the bus samples the messages in flight.
             with bus.capturing(telemetry.flights if capture else None):
                 observations, rewards, _, _, infos = env.step(actions)

@@ -1,0 +1,1 @@
+"""The DTN relay process, its protocol and custody journal, and its clients (agent, world)."""

@@ -1,0 +1,161 @@
+"""The DTN relay's custody journal: the episode's contact plan, what it accepted, what it owes.
+
+A row is committed before the relay acts on it: a message is acknowledged to its sender only
+after the transaction that journals it (``accepted``) has committed; a tick's answer goes to
+the world, and its copies to their receivers, only after the transaction that marks the tick
+routed and files each copy in ``owed`` has; a copy leaves ``owed`` when its receiver
+acknowledges it. So a relay killed at any instant (SIGKILL included) and started again on the
+same file rebuilds exactly what it had promised (:mod:`phobos.live.dtn.relay` replays the
+routed ticks through a fresh router), and resends what it still owes.
+
+SQLite in WAL mode with ``synchronous=NORMAL``: a commit survives the death of the process
+(what the fault tests kill), not a power cut; the file is held with an exclusive lock, so a
+second relay on the same journal fails at once. Messages are stored as codec frames: nothing
+is pickled.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Sequence
+
+from phobos.comms.codec import MAX_FRAME_SIZE, decode, encode
+from phobos.comms.message import Message
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS plan (episode INTEGER PRIMARY KEY, frame BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS accepted (
+    episode INTEGER NOT NULL, sender TEXT NOT NULL, seq INTEGER NOT NULL,
+    tick INTEGER NOT NULL, frame BLOB NOT NULL,
+    PRIMARY KEY (episode, sender, seq)
+);
+CREATE TABLE IF NOT EXISTS ticks (
+    episode INTEGER NOT NULL, tick INTEGER NOT NULL, until REAL NOT NULL,
+    PRIMARY KEY (episode, tick)
+);
+CREATE TABLE IF NOT EXISTS owed (
+    receiver TEXT NOT NULL, episode INTEGER NOT NULL, sender TEXT NOT NULL,
+    seq INTEGER NOT NULL, frame BLOB NOT NULL,
+    PRIMARY KEY (receiver, episode, sender, seq)
+);
+CREATE TABLE IF NOT EXISTS counts (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+CopyKey = tuple[str, int, str, int]
+"""One copy owed: ``(receiver, episode, sender, seq)``."""
+
+
+class RelayJournal:
+    """The custody journal of one DTN relay; used from one thread.
+
+    Args:
+        path: The database file; created if missing.
+        max_size: Largest frame stored or read back.
+
+    """
+
+    def __init__(self, path: str | os.PathLike[str], max_size: int = MAX_FRAME_SIZE) -> None:
+        self.path = os.fspath(path)
+        self.max_size = max_size
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=1.0)
+        try:
+            self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("BEGIN EXCLUSIVE")
+            self._db.execute("COMMIT")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.OperationalError as exc:
+            self._db.close()
+            if "locked" in str(exc):
+                raise sqlite3.OperationalError(f"{self.path}: in use by another relay") from exc
+            raise
+        except BaseException:
+            self._db.close()
+            raise
+
+    # --------------------------------------------------------------------- reading
+    def latest_plan(self) -> Message | None:
+        """The ``plan`` message of the newest episode (its ``seq`` is the episode), or None."""
+        row = self._db.execute("SELECT frame FROM plan ORDER BY episode DESC LIMIT 1").fetchone()
+        return None if row is None else decode(row[0], self.max_size)
+
+    def accepted(self, episode: int) -> list[tuple[int, Message]]:
+        """``(tick, message)`` of every message accepted in ``episode``."""
+        rows = self._db.execute(
+            "SELECT tick, frame FROM accepted WHERE episode = ? ORDER BY tick", (episode,)
+        )
+        return [(int(tick), decode(frame, self.max_size)) for tick, frame in rows]
+
+    def ticks(self, episode: int) -> list[tuple[int, float]]:
+        """``(tick, until)`` of every tick routed in ``episode``, in order."""
+        rows = self._db.execute(
+            "SELECT tick, until FROM ticks WHERE episode = ? ORDER BY tick", (episode,)
+        )
+        return [(int(t), float(u)) for t, u in rows]
+
+    def owed(self) -> list[tuple[str, int, Message]]:
+        """``(receiver, episode, message)`` of every copy not yet acknowledged."""
+        rows = self._db.execute("SELECT receiver, episode, frame FROM owed ORDER BY rowid")
+        return [(r, int(e), decode(f, self.max_size)) for r, e, f in rows]
+
+    def counts(self) -> dict[str, int]:
+        """The relay's persistent counters."""
+        return {name: int(v) for name, v in self._db.execute("SELECT name, value FROM counts")}
+
+    # --------------------------------------------------------------------- writing
+    def commit(
+        self,
+        *,
+        plan: Message | None = None,
+        accepted: Sequence[tuple[int, int, Message]] = (),
+        tick: tuple[int, int, float] | None = None,
+        owed: Sequence[tuple[str, int, Message]] = (),
+        acked: Iterable[CopyKey] = (),
+        counts: dict[str, int] | None = None,
+    ) -> None:
+        """Write one batch in one transaction; return once it is committed.
+
+        Args:
+            plan: The ``plan`` message of a new episode (``seq``: the episode).
+            accepted: ``(episode, tick, message)`` taken into custody.
+            tick: ``(episode, tick, until)`` routed.
+            owed: ``(receiver, episode, message)`` copies now owed to their receivers.
+            acked: Copies their receivers acknowledged.
+            counts: Counters to store (the whole set that changed).
+
+        """
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if plan is not None:
+                frame = encode(plan, self.max_size)
+                db.execute("INSERT OR REPLACE INTO plan VALUES (?, ?)", (plan.seq, frame))
+            db.executemany(
+                "INSERT OR IGNORE INTO accepted VALUES (?, ?, ?, ?, ?)",
+                [
+                    (e, m.sender, m.seq, t, encode(m, self.max_size))
+                    for e, t, m in accepted
+                ],
+            )
+            if tick is not None:
+                db.execute("INSERT OR REPLACE INTO ticks VALUES (?, ?, ?)", tick)
+            db.executemany(
+                "INSERT OR IGNORE INTO owed VALUES (?, ?, ?, ?, ?)",
+                [(r, e, m.sender, m.seq, encode(m, self.max_size)) for r, e, m in owed],
+            )
+            db.executemany(
+                "DELETE FROM owed WHERE receiver = ? AND episode = ? AND sender = ? AND seq = ?",
+                list(acked),
+            )
+            if counts:
+                db.executemany("INSERT OR REPLACE INTO counts VALUES (?, ?)", counts.items())
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        """Close the database (committed data stays). Twice is allowed."""
+        self._db.close()

@@ -1,0 +1,489 @@
+"""The DTN relay process: custody, contact plan and light time for every agent's messages.
+
+``python -m phobos.live.dtn.relay --keys DIR --journal FILE [--address tcp://HOST:PORT]``
+(``phobos demo`` starts and supervises one; run it alone for agents on other hosts). One
+ROUTER, tcp+CURVE with the allow-list of ``DIR``; it prints ``relay <address>`` once it
+listens. The protocol, tick by tick, is in :mod:`phobos.live.dtn.protocol`.
+
+It runs the same :class:`~phobos.comms.router.Router` over the same
+:class:`~phobos.comms.link.TabulatedLinks` as the environment does in-process (buffer, loss,
+bandwidth, light time), fed in lock-step with the world's simulated clock: a message submitted
+during step ``t`` is offered to the router when the world says step ``t`` is done, in a
+canonical order, so a seeded episode delivers the same copies, at the same steps, as
+in-process. Custody is journaled (:mod:`phobos.live.dtn.journal`); killed and started again
+on the same journal, the relay replays the routed ticks of the episode through a fresh
+router (the router is deterministic in what it is fed), answers a repeated ``tick`` as it
+did, and resends each receiver what it still owes when the receiver says hello (or
+submits).
+
+Bad input is refused, counted (:attr:`DtnRelay.counts`) and the sender told: a frame that is
+not a message, one sent under another's name, from a name off the allow-list, a message to
+an unknown agent, of an unknown kind, over :data:`~phobos.live.dtn.protocol.MAX_MESSAGE_BYTES`,
+for a step already routed (late), or with broken fields. The relay keeps serving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import signal
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+
+from phobos.comms.codec import DecodeError, EncodeError, decode, encode
+from phobos.comms.limits import LogLimiter, quote
+from phobos.comms.link import TabulatedLinks
+from phobos.comms.message import BROADCAST, Message
+from phobos.comms.router import Router
+from phobos.comms.security import CurveAuthenticator, load_allow_list, load_keys
+from phobos.comms.zmq_transport import milliseconds
+from phobos.live.dtn import protocol as r
+from phobos.live.dtn.journal import RelayJournal
+
+log = logging.getLogger(__name__)
+WORLD = "world"
+"""Name (and key name) of the world server, the only peer that may send plans and ticks."""
+
+
+class Episode:
+    """The relay's state for the current episode (rebuilt from the journal after a restart)."""
+
+    def __init__(self, plan: Message) -> None:
+        body = plan.payload
+        self.number = plan.seq
+        self.plan = plan
+        self.endpoints = tuple(body["endpoints"])
+        self.index = {name: i for i, name in enumerate(self.endpoints)}
+        self.kinds = frozenset(body["kinds"])
+        self.step_seconds = float(body["step_seconds"])
+        rate = body.get("rate")
+        links = TabulatedLinks(
+            self.endpoints,
+            self.step_seconds,
+            np.asarray(body["open"], dtype=bool),
+            np.asarray(body["delay"], dtype=np.float64),
+            np.asarray(body["lost"], dtype=bool),
+            None if rate is None else np.asarray(rate, dtype=np.float64),
+        )
+        self.router = Router(self.endpoints, links, int(body["buffer"]))
+        self.accepted: set[tuple[str, int]] = set()
+        # Per sender: sequence numbers settled (accepted or refused), and how many from 0 are.
+        self.settled: dict[str, set[int]] = {name: set() for name in self.endpoints}
+        self.upto = dict.fromkeys(self.endpoints, 0)
+        self.pending: dict[int, list[Message]] = defaultdict(list)
+        self.done = -1  # last tick routed
+        self.routed: list[Message] = []  # the messages of the last tick routed
+        self.answer: list[list[Any]] = []  # the copies of the last tick routed
+
+    def accept(self, tick: int, message: Message) -> None:
+        """Take ``message`` (for ``tick``) into this episode."""
+        self.accepted.add((message.sender, message.seq))
+        self.settle(message.sender, message.seq)
+        self.pending[tick].append(message)
+
+    def settle(self, sender: str, seq: int) -> None:
+        """Note that ``sender``'s message ``seq`` was accepted or refused."""
+        settled = self.settled[sender]
+        settled.add(seq)
+        upto = self.upto[sender]
+        while upto in settled:
+            upto += 1
+        self.upto[sender] = upto
+
+    def route(self, tick: int, until: float) -> list[tuple[str, Message]]:
+        """Offer the tick's messages to the router in canonical order; the copies due."""
+        index = self.index
+        batch = sorted(self.pending.pop(tick, ()), key=lambda m: (index[m.sender], m.seq))
+        for message in batch:
+            self.router.send(message)
+        self.done = tick
+        self.routed = batch
+        return self.router.deliver(until)
+
+    def flights(self) -> list[list[Any]]:
+        """``[sender, receiver, depart, arrive]`` of the last tick's copies that will fly."""
+        out = []
+        transit = self.router.links.transit
+        for message in self.routed:
+            sender = message.sender
+            receivers = (
+                [e for e in self.endpoints if e != sender]
+                if message.receiver == BROADCAST
+                else [message.receiver]
+            )
+            for receiver in receivers:
+                route = transit(sender, receiver, message.send_time)
+                if route is not None and not route[2] and route[1] > route[0]:
+                    out.append([sender, receiver, float(route[0]), float(route[1])])
+        return out
+
+    def stats(self) -> list[int]:
+        """The router's ``[sent, delivered, rejected, lost, held]``."""
+        router, stats = self.router, self.router.stats
+        held = router.in_flight() + router.stuck()
+        return [stats.sent, stats.delivered, stats.rejected, stats.lost, held]
+
+
+class DtnRelay:
+    """The relay server; see the module docstring.
+
+    Args:
+        address: Where the ROUTER binds.
+        keys: Key folder: ``relay.key_secret`` and the allow-list of every ``<name>.key``.
+        journal: The custody journal's file.
+        gather_timeout: Seconds a tick waits for the messages the world counted.
+
+    """
+
+    def __init__(
+        self,
+        address: str,
+        keys: str | Path,
+        journal: str | Path,
+        gather_timeout: float = 2.0,
+    ) -> None:
+        self.context = zmq.Context()
+        self.journal = RelayJournal(journal, max_size=r.MAX_FRAME_BYTES)
+        self.gather_timeout = gather_timeout
+        self.limited = LogLimiter(log)
+        self.routes: dict[str, bytes] = {}
+        self.counts: dict[str, int] = defaultdict(int)
+        self.counts.update(self.journal.counts())
+        allowed = {k: v for k, v in load_allow_list(keys).items() if k != r.RELAY}
+        self.peers = frozenset(allowed)
+        self.authenticator = CurveAuthenticator(self.context, allowed).start()
+        sock = self.sock = self.context.socket(zmq.ROUTER)
+        sock.linger = 0
+        sock.maxmsgsize = r.MAX_FRAME_BYTES
+        sock.sndtimeo = 1000
+        sock.router_mandatory = 1
+        own = load_keys(keys, r.RELAY)
+        sock.curve_secretkey, sock.curve_publickey, sock.curve_server = own.secret, own.public, 1
+        sock.bind(address)
+        self.address = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.episode: Episode | None = None
+        self.owed: dict[str, dict[tuple[int, str, int], Message]] = defaultdict(dict)
+        self._gathering = False
+        self._recover()
+
+    # ------------------------------------------------------------------ recovery
+    def _recover(self) -> None:
+        """Rebuild the episode's router by replaying its routed ticks; reload what is owed."""
+        plan = self.journal.latest_plan()
+        if plan is not None:
+            episode = self.episode = Episode(plan)
+            by_tick: dict[int, list[Message]] = defaultdict(list)
+            for tick, message in self.journal.accepted(episode.number):
+                episode.accept(tick, message)
+                by_tick[tick].append(message)
+            for tick, until in self.journal.ticks(episode.number):
+                episode.answer = [r.copy_fields(*c) for c in episode.route(tick, until)]
+            if episode.done >= 0:
+                log.info("relay: resumed episode %d at tick %d", episode.number, episode.done)
+        for receiver, episode_number, message in self.journal.owed():
+            self.owed[receiver][episode_number, message.sender, message.seq] = message
+
+    # ------------------------------------------------------------------- serving
+    def serve(self, stop: Callable[[], bool], tick: float = 0.1) -> None:
+        """Handle frames until ``stop()`` is true (checked every ``tick`` seconds)."""
+        while not stop():
+            if self.sock.poll(milliseconds(tick)):
+                self.drain()
+
+    def drain(self, most: int = 1000) -> None:
+        """Handle the frames waiting (at most ``most``), committing accepted ones together."""
+        sock = self.sock
+        acks: list[tuple[bytes, str, int, list[int]]] = []
+        accepted: list[tuple[int, int, Message]] = []
+        for _ in range(most):
+            try:
+                ident = sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            part = sock.recv(copy=False)
+            if part.more:
+                while sock.rcvmore:
+                    sock.recv()
+                self.refuse(ident, None, "sent a multipart message, expected one frame")
+                continue
+            user = part.get("User-Id")
+            try:
+                message = decode(part.bytes, r.MAX_FRAME_BYTES)
+            except DecodeError as exc:
+                self.refuse(ident, user, str(exc))
+                continue
+            if message.sender != user:
+                spoof = f"authenticated as {user!r}, sent as {quote(message.sender)}"
+                self.refuse(ident, user, spoof)
+                continue
+            self.routes[user] = ident
+            try:
+                if message.kind == r.SUBMIT:
+                    self._on_submit(user, message, acks, accepted)
+                else:
+                    if acks or accepted:  # keep the order: custody before anything else
+                        self._commit_acks(acks, accepted)
+                    self._dispatch(user, ident, message)
+            except Exception as exc:  # noqa: BLE001 - no frame may stop the relay
+                self.refuse(ident, user, f"{message.kind!r} could not be handled: {exc}")
+        if acks or accepted:
+            self._commit_acks(acks, accepted)
+
+    def _commit_acks(self, acks: list, accepted: list) -> None:
+        if accepted:
+            self.journal.commit(accepted=accepted)
+            accepted.clear()
+        for ident, name, episode, seqs in acks:
+            self._send(ident, name, r.ACK, [episode, seqs])
+        acks.clear()
+
+    def _dispatch(self, user: str, ident: bytes, message: Message) -> None:
+        kind = message.kind
+        if kind == r.GOT:
+            self._on_got(user, message.payload)
+        elif kind == r.HELLO:
+            self._send(ident, user, r.WELCOME, None)
+            self._resend(user)
+        elif user == WORLD and kind == r.PLAN:
+            self._on_plan(ident, message)
+        elif user == WORLD and kind == r.TICK:
+            self._on_tick(ident, message.payload)
+        elif user == WORLD and kind == r.FLUSH:
+            self._on_flush(ident, message.payload)
+        else:
+            self.refuse(ident, user, f"unexpected message kind {quote(kind)}")
+
+    # ------------------------------------------------------------------- agents
+    def _on_submit(self, user: str, message: Message, acks: list, accepted: list) -> None:
+        ident = self.routes[user]
+        payload = message.payload
+        if not (isinstance(payload, list) and len(payload) == 2 and isinstance(payload[1], list)):
+            self.refuse(ident, user, "a submit is [episode, [message, ...]]")
+            return
+        number, items = payload
+        episode = self.episode
+        if episode is None or number != episode.number:
+            self.refuse(ident, user, f"episode {quote(number)} is not the current one", number)
+            return
+        if user not in episode.index:
+            self.refuse(ident, user, f"{user} is not an agent of this episode", number)
+            return
+        if len(items) > r.MAX_PER_SUBMIT:
+            many = f"more than {r.MAX_PER_SUBMIT} messages in one submit"
+            self.refuse(ident, user, many, number)
+            return
+        seqs = []
+        for item in items:
+            seq = item[3] if isinstance(item, list) and len(item) == 5 else -1
+            reason, tick, built = self._check(user, episode, item)
+            if reason is not None:
+                valid = type(seq) is int and 0 <= seq < 2**62
+                if valid:
+                    episode.settle(user, seq)
+                self.refuse(ident, user, reason, number, seq if valid else -1)
+                continue
+            if (user, built.seq) in episode.accepted:
+                self.counts["duplicates"] += 1  # a retransmission: custody holds already
+            else:
+                episode.accept(tick, built)
+                accepted.append((number, tick, built))
+                self.counts["accepted"] += 1
+            seqs.append(built.seq)
+        if seqs:
+            acks.append((ident, user, number, seqs))
+
+    def _check(self, user: str, episode: Episode, item: Any) -> tuple[str | None, int, Any]:
+        """Why ``item`` is refused (or None), its tick and the message."""
+        if not (isinstance(item, list) and len(item) == 5):
+            return "a message is [receiver, kind, send_time, seq, payload]", 0, None
+        receiver, kind, send_time, seq, body = item
+        if not (isinstance(receiver, str) and isinstance(kind, str)):
+            return "receiver and kind must be strings", 0, None
+        if type(seq) is not int or not 0 <= seq < 2**62:
+            return f"bad sequence number {quote(seq)}", 0, None
+        if type(send_time) is not float or not math.isfinite(send_time) or send_time < 0:
+            return f"bad send time {quote(send_time)}", 0, None
+        if receiver != BROADCAST and (receiver not in episode.index or receiver == user):
+            return f"unknown receiver {quote(receiver)}", 0, None
+        if kind not in episode.kinds:
+            return f"unknown message kind {quote(kind)}", 0, None
+        message = Message(user, receiver, kind, send_time, seq, body)
+        try:
+            size = len(encode(message, r.MAX_MESSAGE_BYTES))
+        except EncodeError:
+            size = r.MAX_MESSAGE_BYTES + 1
+        if size > r.MAX_MESSAGE_BYTES:
+            return f"message over {r.MAX_MESSAGE_BYTES} bytes", 0, None
+        tick = math.floor(send_time / episode.step_seconds)
+        if tick <= episode.done and (user, seq) not in episode.accepted:
+            return f"late: step {tick} is routed already", tick, None
+        return None, tick, message
+
+    def _on_got(self, user: str, payload: Any) -> None:
+        owed = self.owed.get(user)
+        if not (isinstance(payload, list) and owed):
+            return
+        done = []
+        for item in payload[: 4 * r.MAX_PER_SUBMIT]:
+            if isinstance(item, list) and len(item) == 3:
+                key = (item[0], item[1], item[2])
+                if owed.pop(key, None) is not None:
+                    done.append((user, *key))
+        if done:
+            self.journal.commit(acked=done)
+
+    def _resend(self, user: str) -> None:
+        by_episode: dict[int, list] = defaultdict(list)
+        for (number, _, _), message in self.owed.get(user, {}).items():
+            by_episode[number].append(r.copy_fields(user, message))
+        for number, copies in by_episode.items():
+            for begin in range(0, len(copies), r.MAX_PER_SUBMIT):
+                chunk = copies[begin : begin + r.MAX_PER_SUBMIT]
+                self._send(self.routes.get(user), user, r.DELIVER, [number, chunk])
+
+    # -------------------------------------------------------------------- world
+    def _on_plan(self, ident: bytes, message: Message) -> None:
+        if self.episode is None or message.seq != self.episode.number:
+            episode = Episode(message)  # raises on a malformed plan: refused, counted
+            self.journal.commit(plan=message)
+            self.episode = episode
+            self.counts["episodes"] += 1
+        self._send(ident, WORLD, r.OK, message.seq)
+
+    def _on_tick(self, ident: bytes, payload: Any) -> None:
+        number, tick, until, expect, capture = payload
+        episode = self.episode
+        if episode is None or number != episode.number:
+            self._send(ident, WORLD, r.REPLAN, number)
+            return
+        if tick == episode.done:
+            flights = episode.flights() if capture else []
+            answer = [number, tick, episode.answer, episode.stats(), flights]
+            self._send(ident, WORLD, r.ROUTED, answer)
+            return
+        if tick != episode.done + 1 or self._gathering:
+            self.refuse(ident, WORLD, f"tick {tick} out of order (routed {episode.done})")
+            return
+        self._gather(episode, expect)
+        copies = episode.route(tick, float(until))
+        owed = [(receiver, number, message) for receiver, message in copies]
+        self.counts["routed_ticks"] = tick
+        self.journal.commit(tick=(number, tick, float(until)), owed=owed, counts=dict(self.counts))
+        episode.answer = fields = [r.copy_fields(*c) for c in copies]
+        per: dict[str, list] = defaultdict(list)
+        for (receiver, message), item in zip(copies, fields, strict=True):
+            self.owed[receiver][number, message.sender, message.seq] = message
+            per[receiver].append(item)
+        for receiver, items in per.items():
+            self._send(self.routes.get(receiver), receiver, r.DELIVER, [number, items])
+        flights = episode.flights() if capture else []
+        self._send(ident, WORLD, r.ROUTED, [number, tick, fields, episode.stats(), flights])
+
+    def _gather(self, episode: Episode, expect: dict[str, int]) -> None:
+        """Serve frames until every counted message is here or the wait ends."""
+        deadline = time.monotonic() + self.gather_timeout
+        self._gathering = True
+        try:
+            while True:
+                short = {a: n - episode.upto.get(a, n) for a, n in expect.items()}
+                short = {a: n for a, n in short.items() if n > 0}
+                left = deadline - time.monotonic()
+                if not short:
+                    return
+                if left <= 0:
+                    self.counts["missing"] += sum(short.values())
+                    self.limited.warning("relay: tick without %s's messages", ", ".join(short))
+                    return
+                if self.sock.poll(milliseconds(min(left, 0.05))):
+                    self.drain()
+        finally:
+            self._gathering = False
+
+    def _on_flush(self, ident: bytes, payload: Any) -> None:
+        wait = min(float(payload), 30.0) if isinstance(payload, float | int) else 0.0
+        deadline = time.monotonic() + wait
+        while any(self.owed.values()) and time.monotonic() < deadline:
+            if self.sock.poll(50):
+                self.drain()
+        self._send(ident, WORLD, r.FLUSHED, self.ledger())
+
+    def ledger(self) -> dict[str, int]:
+        """The relay's own record: the router's counters and what is held or owed."""
+        out = {k: int(v) for k, v in self.counts.items()}
+        episode = self.episode
+        if episode is not None:
+            router, stats = episode.router, episode.router.stats
+            out.update(
+                sent=stats.sent,
+                routed=stats.delivered,
+                held_router=router.in_flight() + router.stuck(),
+                dropped_buffer=stats.rejected,
+                dropped_loss=stats.lost,
+            )
+        out["owed"] = sum(len(v) for v in self.owed.values())
+        return out
+
+    # ------------------------------------------------------------------ plumbing
+    def refuse(
+        self, ident: bytes | None, user: str | None, reason: str, episode: Any = -1, seq: int = -1
+    ) -> None:
+        """Count a refusal, log it (rate-limited) and tell the sender when it is a peer."""
+        self.counts["refused"] += 1
+        self.limited.warning("relay: refused from %s: %s", quote(user), reason)
+        if ident is not None and user in self.peers:
+            number = episode if type(episode) is int else -1
+            self._send(ident, user, r.REFUSED, [number, seq, reason])
+
+    def _send(self, ident: bytes | None, to: str, kind: str, payload: Any) -> None:
+        if ident is None:
+            return
+        try:
+            frame = encode(Message(r.RELAY, to, kind, 0.0, 0, payload), r.MAX_FRAME_BYTES)
+            self.sock.send(ident, zmq.SNDMORE)
+            self.sock.send(frame)
+        except (EncodeError, zmq.ZMQError) as exc:
+            self.limited.warning("relay: cannot send %s to %s: %s", kind, to, exc)
+
+    def close(self) -> None:
+        """Close the socket, the authenticator, the journal and the context."""
+        self.sock.close(linger=0)
+        self.authenticator.stop()
+        self.journal.close()
+        self.context.destroy(linger=0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a relay until SIGTERM or SIGINT; see the module docstring."""
+    parser = argparse.ArgumentParser(prog="python -m phobos.live.dtn.relay", description=__doc__)
+    parser.add_argument("--address", default="tcp://127.0.0.1:*")
+    parser.add_argument("--keys", required=True, help="key folder (relay.key_secret, allow-list)")
+    parser.add_argument("--journal", required=True, help="custody journal (SQLite file)")
+    parser.add_argument("--gather-timeout", type=float, default=2.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        relay = DtnRelay(args.address, args.keys, args.journal, args.gather_timeout)
+    except (OSError, ValueError, zmq.ZMQError) as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return 2
+    stopping = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.append(True))
+    print(f"relay {relay.address}", flush=True)
+    try:
+        relay.serve(lambda: bool(stopping))
+    finally:
+        relay.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,180 @@
+"""An agent process's side of the DTN relay: it submits the messages it builds, and receives.
+
+:class:`AgentTalk` is used by :class:`~phobos.live.runtime.AgentRuntime` when the world's
+welcome names a relay. Each step the runtime calls :meth:`AgentTalk.submit` with its action
+and observation: the task's own rule (``env.agent_messages``) builds the messages, they are
+written to the agent's :class:`~phobos.live.dtn.ledger.Ledger` and sent to the relay in one
+``submit``; the count of messages authored this episode goes to the world with the action,
+so the world can tell the relay what to wait for. Acknowledged or refused messages are
+settled in the ledger; messages still unsettled after ``retry`` seconds are sent again
+(after a ``hello``, which makes a restarted relay resend what it owes). Every copy the
+relay delivers is recorded once (duplicates are discarded and counted) and acknowledged.
+
+Sockets never block: one DEALER (tcp+CURVE, linger 0) read without waiting, in the same
+poll as the world's socket (:meth:`AgentTalk.wait`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from phobos.comms.codec import DecodeError, EncodeError, decode, encode
+from phobos.comms.message import Message
+from phobos.comms.security import KeyPair
+from phobos.comms.zmq_transport import milliseconds
+from phobos.live.dtn import protocol as r
+from phobos.live.dtn.ledger import Ledger
+
+
+class AgentTalk:
+    """One agent's connection to the relay; see the module docstring.
+
+    Args:
+        agent_id: The agent.
+        address: The relay's address.
+        keys: The agent's CURVE key pair.
+        relay_key: The relay's public key.
+        context: The ZeroMQ context.
+        env: The agent's own copy of the environment (its ``agent_messages`` rule).
+        ledger: The ledger file; None keeps it in memory.
+        retry: Seconds before unsettled messages are sent again.
+
+    """
+
+    def __init__(
+        self,
+        agent_id: str,
+        address: str,
+        keys: KeyPair,
+        relay_key: bytes,
+        context: zmq.Context,
+        env: Any,
+        ledger: str | Path | None = None,
+        retry: float = 0.25,
+    ) -> None:
+        self.agent_id = agent_id
+        self.address = address
+        self.keys, self.relay_key, self.context = keys, relay_key, context
+        self.env = env
+        self.rule = env.agent_messages
+        self.ledger = Ledger(ledger)
+        self.retry = retry
+        self.refused: list[str] = []
+        self.sock: zmq.Socket | None = None
+        self._connect()
+        self._last_sent = 0.0
+        self._resend(time.monotonic())
+
+    def _connect(self) -> None:
+        if self.sock is not None:
+            self.sock.close(linger=0)
+        sock = self.sock = self.context.socket(zmq.DEALER)
+        sock.linger = 0
+        sock.maxmsgsize = r.MAX_FRAME_BYTES
+        sock.sndtimeo = 0
+        sock.curve_secretkey, sock.curve_publickey = self.keys.secret, self.keys.public
+        sock.curve_serverkey = self.relay_key
+        sock.connect(self.address)
+        self._send(r.HELLO, {"incarnation": 0})
+
+    # ------------------------------------------------------------------- the step
+    def submit(self, episode: int, step: int, action: int, observation: dict[str, Any]) -> int:
+        """Build, record and submit this step's messages; the count authored this episode."""
+        ledger = self.ledger
+        messages = self.rule(self.agent_id, action, observation, step, ledger.next_seq[episode])
+        if messages:
+            ledger.author(episode, messages)
+            ledger.flush()
+            self._send(r.SUBMIT, [episode, [r.wire(m) for m in messages]])
+            self._last_sent = time.monotonic()
+        return ledger.settled(episode)
+
+    def wait(self, world: zmq.Socket, timeout: float) -> bool:
+        """Serve the relay until ``world`` is readable (True) or ``timeout`` passes (False)."""
+        deadline = time.monotonic() + timeout
+        poller = None
+        while True:
+            now = time.monotonic()
+            if (now - self._last_sent > self.retry and self._resend(now)) or poller is None:
+                poller = zmq.Poller()  # a resend reconnects: poll the new socket
+                poller.register(world, zmq.POLLIN)
+                poller.register(self.sock, zmq.POLLIN)
+            left = deadline - now
+            if left <= 0:
+                return False
+            events = dict(poller.poll(milliseconds(min(left, self.retry))))
+            if self.sock in events:
+                self.drain()
+            if world in events:
+                return True
+
+    def drain(self, most: int = 100) -> None:
+        """Handle what the relay sent, without waiting."""
+        got: list[list[Any]] = []
+        for _ in range(most):
+            try:
+                frame = self.sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            try:
+                message = decode(frame, r.MAX_FRAME_BYTES)
+            except DecodeError:
+                continue
+            if message.sender != r.RELAY:
+                continue
+            try:
+                self._handle(message, got)
+            except (ValueError, TypeError):
+                continue  # a broken frame from the relay: ignored, the retry covers it
+        if got:
+            self._send(r.GOT, got)
+        self.ledger.flush()
+
+    def _handle(self, message: Message, got: list[list[Any]]) -> None:
+        kind, payload, ledger = message.kind, message.payload, self.ledger
+        if kind == r.ACK:
+            episode, seqs = payload
+            ledger.ack(episode, [s for s in seqs if type(s) is int])
+        elif kind == r.REFUSED:
+            episode, seq, reason = payload
+            self.refused.append(str(reason))
+            if (episode, seq) in ledger.authored:
+                ledger.refuse(episode, seq, str(reason))
+        elif kind == r.DELIVER:
+            episode, copies = payload
+            for fields in copies:
+                receiver, copy = r.copy_from(fields)
+                if receiver == self.agent_id:
+                    ledger.receive(episode, copy)
+                    got.append([episode, copy.sender, copy.seq])
+
+    def _resend(self, now: float) -> bool:
+        """Send every unsettled message again (after a hello); True if there were any."""
+        unsettled = self.ledger.unsettled()
+        if not unsettled:
+            return False
+        self._connect()
+        for episode, items in unsettled.items():
+            for begin in range(0, len(items), r.MAX_PER_SUBMIT):
+                chunk = items[begin : begin + r.MAX_PER_SUBMIT]
+                self._send(r.SUBMIT, [episode, [fields for _, fields in chunk]])
+        self._last_sent = now
+        return True
+
+    def _send(self, kind: str, payload: Any) -> None:
+        message = Message(self.agent_id, r.RELAY, kind, 0.0, 0, payload)
+        try:
+            self.sock.send(encode(message, r.MAX_FRAME_BYTES), zmq.NOBLOCK)
+        except (zmq.Again, EncodeError):
+            pass  # settled by the retry
+
+    def close(self) -> None:
+        """Drain what waits, close the ledger and the socket."""
+        self.drain()
+        self.ledger.close()
+        if self.sock is not None:
+            self.sock.close(linger=0)
