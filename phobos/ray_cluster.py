@@ -1,12 +1,14 @@
 """Joining or starting Ray the same way for training and evaluation: quiet, on loopback.
 
-A local instance starts with no dashboard, no auth token and no worker logs on the driver's
-console, bound to 127.0.0.1. An address is checked with a plain TCP connect first, because
-``ray.init`` against a dead address can wait for a long time before it fails.
+A local instance starts with no dashboard, no auth token and no worker logs or INFO banners on
+the driver's console, bound to 127.0.0.1. An address is checked with a
+plain TCP connect first, because ``ray.init`` against a dead address can wait for a long time
+before it fails.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 
@@ -33,13 +35,14 @@ def init_ray(workers: int, address: str | None = None) -> bool:
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    quiet = {"log_to_driver": False, "logging_level": logging.WARNING}  # no INFO banners
     if address is not None:
         try:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, **quiet)
         except Exception as error:  # noqa: BLE001 - any failure to join is the same to a user
             raise ValueError(f"cannot join the Ray cluster at {address!r}: {error}") from error
         return True
     # Single-node mode: Ray's own processes stay on 127.0.0.1 (a cluster node needs more).
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=workers, include_dashboard=False, **quiet)
     return True

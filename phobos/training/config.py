@@ -101,6 +101,25 @@ class TrainConfig:
             "verbose": 0,
         }
 
+    def warm_start_overrun(self, elapsed_s: float) -> str | None:
+        """Why training cannot begin after a warm start of ``elapsed_s``, or None if it can."""
+        if not self.time_budget_s > 0 or elapsed_s < self.time_budget_s:
+            return None
+        return (
+            f"the warm start (imitation_episodes={self.imitation_episodes}, imitation_epochs="
+            f"{self.imitation_epochs}) took {elapsed_s:.1f} s, all of time_budget_s="
+            f"{self.time_budget_s:g}, so no PPO update ran; raise time_budget_s or shorten the "
+            "warm start (fewer imitation_episodes or imitation_epochs, or 0 to skip it)"
+        )
+
+    def warm_start_line(self) -> str:
+        """The line printed as the warm start begins (it can take minutes)."""
+        budget = f" (counts in time_budget_s={self.time_budget_s:g})" if self.time_budget_s else ""
+        return (
+            f"warm start: cloning the greedy team from {self.imitation_episodes} episodes, "
+            f"{self.imitation_epochs} epochs{budget}"
+        )
+
     def finished(self, env_steps: int, elapsed_s: float) -> bool:
         """Whether a run at ``env_steps`` after ``elapsed_s`` of training is done."""
         out_of_time = self.time_budget_s > 0 and elapsed_s >= self.time_budget_s

@@ -33,8 +33,13 @@ def build_algorithm(config: TrainConfig) -> Any:
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+    from ray.util import log_once
 
     from phobos.training.rllib_batch import env_runner_settings
+
+    # RLlib warns once per process that PPO runs on the new API stack, the stack this project
+    # chose on purpose; taking that one turn of its log_once key keeps the console for us.
+    log_once("PPO_on_new_api_stack")
 
     env = make(config.env, **config.env_config)
     modules = sorted({module_id(agent) for agent in env.possible_agents})
@@ -69,7 +74,8 @@ def build_algorithm(config: TrainConfig) -> Any:
             )
         )
         .fault_tolerance(restart_failed_env_runners=True)
-        .debugging(seed=config.seed, log_level="ERROR")
+        # No system-usage monitor: it needs gputil, and says so on every build.
+        .debugging(seed=config.seed, log_level="ERROR", log_sys_usage=False)
         .reporting(metrics_num_episodes_for_smoothing=20)
     )
     return ppo.build_algo()
@@ -95,6 +101,9 @@ def train(
             began = time.perf_counter()
             warm_start(algorithm, config, announce)
             elapsed = time.perf_counter() - began  # the warm start counts in the time budget
+            overrun = config.warm_start_overrun(elapsed)
+            if overrun is not None:
+                raise ValueError(overrun)
         while not config.finished(env_steps, elapsed):
             began = time.perf_counter()
             result = algorithm.train()
@@ -120,7 +129,9 @@ def train(
     finally:
         algorithm.stop()
     if last is None:
-        raise ValueError("training stopped before its first iteration; raise total_env_steps")
+        raise ValueError(
+            "training stopped before its first iteration; raise total_env_steps or time_budget_s"
+        )
     export(run, last)
     return last
 
@@ -133,6 +144,7 @@ def warm_start(algorithm: Any, config: TrainConfig, announce: Callable[[str], No
 
     from phobos.training.imitation import by_module, clone, collect
 
+    announce(config.warm_start_line())
     demonstrations = by_module(
         collect(config.env, config.env_config, config.imitation_episodes, config.seed, config.gamma)
     )

@@ -69,6 +69,10 @@ def trial(params: dict[str, Any]) -> None:
             elapsed += time.perf_counter() - began  # the warm start counts in the budget
             imitation = cloned["accuracy"]
             print(f"imitation: {imitation:.1%} of greedy actions matched", flush=True)
+            if config.warm_start_overrun(elapsed) is not None:  # no update can run: say so
+                tune.report({"warm_start_s": elapsed, "seed": seed, "lr": lr})
+                env.close()
+                return
             if batch and config.teacher_kl_coeff > 0:
                 model.freeze_teacher()
     samples = config.train_batch_size * (len(env.agents) if batch else 1)
@@ -198,11 +202,24 @@ def train(
                 verbose=0,
             ),
         )
+    if config.imitation_episodes > 0 and not quiet:
+        print(f"every trial: {config.warm_start_line()}", flush=True)
     results = tuner.fit()
     errors = [str(r.error) for r in results if r.error is not None]
     if errors:
         raise RuntimeError(f"{len(errors)} trial(s) failed; first: {errors[0]}")
-    best = max(results, key=lambda r: r.metrics.get("team_return_mean", float("-inf")))
+    trained = [r for r in results if r.checkpoint is not None]
+    if not trained:
+        spent = max(r.metrics.get("warm_start_s", 0.0) for r in results)
+        raise ValueError(config.warm_start_overrun(spent) or "no trial saved a checkpoint")
+    best = max(trained, key=lambda r: r.metrics.get("team_return_mean", float("-inf")))
+    if not quiet:
+        print(
+            f"best trial seed{best.metrics['seed']}_lr{best.metrics['lr']:g} (team return "
+            f"{best.metrics.get('team_return_mean', float('nan')):.2f}, best of {len(trained)} "
+            f"trials): {best.path}",
+            flush=True,
+        )
     with best.checkpoint.as_directory() as folder:
         if run.policy.exists():
             shutil.rmtree(run.policy)
@@ -251,6 +268,8 @@ class TrialProgress(tune.Callback):
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
         """Log and print one trial's update."""
+        if "env_steps" not in result:  # a warm start that spent the budget: no update ran
+            return
         row = {key: result[key] for key in _COLUMNS if key in result}
         self.run.log(row, tag=f"seed{row.get('seed')}_lr{row.get('lr')}")
         if not self.quiet:

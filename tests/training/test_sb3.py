@@ -47,6 +47,16 @@ def test_each_seed_is_a_tune_trial_with_its_own_curve(trained):
     assert (folder / "tune").is_dir()
 
 
+def test_the_exported_trial_is_named_with_its_folder(trained):
+    folder, stdout = trained
+    line = next(line for line in stdout.splitlines() if line.startswith("best trial "))
+    name = line.split()[2]
+    assert name in ("seed0_lr0.0003", "seed1_lr0.0003"), line
+    path = line.rpartition("): ")[2]
+    assert path.endswith(name) and (folder / "tune" / name).is_dir(), line
+    assert "best of 2 trials" in line
+
+
 def test_export_flies_the_lander_among_scripted_teammates(trained):
     folder, _ = trained
     info = json.loads((folder / "policy" / "phobos.json").read_text())
