@@ -6,6 +6,11 @@ hears from the other (a heartbeat or any message) as a sign of life. A peer sile
 (rejoined). A heartbeat carries the sender's incarnation (one per process run), so a peer
 that restarted faster than it could be marked lost is still noticed (restarted).
 
+An owner that decides loss itself (the world server loses an agent that misses a deadline,
+however recently it was heard) calls :meth:`Liveness.lose` instead of relying on silence; the
+peer keeps its incarnation then, so its next hello still tells a restart (a new incarnation)
+from the same process coming back (rejoined).
+
 The class here only keeps the books and logs the changes; what a change means (hold its
 messages, send them again) is up to the owner, which acts on the returned :class:`Change`.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 
 from phobos.comms.reliable import ReliableStats
 
@@ -47,17 +53,29 @@ class Liveness:
 
     Args:
         owner: Name of the endpoint keeping the books, for the log.
-        interval: Heartbeat interval in seconds.
+        interval: Heartbeat interval in seconds; infinite (the default) for an owner that
+            loses peers only by :meth:`lose`.
         lost_after: Silent intervals before a peer is lost.
-        stats: Counters whose ``peers_lost`` and ``peers_rejoined`` this updates.
+        stats: Counters whose ``peers_lost`` and ``peers_rejoined`` this updates; fresh ones
+            when omitted.
+        log_changes: Log each change (an owner that logs richer lines itself turns it off).
 
     """
 
-    def __init__(self, owner: str, interval: float, lost_after: int, stats: ReliableStats) -> None:
+    def __init__(
+        self,
+        owner: str,
+        interval: float = math.inf,
+        lost_after: int = 1,
+        stats: ReliableStats | None = None,
+        *,
+        log_changes: bool = True,
+    ) -> None:
         self.owner = owner
         self.timeout = interval * lost_after
-        self.stats = stats
+        self.stats = stats if stats is not None else ReliableStats()
         self._peers: dict[str, _Peer] = {}
+        self._log_changes = log_changes
 
     def known(self) -> list[str]:
         """Every peer heard from or remembered, alive or lost."""
@@ -83,23 +101,41 @@ class Liveness:
         """Note a sign of life from ``name`` at ``now``; return what changed, if anything."""
         peer = self._peers.get(name)
         change = None
+        new_process = (
+            peer is not None
+            and incarnation is not None
+            and peer.incarnation is not None
+            and incarnation != peer.incarnation
+        )
         if peer is None:
             peer = self._peers[name] = _Peer(now, alive=True)
             change = Change.JOINED
-            log.info("%s: peer %s joined", self.owner, name)
-        elif not peer.alive:
+        elif not peer.alive or new_process:
+            # Back from a loss: a restart when its incarnation was kept (lose()) and is new.
+            change = Change.RESTARTED if new_process else Change.REJOINED
             peer.alive = True
-            change = Change.REJOINED
             self.stats.peers_rejoined += 1
-            log.info("%s: peer %s rejoined", self.owner, name)
         peer.heard = now
         if incarnation is not None:
-            if peer.incarnation is not None and incarnation != peer.incarnation and not change:
-                change = Change.RESTARTED
-                self.stats.peers_rejoined += 1
-                log.info("%s: peer %s restarted", self.owner, name)
             peer.incarnation = incarnation
+        if change is not None and self._log_changes:
+            log.info("%s: peer %s %s", self.owner, name, change.value)
         return change
+
+    def lose(self, name: str) -> bool:
+        """Mark ``name`` lost now, whatever the clock; return whether it was alive.
+
+        For an owner that loses peers by a missed deadline rather than by silence. The peer's
+        incarnation is kept (module notes). An unknown or already lost peer is left as it is.
+        """
+        peer = self._peers.get(name)
+        if peer is None or not peer.alive:
+            return False
+        peer.alive = False
+        self.stats.peers_lost += 1
+        if self._log_changes:
+            log.warning("%s: peer %s lost", self.owner, name)
+        return True
 
     def check(self, now: float) -> list[str]:
         """Mark peers silent since ``now - timeout`` lost; return the newly lost ones."""

@@ -299,3 +299,20 @@ def test_liveness_remembered_peers_start_lost_and_expected_ones_alive():
     assert live.heard("old", 6.0) is Change.REJOINED
     assert sorted(live.known()) == ["old", "relay"]
     assert live.check(7.0) == ["relay"]
+
+
+def test_liveness_lost_when_told_keeps_the_incarnation_to_tell_a_restart_from_a_rejoin(caplog):
+    caplog.set_level(logging.INFO, logger="phobos.comms.liveness")
+    live = Liveness("world", log_changes=False)  # loses peers only when told: no clock
+    assert not live.lose("a")  # never heard from: nothing to lose
+    assert live.heard("a", 0.0, incarnation=1) is Change.JOINED
+    assert live.next_check() == float("inf") and live.check(1e9) == []
+    assert live.lose("a") and not live.alive("a")
+    assert not live.lose("a")  # lost once, counted once
+    assert live.heard("a", 1.0, incarnation=1) is Change.REJOINED  # the same process, back
+    assert live.heard("a", 2.0, incarnation=1) is None
+    assert live.lose("a")
+    assert live.heard("a", 3.0, incarnation=2) is Change.RESTARTED  # a new process
+    assert live.heard("a", 4.0, incarnation=3) is Change.RESTARTED  # faster than a loss
+    assert (live.stats.peers_lost, live.stats.peers_rejoined) == (2, 3)
+    assert "peer a" not in caplog.text  # the owner logs its own lines

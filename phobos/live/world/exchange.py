@@ -3,9 +3,11 @@
 :class:`AgentExchange` sends each step's observations, collects the actions until the
 deadline and answers every other message on the ROUTER (hello, ping, the dashboard's
 controls). It keeps the per-agent records (joined, lost, restarted, defaulted) because each
-of those follows from a message or a missed deadline here. It is apart from the loop in
-:mod:`phobos.live.world.server` so that the loop reads as "reset, exchange, step, publish";
-both share a :class:`~phobos.live.world.records.Progress`.
+of those follows from a message or a missed deadline here; whether an agent is alive, and
+what a hello means (joined, rejoined, restarted), is decided by the same
+:class:`~phobos.comms.liveness.Liveness` books the relay keeps, told of each loss. It is
+apart from the loop in :mod:`phobos.live.world.server` so that the loop reads as "reset,
+exchange, step, publish"; both share a :class:`~phobos.live.world.records.Progress`.
 
 Everything here faces untrusted peers. Under CURVE a message counts only when its sender is
 the name of its connection's key (the ZAP User-Id), and an agent's connection is the one of
@@ -35,6 +37,7 @@ import zmq
 
 from phobos.comms.codec import DecodeError, EncodeError, decode, encode
 from phobos.comms.limits import LogLimiter, clip, quote
+from phobos.comms.liveness import Change, Liveness
 from phobos.comms.message import Message
 from phobos.comms.zmq_transport import milliseconds
 from phobos.live import protocol as p
@@ -103,6 +106,8 @@ class AgentExchange:
         self.telemetry = telemetry
         self.action_timeout = action_timeout
         self.limited = LogLimiter(log)
+        # Loss is a missed deadline here (lose()), not silence; the world logs its own lines.
+        self.liveness = Liveness(p.WORLD, log_changes=False)
 
     # ------------------------------------------------------------------ the step
     def exchange(self, observations: dict[str, Any]) -> dict[str, int]:
@@ -115,10 +120,11 @@ class AgentExchange:
         progress.submitted = {}
         actions = progress.actions
         progress.in_exchange = True
+        alive = self.liveness.alive
         for agent in self.env.agents:
-            record = records[agent]
-            if record.status is not ALIVE:
+            if not alive(agent):
                 continue
+            record = records[agent]
             if self._send_observation(agent, record, observations[agent]):
                 (optional if record.probation else awaiting).add(agent)
         # Read what waits even when no one is waited for (every agent lost or on probation):
@@ -162,12 +168,12 @@ class AgentExchange:
 
     def missing(self) -> list[str]:
         """Agents not alive now."""
-        return [a for a in self.agents if self.records[a].status is not ALIVE]
+        return [a for a in self.agents if not self.liveness.alive(a)]
 
     def end_agents(self) -> None:
         """Tell every live agent to exit."""
         for agent, record in self.records.items():
-            if record.status is ALIVE:
+            if self.liveness.alive(agent):
                 self.send(record.ident, agent, p.END, None)
 
     # --------------------------------------------------------------- messages
@@ -229,10 +235,10 @@ class AgentExchange:
             return
         progress = self.progress
         sent = record.sent.pop(message.seq, None) if ident == record.ident else None
-        if record.status is not ALIVE or sent is None:
+        if not self.liveness.alive(agent) or sent is None:
             # Lost (only a hello brings it back), an old connection, or no such observation.
             record.stale += 1
-            if record.status is LOST and ident == record.ident:
+            if record.status == LOST and ident == record.ident:
                 self.send(ident, agent, p.REJOIN, "you were lost: say hello again")
             return
         late = time.monotonic() - sent > self.action_timeout
@@ -282,15 +288,10 @@ class AgentExchange:
         if len(policy) > p.MAX_POLICY_CHARS:
             self.refuse(agent, ident, f"policy label longer than {p.MAX_POLICY_CHARS} chars")
             return
-        if record.incarnation is None:
-            event = "joined"
-        elif incarnation != record.incarnation:
-            event = "restarted"
+        change = self.liveness.heard(agent, time.monotonic(), incarnation)
+        event = change.value if change is not None else ""
+        if change is Change.RESTARTED:
             record.restarts += 1
-        elif record.status is not ALIVE:
-            event = "rejoined"
-        else:
-            event = ""
         if record.incarnation is not None and (event or ident != record.ident):
             # Back after a loss, a restart or a reconnect: not waited for until it has shown
             # it answers in time (a flapping agent must not cost everyone a deadline a step).
@@ -326,7 +327,7 @@ class AgentExchange:
         if record is None and agent not in self.control_clients:
             self.refuse(agent, ident)
             return
-        if record is not None and record.status is not ALIVE:
+        if record is not None and not self.liveness.alive(agent):
             if record.incarnation is None:
                 self.refuse(agent, ident, "say hello first")
             else:  # lost: only a fresh hello brings it back
@@ -393,7 +394,7 @@ class AgentExchange:
     def lose(self, agent: str, reason: str) -> None:
         """Mark a live agent lost: not waited for, nor sent observations, until a new hello."""
         record = self.records[agent]
-        if record.status is ALIVE:
+        if self.liveness.lose(agent):
             record.status = LOST
             record.lost += 1
             log.warning("world: agent %s lost at tick %d: %s", agent, self.progress.tick, reason)
