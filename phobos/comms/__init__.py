@@ -17,7 +17,7 @@ retransmission, duplicate window), :mod:`phobos.comms.endpoint` (an agent's end)
 from phobos.comms.codec import MAX_FRAME_SIZE, DecodeError, EncodeError, decode, encode
 from phobos.comms.endpoint import ReliableEndpoint
 from phobos.comms.journal import Journal
-from phobos.comms.link import LinkModel, TabulatedLinks, Transit
+from phobos.comms.link import LinkModel, TabulatedLinks
 from phobos.comms.message import BROADCAST, PROTOCOL_VERSION, Message
 from phobos.comms.message_bus import Flight, MessageBus, MessageBusFactory
 from phobos.comms.reliable import (
@@ -53,7 +53,6 @@ __all__ = [
     "Router",
     "RouterStats",
     "TabulatedLinks",
-    "Transit",
     "Transport",
     "TransportError",
     "decode",

@@ -10,24 +10,17 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import numpy as np
 
+TransitTimes = tuple[float, float, bool]
+"""How one message crosses one link: ``(depart_time, arrival_time, lost)``.
 
-class Transit(NamedTuple):
-    """How one message crosses one link.
-
-    Attributes:
-        depart_time: When it leaves the sender's buffer (the link's next contact).
-        arrival_time: ``depart_time`` plus the light time then.
-        lost: Whether the channel loses it in flight.
-
-    """
-
-    depart_time: float
-    arrival_time: float
-    lost: bool
+``depart_time`` is when it leaves the sender's buffer (the link's next contact),
+``arrival_time`` is ``depart_time`` plus the light time then, and ``lost`` whether the channel
+loses it in flight. A plain tuple: building a named one would cost more than the lookup itself
+on the environments' hot path.
+"""
 
 
 class LinkModel(abc.ABC):
@@ -38,11 +31,8 @@ class LinkModel(abc.ABC):
     """
 
     @abc.abstractmethod
-    def transit(self, sender: str, receiver: str, send_time: float) -> Transit | None:
-        """Transit of a message sent at ``send_time``, or None if no contact comes in the plan.
-
-        Any ``(depart_time, arrival_time, lost)`` tuple will do in place of a :class:`Transit`.
-        """
+    def transit(self, sender: str, receiver: str, send_time: float) -> TransitTimes | None:
+        """Transit of a message sent at ``send_time``, or None if no contact comes in the plan."""
 
     rate_limited: bool = False
     """Whether any link has a finite :meth:`rate_bps`; set it when overriding that hook."""
@@ -96,9 +86,7 @@ class TabulatedLinks(LinkModel):
         self._rate = None if rate_bps is None else rate_bps.tolist()
         self.rate_limited = rate_bps is not None
 
-    def transit(
-        self, sender: str, receiver: str, send_time: float
-    ) -> tuple[float, float, bool] | None:
+    def transit(self, sender: str, receiver: str, send_time: float) -> TransitTimes | None:
         """See :meth:`LinkModel.transit`."""
         i, j = self._index[sender], self._index[receiver]
         step = math.floor(send_time / self.step_seconds)
@@ -108,8 +96,6 @@ class TabulatedLinks(LinkModel):
         if depart >= self._steps:
             return None
         depart_time = depart * self.step_seconds
-        # A plain tuple in Transit's field order: building the NamedTuple costs more than the
-        # lookup itself on the env's hot path, and the router unpacks it either way.
         lost = self._lost is not None and self._lost[step][i][j]
         return (depart_time, depart_time + self._delay[depart][i][j], lost)
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from phobos.envs.sampling.batch_belief import BeliefBatch
-from phobos.envs.sampling.belief import Belief, label_log_likelihood
+from phobos.envs.sampling.belief import label_log_likelihood, prior_features
 from phobos.envs.sampling.config import MATERIALS, SamplingConfig
 from phobos.envs.sampling.layout import (
     ADVICE_RANK,
     ADVICE_VALUE,
     IMAGED,
-    REACHABLE,
     SAMPLED,
     SPECTRUM,
     SamplingLayout,
@@ -74,11 +73,9 @@ class BatchState:
         self._log_ground = label_log_likelihood(lander.ground_accuracy, classes)
         self._log_spectrum = label_log_likelihood(lander.spectrometer_accuracy, classes)
         self._target_class = np.isin(site.compositions, site.target_compositions)
-        self._extra = extra = classes + len(MATERIALS)
+        self._extra = classes + len(MATERIALS)
         self._reachable = reachable_cells(site).astype(np.int8)
-        self._prior_block = np.zeros((cells, layout.cell_size))
-        self._prior_block[:, extra + REACHABLE] = self._reachable
-        Belief(site, layout, self._prior_block)
+        self._prior_block = prior_features(site, layout, self._reachable)
 
         self.obs = np.zeros((n, 2, layout.size))
         self.blocks = self.obs[:, :, layout.header :].reshape(n, 2, cells, layout.cell_size)

@@ -19,6 +19,7 @@ from phobos.envs.sampling.layout import (
     HAZARD,
     IMAGED,
     PROBABLE_VALUE,
+    REACHABLE,
     SLOPE,
     SLOPE_SCALE_DEG,
     SPECTRUM,
@@ -161,3 +162,17 @@ class Belief:
     def hazard(self, cells: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Expected failure probability of ``cells``."""
         return self.block[cells, self._extra + HAZARD]
+
+
+def prior_features(site: SiteConfig, layout: SamplingLayout, reachable: np.ndarray) -> np.ndarray:
+    """``[cells, cell_size]`` features of the prior belief, the block every episode starts from.
+
+    Args:
+        site: The site's priors.
+        layout: The observation layout of the cell blocks.
+        reachable: ``[cells]`` whether the arm reaches each cell (written as a feature).
+
+    """
+    block = np.zeros((site.cells, layout.cell_size))
+    block[:, layout.classes + layout.materials + REACHABLE] = reachable
+    return Belief(site, layout, block).block

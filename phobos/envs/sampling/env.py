@@ -71,9 +71,14 @@ from phobos.comms.link import TabulatedLinks
 from phobos.comms.message import Message
 from phobos.comms.message_bus import MessageBus, MessageBusFactory
 from phobos.comms.router import Router
-from phobos.envs.sampling.belief import Belief, draw_labels, label_log_likelihood
+from phobos.envs.sampling.belief import (
+    Belief,
+    draw_labels,
+    label_log_likelihood,
+    prior_features,
+)
 from phobos.envs.sampling.config import AGENTS, LANDER, MATERIALS, SCIENCE_TEAM, SamplingConfig
-from phobos.envs.sampling.layout import REACHABLE, SamplingLayout
+from phobos.envs.sampling.layout import SamplingLayout
 from phobos.envs.sampling.plan import EpisodeSky, plan_episode
 from phobos.envs.sampling.site import Site, area_cells, generate_site, reachable_cells
 from phobos.envs.sampling.state import (
@@ -141,9 +146,7 @@ class PhobosSamplingEnv(ParallelEnv):
         self._log_spectrum = label_log_likelihood(lander.spectrometer_accuracy, classes)
         self._target = np.isin(site.compositions, site.target_compositions)
         # Every episode starts from the same prior beliefs: compute their features once.
-        self._prior_block = np.zeros((layout.cells, layout.cell_size))
-        self._prior_block[:, layout.classes + layout.materials + REACHABLE] = self._reachable
-        Belief(site, layout, self._prior_block)
+        self._prior_block = prior_features(site, layout, self._reachable)
         self._message_bus = message_bus or Router
         self._rng: np.random.Generator | None = None
         self.sky: EpisodeSky | None = None
