@@ -61,20 +61,11 @@ from phobos.envs.registry import make, make_config
 from phobos.live import protocol as p
 from phobos.live.dtn.protocol import FLUSH, FLUSHED, RELAY
 from phobos.live.world.exchange import AgentExchange
-from phobos.live.world.records import (
-    SAFE_ACTION,
-    AgentRecord,
-    Progress,
-    WorldSettings,
-    WorldStats,
-)
+from phobos.live.world.records import AgentRecord, Progress, WorldSettings, WorldStats
 from phobos.live.world.relay_bus import ProcessRelayBus, RelayLink
 from phobos.live.world.telemetry import WorldTelemetry
 from phobos.live.world.tracked_bus import TrackedBus, make_bus
 from phobos.live.world.views import view_for
-
-# The records and settings lived here before the split; importers of this module keep working.
-__all__ = ["SAFE_ACTION", "AgentRecord", "WorldServer", "WorldSettings", "WorldStats"]
 
 log = logging.getLogger(__name__)
 
