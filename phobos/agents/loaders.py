@@ -22,6 +22,7 @@ import numpy as np
 
 from phobos.agents.policy import Policy
 from phobos.agents.roles import module_id
+from phobos.envs.registry import bare_id
 
 _SB3_CONTRIB = ("MaskablePPO",)
 _MAX_JSON = 16 << 20  # largest JSON read from a checkpoint before the trust check
@@ -173,7 +174,7 @@ def check_trained_for(path: Path, env: Any) -> None:
     if not isinstance(record, dict):
         raise ValueError(f"{record_file} must hold a JSON object")
     name = env.metadata.get("name", "")  # e.g. orbit_scheduling_v0
-    trained = str(record.get("env", "")).replace("-", "_")
+    trained = bare_id(str(record.get("env", ""))).replace("-", "_")
     if name and trained and trained != name:
         raise ValueError(
             f"policy {str(path)!r} was trained on {record.get('env')}, not on this environment "

@@ -1,4 +1,4 @@
-"""Scripted greedy policies for ``orbit-scheduling-v0`` and ``-v1``, one per role.
+"""Scripted greedy policies for the orbit-scheduling task (every version), one per role.
 
 They coordinate the way real operations do without a central planner: every agent knows the
 ephemeris (which stations see Mars now, from the shared observation block) and learns the

@@ -1,4 +1,4 @@
-"""Scripted policies for ``phobos-sampling-v0``: the lander three ways, and the science team.
+"""Scripted policies for the sampling task: the lander three ways, and the science team.
 
 - :class:`GreedyLander` acts on its own estimates only, AEGIS-style: it images every area,
   ranks the cells by its onboard estimate of value net of the hazard, confirms the best with

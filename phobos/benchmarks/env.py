@@ -1,4 +1,4 @@
-"""Environment throughput: ``orbit-scheduling-v0`` and ``phobos-sampling-v0`` beside MPE.
+"""Environment throughput: the orbit-scheduling and sampling tasks (v0) beside MPE.
 
 The peer is PettingZoo MPE ``simple_spread_v3``. Measured in one process, in alternating
 rounds so that a busy machine slows all alike:
@@ -42,7 +42,9 @@ from phobos.envs import make
 from phobos.envs.orbit_scheduling import OrbitSchedulingEnv
 from phobos.envs.orbit_scheduling.batch import OrbitSchedulingBatch
 from phobos.envs.orbit_scheduling.plan import ephemeris_for, plan_episodes
+from phobos.envs.orbit_scheduling.task import ID_V0 as ORBIT
 from phobos.envs.sampling.batch import PhobosSamplingBatch
+from phobos.envs.sampling.task import ID_V0 as SAMPLING
 
 BATCH_SIZES = (1, 64, 1024)
 SAMPLING_BATCH_SIZES = (1, 256)
@@ -58,11 +60,11 @@ def run(seconds: float = 2.0, rounds: int = 3) -> dict[str, Any]:
     except ImportError as error:  # a dev dependency: the peer must be measured, not assumed
         raise RuntimeError("the MPE peer needs the 'mpe2' package (pip install mpe2)") from error
 
-    ours = make("orbit-scheduling-v0")
+    ours = make(ORBIT)
     # Diagnostic, not a configuration anyone should train with: the same env with a bus that
     # carries no intents, to show what share of the step the messaging takes.
     silent = OrbitSchedulingEnv(ours.config, message_bus=_SilentBus)
-    sampling = make("phobos-sampling-v0")
+    sampling = make(SAMPLING)
     peer = simple_spread_v3.parallel_env(max_cycles=25)
     ours_rates, silent_rates, sampling_rates, peer_rates = [], [], [], []
     sampling_counts = {"steps": 0, "episodes": 0}
@@ -118,21 +120,21 @@ def report(results: dict[str, Any]) -> str:
     lines = [
         "| environment | env-steps/s | agent-steps/s | agents |",
         "|---|---:|---:|---:|",
-        f"| `orbit-scheduling-v0` ParallelEnv | {r['orbit_env_steps_per_s']:,.0f} | "
+        f"| `{ORBIT}` ParallelEnv | {r['orbit_env_steps_per_s']:,.0f} | "
         f"{r['orbit_agent_steps_per_s']:,.0f} | {r['agents']} |",
-        f"| `phobos-sampling-v0` ParallelEnv | {r['sampling_env_steps_per_s']:,.0f} | "
+        f"| `{SAMPLING}` ParallelEnv | {r['sampling_env_steps_per_s']:,.0f} | "
         f"{r['sampling_agent_steps_per_s']:,.0f} | {r['sampling_agents']} |",
-        f"| `orbit-scheduling-v0`, diagnostic: no intents carried | "
+        f"| `{ORBIT}`, diagnostic: no intents carried | "
         f"{r['orbit_silent_env_steps_per_s']:,.0f} | "
         f"{r['orbit_silent_env_steps_per_s'] * r['agents']:,.0f} | {r['agents']} |",
         f"| MPE `simple_spread_v3` (peer, same run) | {r['mpe_env_steps_per_s']:,.0f} | "
         f"{r['mpe_agent_steps_per_s']:,.0f} | 3 |",
         "",
-        f"Ratio of env-steps/s: **{r['ratio_env_steps']:.2f}x** for `orbit-scheduling-v0`, "
-        f"**{r['sampling_ratio_env_steps']:.2f}x** for `phobos-sampling-v0` "
+        f"Ratio of env-steps/s: **{r['ratio_env_steps']:.2f}x** for `{ORBIT}`, "
+        f"**{r['sampling_ratio_env_steps']:.2f}x** for `{SAMPLING}` "
         "(target: at least 5x each).",
         "",
-        f"`phobos-sampling-v0` under this driver: episodes of {r['sampling_episode_steps']:.0f} "
+        f"`{SAMPLING}` under this driver: episodes of {r['sampling_episode_steps']:.0f} "
         f"steps on average (the random arm fills the container early), `reset()` "
         f"{r['sampling_reset_ms']:.2f} ms (a new site and the sky over it).",
         "",

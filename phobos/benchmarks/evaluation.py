@@ -1,6 +1,6 @@
 """Evaluation throughput: episodes per second, serial vs Ray-parallel, on this machine.
 
-The same request (the greedy team of ``orbit-scheduling-v0`` and of ``phobos-sampling-v0``
+The same request (the greedy team of the orbit-scheduling and of the sampling task (v0)
 over fixed seeds) runs serially in this process, then as Ray tasks with 1 and 2 workers on a
 local Ray instance started once beforehand; Ray's start-up is reported on its own line and is
 not in the rates. Each measurement repeats until it has run ``seconds`` and reports the
@@ -21,10 +21,12 @@ import statistics
 import time
 from typing import Any
 
+from phobos.envs.orbit_scheduling.task import ID_V0 as ORBIT
+from phobos.envs.sampling.task import ID_V0 as SAMPLING
 from phobos.evaluation.runner import evaluate, make_request
 from phobos.ray_cluster import init_ray
 
-CASES = (("orbit-scheduling-v0", 8), ("phobos-sampling-v0", 16))
+CASES = ((ORBIT, 8), (SAMPLING, 16))
 """(environment, episodes per measurement) pairs, each flown by the greedy team."""
 WORKERS = (1, 2)
 

@@ -27,6 +27,8 @@ import os
 import time
 from typing import Any
 
+from phobos.envs.orbit_scheduling.task import ID_V0 as ORBIT
+from phobos.envs.sampling.task import ID_V0 as SAMPLING
 from phobos.ray_cluster import init_ray
 from phobos.training.config import TrainConfig
 
@@ -46,7 +48,7 @@ BATCH_CONFIG = {
     "hidden": (128, 128),
 }
 """The batch paths' settings: 256 episodes, 16 steps each per update (20,480 samples)."""
-LANDER_ENV = "phobos-sampling-v0"
+LANDER_ENV = SAMPLING
 LANDER_HIDDEN = (256, 256)
 """The lander rows: the sampling task (lander and science team) with the lander recipe's net."""
 TARGET_LANDER_AGENT_STEPS = 10_000
@@ -128,7 +130,7 @@ def _rllib(seconds: float, config: TrainConfig) -> dict[str, float]:
 
 
 def _sb3_view(
-    seconds: float, batch: int, env: str = "orbit-scheduling-v0", hidden: tuple = (128, 128)
+    seconds: float, batch: int, env: str = ORBIT, hidden: tuple = (128, 128)
 ) -> dict[str, float]:
     from sb3_contrib import MaskablePPO
 
@@ -217,7 +219,7 @@ def report(results: dict[str, Any]) -> str:
     """Markdown table of every path's rate, its sampling share, scaling and the targets."""
     paths = results["paths"]
     lines = [
-        f"orbit-scheduling-v0, 5 agents; {os.cpu_count()} cores; about {results['seconds']:g} s "
+        f"{ORBIT}, 5 agents; {os.cpu_count()} cores; about {results['seconds']:g} s "
         f"per row after a warm-up update ({results['wall_s']:.0f} s in all). Batch paths: "
         f"{BATCH_CONFIG['num_envs']} episodes x 16 steps per update, minibatch 4,096, 4 epochs, "
         f"128x128. Reference paths: {REFERENCE_BATCH} env steps per update, 2 epochs. The "
@@ -248,7 +250,7 @@ def report(results: dict[str, Any]) -> str:
     lander = paths[("sb3 batch lander", 1)]["agent_steps_per_s"]
     lander_reference = paths[("sb3 view lander", 1)]["agent_steps_per_s"]
     lines.append(
-        f"Lander (phobos-sampling-v0, {LANDER_HIDDEN[0]}x{LANDER_HIDDEN[1]}): batch path "
+        f"Lander ({SAMPLING}, {LANDER_HIDDEN[0]}x{LANDER_HIDDEN[1]}): batch path "
         f"{lander:,.0f} agent-steps/s = {lander / lander_reference:.1f}x the single-agent view "
         f"(target {TARGET_LANDER_AGENT_STEPS:,}: {_verdict(lander >= TARGET_LANDER_AGENT_STEPS)})."
     )

@@ -1,6 +1,6 @@
 """``phobos bench demo``: lock-step steps per second, one process per agent, beside in-process.
 
-The same seeded ``orbit-scheduling-v0`` episodes with the same greedy policies, three ways:
+The same seeded orbit-scheduling (v0) episodes with the same greedy policies, three ways:
 
 - in-process: one loop calls the environment and every policy (the peer);
 - lock-step, one process per agent over tcp+CURVE on 127.0.0.1 (the world server of the demo,
@@ -23,11 +23,13 @@ from phobos.agents import make_team
 from phobos.comms.security import generate_keys
 from phobos.demo.launcher import agent_command
 from phobos.envs import make
+from phobos.envs.episode import play
+from phobos.envs.orbit_scheduling.task import ID_V0 as ORBIT
 from phobos.live import protocol as p
 from phobos.live.supervisor import Supervisor
 from phobos.live.world import WorldServer, WorldSettings
 
-ENV = "orbit-scheduling-v0"
+ENV = ORBIT
 POLICY = "greedy"
 RUNS = 3
 
@@ -43,9 +45,7 @@ def in_process(seconds: float) -> float:
         observations, _ = env.reset(seed=episode)
         for i, agent in enumerate(env.possible_agents):
             team[agent].reset(seed=episode + i)
-        while env.agents:
-            actions = {agent: team[agent](observations[agent]) for agent in env.agents}
-            observations, *_ = env.step(actions)
+        for _ in play(env, team, observations):
             steps += 1
         episode += 1
     return steps / (time.perf_counter() - started)

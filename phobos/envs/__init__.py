@@ -5,6 +5,7 @@ Each task registers itself in its folder's ``task.py`` (:func:`register_task`); 
 """
 
 from phobos.envs.registry import (
+    bare_id,
     config_class,
     constructor_arguments,
     has_batch,
@@ -23,6 +24,7 @@ from phobos.envs.registry import (
 from phobos.envs.task import EnvSpec, EpisodeMetrics, TaskSpec
 
 __all__ = [
+    "bare_id",
     "EnvSpec",
     "EpisodeMetrics",
     "TaskSpec",

@@ -93,6 +93,11 @@ def spec(env_id: str) -> EnvSpec:
         ) from None
 
 
+def bare_id(env_id: str) -> str:
+    """``env_id`` without its ``module:`` prefix (the id it is registered under)."""
+    return env_id.rpartition(":")[2]
+
+
 def task_spec(env_id: str) -> TaskSpec:
     """The task ``env_id`` is a version of."""
     entry = spec(env_id)

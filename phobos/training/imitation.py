@@ -23,6 +23,7 @@ import numpy as np
 from phobos.agents import make_team
 from phobos.agents.roles import module_id
 from phobos.envs import make
+from phobos.envs.episode import play
 
 SEED_BASE = 10_000_000
 """Demonstration episodes use seeds ``SEED_BASE + 100_000 * run_seed + i``."""
@@ -71,20 +72,17 @@ def collect(
             policy.reset(episode_seed)
         observations, _ = env.reset(seed=episode_seed)
         trace: dict[str, list[tuple]] = {agent: [] for agent in env.possible_agents}
-        while env.agents:
-            actions = {agent: int(team[agent](observations[agent])) for agent in env.agents}
-            stepped, rewards, _, _, _ = env.step(actions)
-            for agent, action in actions.items():
-                observation = observations[agent]
+        for step in play(env, lambda seen: _greedy_actions(env, team, seen), observations):
+            for agent, action in step.actions.items():
+                observation = step.observations[agent]
                 trace[agent].append(
                     (
                         observation["observations"],
                         observation["action_mask"],
                         action,
-                        float(rewards[agent]),
+                        float(step.rewards[agent]),
                     )
                 )
-            observations = stepped
         for agent, steps in trace.items():
             to_go = 0.0
             for observation, mask, action, reward in reversed(steps):
@@ -159,3 +157,8 @@ def clone(
             "value_loss": value_loss / len(actions),
         }
     return metrics
+
+
+def _greedy_actions(env: Any, team: dict[str, Any], observations: dict[str, Any]) -> dict:
+    """The team's actions as plain ints (the demonstrations' action column)."""
+    return {agent: int(team[agent](observations[agent])) for agent in env.agents}

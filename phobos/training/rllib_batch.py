@@ -1,7 +1,7 @@
 """RLlib sampling from a task's vectorised batch core: one env runner, hundreds of episodes.
 
 :class:`BatchEnvRunner` is an RLlib ``EnvRunner`` (``config.env_runners(env_runner_cls=...)``)
-that steps ``num_envs`` episodes of the task's batch core (for ``orbit-scheduling-v0``,
+that steps ``num_envs`` episodes of the task's batch core (for the orbit-scheduling task,
 :class:`~phobos.envs.orbit_scheduling.batch.OrbitSchedulingBatch`) in lock-step with arrays,
 and runs each role module once per step on the stacked observations of all its agents in
 all episodes. ``--num-env-runners N`` gives N such runners (Ray actors), each with its own

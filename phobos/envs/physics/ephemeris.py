@@ -62,7 +62,7 @@ class EphemerisTable:
         Args:
             seconds: Times since ``start``.
             rotation: How the Earth rotation angle is found. ``"table"`` interpolates the
-                unwrapped column (``orbit-scheduling-v0``'s numbers); the angle turns about
+                unwrapped column (the orbit task's v0 numbers); the angle turns about
                 half a revolution per 12 h, so from that grid on unwrapping aliases and the
                 table path is refused. ``"rate"`` advances the exact angle of the sample at
                 or before each time at the IERS rate: right on any grid (UT1 - UTC drifts by
