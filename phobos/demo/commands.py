@@ -42,9 +42,10 @@ def add_commands(commands: Any) -> None:
     )
     demo.add_argument(
         "--relay",
-        choices=("zmq", "memory"),
-        default="zmq",
-        help="carry the intents between agents over ZeroMQ (default) or in memory",
+        choices=("process", "zmq", "memory"),
+        default="process",
+        help="process (default): every agent process sends its own messages through the DTN "
+        "relay process; zmq / memory: the world carries them over ZeroMQ / in memory",
     )
     demo.add_argument("--bind", default="127.0.0.1", help="interface of the world's agent socket")
     demo.add_argument("--port", type=int, default=0, help="the world's agent port (0: any)")
@@ -102,6 +103,9 @@ def add_commands(commands: Any) -> None:
     )
     agent.add_argument(
         "--world-timeout", type=float, default=10.0, help="reconnect after this much silence"
+    )
+    agent.add_argument(
+        "--ledger", type=Path, help="this agent's message ledger file (kept across restarts)"
     )
     agent.add_argument(
         "--trust-checkpoint",
@@ -186,7 +190,13 @@ def _agent(args: argparse.Namespace) -> int:
         raise ValueError(f"--connect-timeout must be positive, got {args.connect_timeout}")
     settings = AgentSettings(connect_timeout=args.connect_timeout, world_timeout=args.world_timeout)
     return run_agent(
-        args.agent_id, args.world, args.keys, args.policy, settings, trust=args.trust_checkpoint
+        args.agent_id,
+        args.world,
+        args.keys,
+        args.policy,
+        settings,
+        trust=args.trust_checkpoint,
+        ledger=args.ledger,
     )
 
 

@@ -5,12 +5,22 @@ run folder (``phobos keys``: the world, the dashboard and every agent), the worl
 (:mod:`phobos.live.world`) in this process's main thread, the dashboard's web server
 (:mod:`phobos.demo.dashboard`) in threads, and a supervisor (:mod:`phobos.live.supervisor`)
 that runs ``phobos agent`` for every agent and restarts one that dies.
+
+With ``relay="process"`` (the world's settings; the default of ``phobos demo`` for a task
+with a message rule) the supervisor also runs the DTN relay process
+(``python -m phobos.live.dtn.relay``, on a fixed loopback port and the run folder's
+``relay.db`` journal, so a restarted relay resumes where it died), every agent keeps its
+ledger in ``ledgers/<agent>.jsonl``, and at the end of :meth:`Demo.run` the demo writes
+``summary.json`` (:mod:`phobos.demo.summary`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -21,8 +31,10 @@ from typing import Any
 
 from phobos.comms.security import generate_keys
 from phobos.demo.dashboard import Dashboard
+from phobos.demo.summary import message_summary, write_summary
 from phobos.envs.orbit_scheduling import task as orbit_task
 from phobos.live import protocol as p
+from phobos.live.dtn.protocol import RELAY
 from phobos.live.supervisor import Supervisor
 from phobos.live.world import WorldServer, WorldSettings, WorldStats
 
@@ -82,7 +94,17 @@ class Demo:
         probe = make(options.env_id, config)
         self.agents = list(probe.possible_agents)
         self.policy = options.policy or _default_policy(probe)
-        for name in (p.WORLD, p.DASHBOARD, *self.agents):
+        settings = settings or WorldSettings()
+        self.relay_command: list[str] | None = None
+        if settings.relay == "process" and not hasattr(probe, "agent_messages"):
+            log.info("demo: %s has no message rule for agents; the world relays", options.env_id)
+            settings = dataclasses.replace(settings, relay="zmq", relay_address=None)
+        if settings.relay == "process" and settings.relay_address is None:
+            address = f"tcp://127.0.0.1:{_free_port()}"
+            settings = dataclasses.replace(settings, relay_address=address)
+            self.relay_command = relay_command(address, self.keys, self.run_dir / "relay.db")
+        self.settings = settings
+        for name in (p.WORLD, p.DASHBOARD, RELAY, *self.agents):
             # A run folder used again keeps its keys, so agents on other hosts keep theirs.
             if not (self.keys / f"{name}.key_secret").exists():
                 generate_keys(self.keys, name)
@@ -109,10 +131,19 @@ class Demo:
             world_address = self.world.address.replace("0.0.0.0", "127.0.0.1")
             if options.trust_checkpoint:
                 agent_args = (*agent_args, "--trust-checkpoint")
+            if settings.relay == "process":
+                ledgers = self.run_dir / "ledgers"
+                ledger_args = {a: ("--ledger", str(ledgers / f"{a}.jsonl")) for a in local}
+            else:
+                ledger_args = {a: () for a in local}
             commands = {
-                agent: agent_command(agent, world_address, self.keys, self.policy, agent_args)
+                agent: agent_command(
+                    agent, world_address, self.keys, self.policy, (*agent_args, *ledger_args[agent])
+                )
                 for agent in local
             }
+            if self.relay_command is not None:
+                commands[RELAY] = self.relay_command
             self.supervisor = Supervisor(commands, log_dir=self.run_dir / "logs").start()
         except BaseException:
             self.close()
@@ -126,8 +157,35 @@ class Demo:
     def run(
         self, episodes: int | None = None, steps: int | None = None, seconds: float | None = None
     ) -> WorldStats:
-        """Step the world until a bound or :meth:`stop`; tell the agents to exit at the end."""
-        return self.world.run(episodes, steps, seconds)
+        """Step the world until a bound or :meth:`stop`; tell the agents to exit at the end.
+
+        With the DTN relay, it then waits (bounded) for the agents to exit and writes
+        ``summary.json`` in the run folder.
+        """
+        stats = self.world.run(episodes, steps, seconds)
+        if self.settings.relay == "process":
+            self.write_summary()
+        return stats
+
+    def write_summary(self, timeout: float = 10.0) -> dict[str, Any]:
+        """Write ``summary.json`` once the agents have exited (or ``timeout`` passed)."""
+        if self.supervisor is not None:
+            self.supervisor.wait_exited([a for a in self.agents if a != RELAY], timeout)
+        world = self.world
+        bus = world.env.router
+        summary = {
+            "env": self.options.env_id,
+            "steps": world.stats.steps,
+            "episodes": world.stats.episodes,
+            "messages": message_summary(
+                self.agents,
+                self.run_dir / "ledgers",
+                world.relay_ledger,
+                getattr(bus, "duplicated", 0),
+            ),
+        }
+        write_summary(self.run_dir / "summary.json", summary)
+        return summary
 
     def stop(self) -> None:
         """Make :meth:`run` return after the current step (thread- and signal-safe)."""
@@ -166,6 +224,28 @@ def agent_command(
         policy,
         *extra,
     ]
+
+
+def relay_command(address: str, keys: Path, journal: Path) -> list[str]:
+    """The argv of the DTN relay process (with this Python)."""
+    return [
+        sys.executable,
+        "-m",
+        "phobos.live.dtn.relay",
+        "--address",
+        address,
+        "--keys",
+        str(keys),
+        "--journal",
+        str(journal),
+    ]
+
+
+def _free_port() -> int:
+    """A loopback port free now (the relay binds it, and binds it again after a restart)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _default_policy(env: Any) -> str:
@@ -211,6 +291,15 @@ def run_demo(
                 f"  {agent:>20}: {record.status}, actions {record.actions}, "
                 f"safe defaults {record.defaults}, errors {record.errors}, "
                 f"restarts {record.restarts}",
+                flush=True,
+            )
+        summary = demo.run_dir / "summary.json"
+        if demo.settings.relay == "process" and summary.exists():
+            m = json.loads(summary.read_text(encoding="utf-8"))["messages"]
+            print(
+                f"phobos demo: messages sent {m['sent']}, delivered {m['delivered']}, "
+                f"held {m['held']}, dropped {m['dropped']['buffer'] + m['dropped']['loss']}, "
+                f"lost {m['lost']}, duplicated {m['duplicated']} (all in {summary})",
                 flush=True,
             )
     finally:

@@ -101,6 +101,19 @@ class Supervisor:
         with self._lock:
             return {name: record.as_dict() for name, record in self.records.items()}
 
+    def wait_exited(self, names: Sequence[str], timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the processes of ``names`` to exit by themselves."""
+        deadline = time.monotonic() + timeout
+        for name in names:
+            process = self.process(name) if name in self.records else None
+            if process is None:
+                continue
+            try:
+                process.wait(max(deadline - time.monotonic(), 0.0))
+            except subprocess.TimeoutExpired:
+                return False
+        return True
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop restarting; terminate the processes (kill after ``timeout``); join threads."""
         self._stop.set()

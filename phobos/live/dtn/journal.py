@@ -100,6 +100,10 @@ class RelayJournal:
         rows = self._db.execute("SELECT receiver, episode, frame FROM owed ORDER BY rowid")
         return [(r, int(e), decode(f, self.max_size)) for r, e, f in rows]
 
+    def accepted_count(self) -> int:
+        """Messages taken into custody, over every episode."""
+        return self._db.execute("SELECT count(*) FROM accepted").fetchone()[0]
+
     def counts(self) -> dict[str, int]:
         """The relay's persistent counters."""
         return {name: int(v) for name, v in self._db.execute("SELECT name, value FROM counts")}

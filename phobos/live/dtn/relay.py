@@ -35,101 +35,21 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import zmq
 
 from phobos.comms.codec import DecodeError, EncodeError, decode, encode
 from phobos.comms.limits import LogLimiter, quote
-from phobos.comms.link import TabulatedLinks
 from phobos.comms.message import BROADCAST, Message
-from phobos.comms.router import Router
 from phobos.comms.security import CurveAuthenticator, load_allow_list, load_keys
 from phobos.comms.zmq_transport import milliseconds
 from phobos.live.dtn import protocol as r
+from phobos.live.dtn.episode import TOTALS as _TOTALS
+from phobos.live.dtn.episode import Episode
 from phobos.live.dtn.journal import RelayJournal
 
 log = logging.getLogger(__name__)
 WORLD = "world"
 """Name (and key name) of the world server, the only peer that may send plans and ticks."""
-
-
-class Episode:
-    """The relay's state for the current episode (rebuilt from the journal after a restart)."""
-
-    def __init__(self, plan: Message) -> None:
-        body = plan.payload
-        self.number = plan.seq
-        self.plan = plan
-        self.endpoints = tuple(body["endpoints"])
-        self.index = {name: i for i, name in enumerate(self.endpoints)}
-        self.kinds = frozenset(body["kinds"])
-        self.step_seconds = float(body["step_seconds"])
-        rate = body.get("rate")
-        links = TabulatedLinks(
-            self.endpoints,
-            self.step_seconds,
-            np.asarray(body["open"], dtype=bool),
-            np.asarray(body["delay"], dtype=np.float64),
-            np.asarray(body["lost"], dtype=bool),
-            None if rate is None else np.asarray(rate, dtype=np.float64),
-        )
-        self.router = Router(self.endpoints, links, int(body["buffer"]))
-        self.accepted: set[tuple[str, int]] = set()
-        # Per sender: sequence numbers settled (accepted or refused), and how many from 0 are.
-        self.settled: dict[str, set[int]] = {name: set() for name in self.endpoints}
-        self.upto = dict.fromkeys(self.endpoints, 0)
-        self.pending: dict[int, list[Message]] = defaultdict(list)
-        self.done = -1  # last tick routed
-        self.routed: list[Message] = []  # the messages of the last tick routed
-        self.answer: list[list[Any]] = []  # the copies of the last tick routed
-
-    def accept(self, tick: int, message: Message) -> None:
-        """Take ``message`` (for ``tick``) into this episode."""
-        self.accepted.add((message.sender, message.seq))
-        self.settle(message.sender, message.seq)
-        self.pending[tick].append(message)
-
-    def settle(self, sender: str, seq: int) -> None:
-        """Note that ``sender``'s message ``seq`` was accepted or refused."""
-        settled = self.settled[sender]
-        settled.add(seq)
-        upto = self.upto[sender]
-        while upto in settled:
-            upto += 1
-        self.upto[sender] = upto
-
-    def route(self, tick: int, until: float) -> list[tuple[str, Message]]:
-        """Offer the tick's messages to the router in canonical order; the copies due."""
-        index = self.index
-        batch = sorted(self.pending.pop(tick, ()), key=lambda m: (index[m.sender], m.seq))
-        for message in batch:
-            self.router.send(message)
-        self.done = tick
-        self.routed = batch
-        return self.router.deliver(until)
-
-    def flights(self) -> list[list[Any]]:
-        """``[sender, receiver, depart, arrive]`` of the last tick's copies that will fly."""
-        out = []
-        transit = self.router.links.transit
-        for message in self.routed:
-            sender = message.sender
-            receivers = (
-                [e for e in self.endpoints if e != sender]
-                if message.receiver == BROADCAST
-                else [message.receiver]
-            )
-            for receiver in receivers:
-                route = transit(sender, receiver, message.send_time)
-                if route is not None and not route[2] and route[1] > route[0]:
-                    out.append([sender, receiver, float(route[0]), float(route[1])])
-        return out
-
-    def stats(self) -> list[int]:
-        """The router's ``[sent, delivered, rejected, lost, held]``."""
-        router, stats = self.router, self.router.stats
-        held = router.in_flight() + router.stuck()
-        return [stats.sent, stats.delivered, stats.rejected, stats.lost, held]
 
 
 class DtnRelay:
@@ -290,12 +210,15 @@ class DtnRelay:
                     episode.settle(user, seq)
                 self.refuse(ident, user, reason, number, seq if valid else -1)
                 continue
-            if (user, built.seq) in episode.accepted:
+            held = episode.accepted.get((user, built.seq))
+            if held is not None and encode(held) != encode(built):
+                self.refuse(ident, user, f"sequence number {built.seq} reused", number)
+                continue
+            if held is not None:
                 self.counts["duplicates"] += 1  # a retransmission: custody holds already
             else:
                 episode.accept(tick, built)
                 accepted.append((number, tick, built))
-                self.counts["accepted"] += 1
             seqs.append(built.seq)
         if seqs:
             acks.append((ident, user, number, seqs))
@@ -353,9 +276,12 @@ class DtnRelay:
     def _on_plan(self, ident: bytes, message: Message) -> None:
         if self.episode is None or message.seq != self.episode.number:
             episode = Episode(message)  # raises on a malformed plan: refused, counted
-            self.journal.commit(plan=message)
-            self.episode = episode
+            if self.episode is not None:  # the run's totals keep the episode that ends
+                for name, value in zip(_TOTALS, self.episode.stats(), strict=True):
+                    self.counts[name] += value
             self.counts["episodes"] += 1
+            self.journal.commit(plan=message, counts=dict(self.counts))
+            self.episode = episode
         self._send(ident, WORLD, r.OK, message.seq)
 
     def _on_tick(self, ident: bytes, payload: Any) -> None:
@@ -416,18 +342,19 @@ class DtnRelay:
         self._send(ident, WORLD, r.FLUSHED, self.ledger())
 
     def ledger(self) -> dict[str, int]:
-        """The relay's own record: the router's counters and what is held or owed."""
-        out = {k: int(v) for k, v in self.counts.items()}
-        episode = self.episode
-        if episode is not None:
-            router, stats = episode.router, episode.router.stats
-            out.update(
-                sent=stats.sent,
-                routed=stats.delivered,
-                held_router=router.in_flight() + router.stuck(),
-                dropped_buffer=stats.rejected,
-                dropped_loss=stats.lost,
-            )
+        """The relay's own record over the run: the routers' counters, custody, what is owed.
+
+        ``sent``, ``routed`` (copies the routers delivered), ``dropped_buffer``,
+        ``dropped_loss`` and ``held_router`` (copies still in the current episode's router)
+        sum every episode; ``accepted`` counts the journal's rows; ``owed`` the copies routed
+        but not yet acknowledged by their receivers.
+        """
+        out = {k: int(v) for k, v in self.counts.items() if k not in _TOTALS}
+        totals = [self.counts.get(name, 0) for name in _TOTALS]
+        if self.episode is not None:
+            totals = [a + b for a, b in zip(totals, self.episode.stats(), strict=True)]
+        out.update(zip(_TOTALS, totals, strict=True))
+        out["accepted"] = self.journal.accepted_count()
         out["owed"] = sum(len(v) for v in self.owed.values())
         return out
 

@@ -130,9 +130,9 @@ class AgentTalk:
                 self._handle(message, got)
             except (ValueError, TypeError):
                 continue  # a broken frame from the relay: ignored, the retry covers it
+        self.ledger.flush()  # recorded before acknowledged: a kill in between costs a resend
         if got:
             self._send(r.GOT, got)
-        self.ledger.flush()
 
     def _handle(self, message: Message, got: list[list[Any]]) -> None:
         kind, payload, ledger = message.kind, message.payload, self.ledger

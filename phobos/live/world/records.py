@@ -52,8 +52,8 @@ class WorldSettings:
             raise ValueError("speed must be at least 0 and telemetry_hz positive")
         if self.relay not in ("zmq", "memory", "process"):
             raise ValueError(f"relay must be 'zmq', 'memory' or 'process', got {self.relay!r}")
-        if (self.relay == "process") != (self.relay_address is not None):
-            raise ValueError("relay='process' needs relay_address, and only it takes one")
+        if self.relay != "process" and self.relay_address is not None:
+            raise ValueError("only relay='process' takes a relay_address")
 
 
 @dataclass

@@ -247,8 +247,8 @@ class WorldServer:
 
     def _relay_process_bus(self, curve: Any, keys: Any) -> Any:
         """The bus factory of ``relay="process"``: the DTN relay carries what agents send."""
-        if curve is None:
-            raise ValueError("relay='process' needs CURVE keys (the relay authenticates agents)")
+        if curve is None or self.settings.relay_address is None:
+            raise ValueError("relay='process' needs CURVE keys and the relay's address")
         relay_key = load_keys(keys, RELAY).public
         link = self.relay_link = RelayLink(
             self.settings.relay_address, curve, relay_key, self.context
