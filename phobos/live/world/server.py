@@ -57,6 +57,7 @@ from phobos.comms.security import CurveAuthenticator, load_allow_list, load_keys
 from phobos.comms.telemetry import TelemetryPublisher
 from phobos.comms.transport import TransportError
 from phobos.comms.zmq_transport import ZmqServer
+from phobos.envs.episode import play
 from phobos.envs.registry import make, make_config
 from phobos.live import protocol as p
 from phobos.live.dtn.protocol import FLUSH, FLUSHED, RELAY
@@ -310,30 +311,37 @@ class WorldServer:
         bus = env.router
         record = self.settings.record
         stop = self._stop
-        ended = False
-        while env.agents:
-            if stop.is_set():
-                return True
-            if progress.paused or progress.speed > 0:
+        ended = stopped = capture = False
+
+        def act(observed: dict[str, Any]) -> dict[str, Any] | None:
+            """The agents' actions, or None once a stop is asked (before or after pacing)."""
+            nonlocal stopped
+            if not stop.is_set() and (progress.paused or progress.speed > 0):
                 self._pace()
-                if stop.is_set():
-                    return True
-            actions = exchange.exchange(observations)
+            if stop.is_set():
+                stopped = True
+                return None
+            return exchange.exchange(observed)
+
+        def advance(actions: dict[str, Any]) -> tuple:
+            """``env.step``; on the steps before an update the bus samples messages in flight."""
+            nonlocal capture
             capture = telemetry.due(time.monotonic())
             if self.relay_link is not None:
                 bus.expect = progress.submitted
-            # On the steps before an update, the bus samples the messages in flight.
             with bus.capturing(telemetry.flights if capture else None):
-                observations, rewards, _, _, infos = env.step(actions)
-            progress.observations = observations
-            executed = {agent: info["executed_action"] for agent, info in infos.items()}
+                return env.step(actions)
+
+        for step in play(env, act, observations, step=advance):
+            progress.observations = step.next_observations
+            executed = {agent: info["executed_action"] for agent, info in step.infos.items()}
             progress.executed = executed
             view.record(env, executed)
             telemetry.note_executed(progress.step, executed)
-            if rewards:
-                progress.team_return += next(iter(rewards.values()))
+            if step.rewards:
+                progress.team_return += next(iter(step.rewards.values()))
             if record:
-                stats.records.append((progress.tick, dict(actions), progress.defaulted))
+                stats.records.append((progress.tick, dict(step.actions), progress.defaulted))
             progress.tick += 1
             progress.step += 1
             stats.steps += 1
@@ -342,6 +350,8 @@ class WorldServer:
             if (steps is not None and stats.steps >= steps) or time.monotonic() >= until:
                 ended = True
                 break
+        if stopped:
+            return True
         if not env.agents:
             stats.episodes += 1
             stats.returns.append(progress.team_return)
