@@ -26,6 +26,7 @@ must not hand it on.
 
 from __future__ import annotations
 
+import importlib
 import json
 import mmap
 import os
@@ -39,7 +40,6 @@ from typing import IO, Any
 import numpy as np
 
 from phobos import config as config_tools
-from phobos.envs.task import load_entry_point
 
 Prepare = Callable[[Any, Sequence[np.random.Generator]], Mapping[str, np.ndarray]]
 """A module-level function ``prepare(config, generators) -> {name: array}``."""
@@ -202,13 +202,18 @@ def _generator(state: dict) -> np.random.Generator:
     return np.random.Generator(bit_generator)
 
 
+def _load(entry_point: str) -> Any:
+    module, _, attribute = entry_point.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     """The worker's loop: a setup line, then one reply line per request line, until EOF."""
     setup = json.loads(stdin.readline() or b"null")
     if setup is None:
         return
-    prepare = load_entry_point(setup["prepare"])
-    config = config_tools.from_mapping(load_entry_point(setup["config_class"]), setup["config"])
+    prepare = _load(setup["prepare"])
+    config = config_tools.from_mapping(_load(setup["config_class"]), setup["config"])
     maps = [mmap.mmap(fd, setup["size"]) for fd in setup["fds"]]
     views = [_views(buffer, setup["layout"], writeable=True) for buffer in maps]
     for line in stdin:
