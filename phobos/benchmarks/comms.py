@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import zmq
 
+from phobos.benchmarks.targets import Target, table
 from phobos.comms.message import Message
 from phobos.comms.security import CurveAuthenticator, KeyPair, configure_curve
 from phobos.comms.transport import TransportError
@@ -102,7 +103,31 @@ def format_markdown(rows: list[dict]) -> str:
             f"{row['rtt_p99_us']:.1f} | {'' if ratio is None else f'{ratio:.2f}x'} | "
             f"{row['one_way_msgs_per_s']:,.0f} |"
         )
-    return "\n".join(lines)
+    return "\n".join([*lines, "", table(targets(rows))])
+
+
+def targets(rows: list[dict]) -> list[Target]:
+    """:func:`run`'s rows against the suite's targets (docs/benchmarks.md)."""
+    ours = [row for row in rows if row["stack"] == "phobos"]
+    found = [
+        Target(
+            f"{row['transport']}: round trip p50 / raw pyzmq",
+            "<= 1.5x",
+            f"{row['p50_vs_pyzmq']:.2f}x",
+            row["p50_vs_pyzmq"] <= 1.5,
+        )
+        for row in ours
+    ]
+    ipc = next((row for row in ours if row["transport"] == "ipc"), None)
+    found.append(
+        Target(
+            "ipc: one way with encoding, messages/s",
+            ">= 100,000",
+            "-" if ipc is None else f"{ipc['one_way_msgs_per_s']:,.0f}",
+            None if ipc is None else ipc["one_way_msgs_per_s"] >= 100_000,
+        )
+    )
+    return found
 
 
 def _measure(transport: str, stack: str, seconds: float) -> dict:

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from phobos.benchmarks.targets import Target, table
 from phobos.comms.router import RouterStats
 from phobos.envs import make
 from phobos.envs.orbit_scheduling import OrbitSchedulingEnv
@@ -176,8 +177,49 @@ def report(results: dict[str, Any]) -> str:
         f"Episode preparation once the ephemeris is cached ({r['horizon_steps']} steps): "
         f"plan {r['episode_plan_ms']:.1f} ms, whole `reset()` {r['reset_ms']:.1f} ms "
         "(target: under 50 ms).",
+        "",
+        table(targets(r)),
     ]
     return "\n".join(lines)
+
+
+def targets(r: dict[str, Any]) -> list[Target]:
+    """:func:`run`'s results against the suite's targets (docs/benchmarks.md)."""
+    batch = r["batch"].get(1024)
+    ahead = r["reset_share_ahead"]["ratio"]
+    return [
+        Target(
+            "`orbit-scheduling-v0` ParallelEnv / MPE, env-steps/s",
+            ">= 5x",
+            f"{r['ratio_env_steps']:.2f}x",
+            r["ratio_env_steps"] >= 5,
+        ),
+        Target(
+            "`phobos-sampling-v0` ParallelEnv / MPE, env-steps/s",
+            ">= 5x",
+            f"{r['sampling_ratio_env_steps']:.2f}x",
+            r["sampling_ratio_env_steps"] >= 5,
+        ),
+        Target(
+            "batch core at 1,024 environments, agent-steps/s stepping",
+            ">= 1,000,000",
+            "-" if batch is None else f"{batch['stepping']:,.0f}",
+            None if batch is None else batch["stepping"] >= 1_000_000,
+        ),
+        Target(
+            f"batch core at {RESET_SHARE_ENVS} environments, with resets / stepping alone "
+            "(prepared ahead)",
+            f"<= {RESET_SHARE_TARGET}x",
+            f"{ahead:.2f}x",
+            ahead <= RESET_SHARE_TARGET,
+        ),
+        Target(
+            "episode preparation, whole `reset()`, ephemeris cached",
+            "< 50 ms",
+            f"{r['reset_ms']:.1f} ms",
+            r["reset_ms"] < 50,
+        ),
+    ]
 
 
 class _SilentBus:

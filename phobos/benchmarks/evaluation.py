@@ -21,6 +21,7 @@ import statistics
 import time
 from typing import Any
 
+from phobos.benchmarks.targets import Target, table
 from phobos.envs.orbit_scheduling.task import ID_V0 as ORBIT
 from phobos.envs.sampling.task import ID_V0 as SAMPLING
 from phobos.evaluation.runner import evaluate, make_request
@@ -29,6 +30,8 @@ from phobos.ray_cluster import init_ray
 CASES = ((ORBIT, 8), (SAMPLING, 16))
 """(environment, episodes per measurement) pairs, each flown by the greedy team."""
 WORKERS = (1, 2)
+TARGET_SCALING = 1.5
+"""2 Ray workers against 1, episodes/s (on 2 cores)."""
 
 
 def run(seconds: float = 2.0, rounds: int = 3) -> dict[str, Any]:
@@ -90,8 +93,36 @@ def report(results: dict[str, Any]) -> str:
         "",
         f"Ray start-up (local, {max(WORKERS)} CPUs, once per run, not in the rates): "
         f"{results['ray_startup_s']:.1f} s.",
+        "",
+        table(targets(results)),
     ]
     return "\n".join(lines)
+
+
+def targets(results: dict[str, Any]) -> list[Target]:
+    """:func:`run`'s results against the suite's targets (docs/benchmarks.md)."""
+    found = []
+    for env_id, case in results["cases"].items():
+        rates = case["rates"]
+        ratio = rates[f"ray x{max(WORKERS)}"] / rates[f"ray x{min(WORKERS)}"]
+        if env_id == ORBIT:  # the target is for full-day scheduling episodes
+            found.append(
+                Target(
+                    f"`{env_id}`: {max(WORKERS)} Ray workers / {min(WORKERS)}, episodes/s",
+                    f">= {TARGET_SCALING}x",
+                    f"{ratio:.2f}x",
+                    ratio >= TARGET_SCALING,
+                )
+            )
+        found += [
+            Target(
+                f"`{env_id}`: parallel metrics equal serial",
+                "equal",
+                "equal" if case["parallel_equals_serial"] else "differ",
+                bool(case["parallel_equals_serial"]),
+            ),
+        ]
+    return found
 
 
 def markdown(seconds: float) -> str:

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from phobos.agents import make_team
+from phobos.benchmarks.targets import Target, table
 from phobos.comms.security import generate_keys
 from phobos.demo.launcher import agent_command
 from phobos.envs import make
@@ -95,7 +96,11 @@ def markdown(seconds: float) -> str:
         )
     best = statistics.median([rate for rate, _ in memory])
     demo = statistics.median([rate for rate, _ in relayed])
-    verdict = lambda rate: "met" if rate >= 1000 else "missed"  # noqa: E731
+    verdict = lambda rate: "met" if rate >= 1000 else "**MISSED**"  # noqa: E731
+    goals = [
+        Target(f"lock-step steps/s, {label}", ">= 1,000", f"{rate:,.0f}", rate >= 1000)
+        for label, rate in (("intents in memory", best), ("intents over the ZeroMQ relay", demo))
+    ]
     return "\n".join(
         [
             f"`{ENV}`, team `{POLICY}`, {RUNS} runs of {seconds:g} s each (after the agents "
@@ -109,5 +114,7 @@ def markdown(seconds: float) -> str:
             f"Target: at least 1,000 lock-step steps/s with one process per agent over "
             f"tcp+CURVE: {verdict(best)} with the intents in memory ({best:,.0f}), "
             f"{verdict(demo)} with them over the ZeroMQ relay ({demo:,.0f}).",
+            "",
+            table(goals),
         ]
     )
