@@ -63,6 +63,9 @@ def test_phobos_run_flies_it() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"{QUALIFIED_ID} | greedy team | seed 0 | team return 4.00" in result.stdout
     assert "scout: report 4, idle 4" in result.stdout
+    missing = phobos("run", "--env", "tests.no_such_module:tiny-relay-v0")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "cannot import 'tests.no_such_module'" in missing.stderr
 
 
 def test_phobos_evaluate_writes_its_metrics_and_headline(tmp_path: Path) -> None:
@@ -186,3 +189,31 @@ def test_make_passes_constructor_arguments_and_refuses_a_keyword_it_cannot_place
         make(QUALIFIED_ID, colour="red")
     with pytest.raises(ValueError, match="cannot import 'tests.no_such_module'"):
         make("tests.no_such_module:tiny-relay-v0")
+    with pytest.raises(ValueError, match="must look like 'package.module:name-v0'"):
+        make("../tests/tiny_task:tiny-relay-v0")
+
+
+def test_task_ids_are_spelled_only_in_their_task_folders_and_the_registry() -> None:
+    import ast
+
+    from phobos.envs import registered_tasks, task_named
+
+    package = REPO / "phobos"
+    homes = {}
+    for name in registered_tasks():
+        task = task_named(name)
+        module = task.envs[0].entry_point.partition(":")[0]
+        if not module.startswith("phobos."):
+            continue  # a task registered from outside the package (the tiny one)
+        folder = package.parent.joinpath(*module.split(".")[:-1])
+        homes.update({env_id: folder for env_id in task.ids})
+    assert homes, "no package task found"
+    allowed = {package / "envs" / "registry.py"}
+    spelled = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                for env_id, folder in homes.items():
+                    if env_id in node.value and folder not in path.parents and path not in allowed:
+                        spelled.append(f"{path.relative_to(REPO)}:{node.lineno}: {env_id}")
+    assert not spelled, "task ids outside their task folders:\n" + "\n".join(spelled)

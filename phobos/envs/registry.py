@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import re
 from typing import Any
 
 from phobos import config as config_tools
@@ -25,6 +26,9 @@ from phobos.envs.task import EnvSpec, TaskSpec, load_entry_point
 
 BUILTIN_TASKS = ("phobos.envs.orbit_scheduling.task", "phobos.envs.sampling.task")
 """The modules that register the package's own tasks, imported on the registry's first use."""
+
+_QUALIFIED_ID = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z0-9][\w-]*-v\d+")
+"""``module:name-vN``: a dotted module name (nothing else is imported) and a versioned id."""
 
 _REGISTRY: dict[str, EnvSpec] = {}
 _TASKS: dict[str, TaskSpec] = {}
@@ -225,8 +229,8 @@ def _import_module_of(env_id: str) -> str:
     module, sep, name = env_id.rpartition(":")
     if not sep:
         return env_id
-    if not module or not name:
-        raise ValueError(f"environment id {env_id!r} must look like 'module:name-v0'")
+    if len(env_id) > 200 or not _QUALIFIED_ID.fullmatch(env_id):
+        raise ValueError(f"environment id {env_id[:200]!r} must look like 'package.module:name-v0'")
     try:
         importlib.import_module(module)
     except ModuleNotFoundError as error:
