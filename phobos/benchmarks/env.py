@@ -189,13 +189,13 @@ def targets(r: dict[str, Any]) -> list[Target]:
     ahead = r["reset_share_ahead"]["ratio"]
     return [
         Target(
-            "`orbit-scheduling-v0` ParallelEnv / MPE, env-steps/s",
+            f"`{ORBIT}` ParallelEnv / MPE, env-steps/s",
             ">= 5x",
             f"{r['ratio_env_steps']:.2f}x",
             r["ratio_env_steps"] >= 5,
         ),
         Target(
-            "`phobos-sampling-v0` ParallelEnv / MPE, env-steps/s",
+            f"`{SAMPLING}` ParallelEnv / MPE, env-steps/s",
             ">= 5x",
             f"{r['sampling_ratio_env_steps']:.2f}x",
             r["sampling_ratio_env_steps"] >= 5,
