@@ -56,7 +56,7 @@ ACTIONS = {SCOUT: ("idle", "report"), BASE: ("idle", "acknowledge")}
 class TinyConfig:
     """The tiny task's arguments."""
 
-    horizon_steps: int = 8
+    horizon_steps: int = 12
     """Steps per episode."""
     step_seconds: float = 60.0
     """Simulated seconds per step."""
@@ -64,7 +64,7 @@ class TinyConfig:
     """One-way delay of a message (under a step: it arrives in the step it was sent)."""
     message_buffer: int = 4
     """Most messages waiting for one link."""
-    message_loss: float = 0.0
+    message_loss: float = 0.2
     """Chance that a message is lost in flight (drawn from the episode's own generator)."""
     retry_steps: int = 2
     """Steps after which a scout still awaiting its acknowledgement may report again."""
