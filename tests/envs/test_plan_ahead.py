@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import selectors
+
 import numpy as np
 import pytest
 
@@ -22,7 +24,14 @@ def _run(batch: OrbitSchedulingBatch, episodes: int, reseed_at: int, kill_at: in
     trace = []
     for episode in range(episodes):
         if episode == kill_at:
-            batch._ahead._process.kill()
+            # Killed once the reply for this reset is in the pipe: this reset takes it, and the
+            # request for the next one finds the worker gone (deterministically).
+            process = batch._ahead._process
+            with selectors.DefaultSelector() as selector:
+                selector.register(process.stdout, selectors.EVENT_READ)
+                assert selector.select(60.0), "the worker never answered"
+            process.kill()
+            process.wait()
         seeds = list(range(100, 100 + batch.num_envs)) if episode in (0, reseed_at) else None
         obs, mask = batch.reset(seeds)
         trace += [obs, mask]
@@ -59,7 +68,7 @@ def test_a_killed_worker_costs_nothing_but_its_help():
         expected = _run(inline, episodes=4, reseed_at=-1)
         got = _run(ahead, episodes=4, reseed_at=-1, kill_at=2)
         assert "gone" in ahead._ahead.failure
-        assert ahead._ahead.taken == 1
+        assert ahead._ahead.taken == 2
     finally:
         ahead.close()
     for a, b in zip(expected, got, strict=True):
