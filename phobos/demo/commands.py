@@ -25,7 +25,9 @@ def add_commands(commands: Any) -> None:
     demo.add_argument("--env", default=DEFAULT_ENV, help=env_help())
     demo.add_argument(
         "--policy",
-        help="team spec every agent flies (default: trained if it exists, else greedy)",
+        help="team spec every agent flies (default: the task's demo team: cautious for "
+        "phobos-sampling-v0, whose lander sends its data to Earth and waits for advice; "
+        "otherwise trained if it exists, else greedy)",
     )
     demo.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     demo.add_argument("--steps", type=int, help="stop after this many steps")
@@ -39,6 +41,20 @@ def add_commands(commands: Any) -> None:
     )
     demo.add_argument(
         "--action-timeout", type=float, default=2.0, help="seconds to wait for each action"
+    )
+    demo.add_argument(
+        "--join-timeout",
+        type=float,
+        default=120.0,
+        help="seconds to wait for every agent to join before the first step (the dashboard "
+        "says who is missing meanwhile); those still missing then get safe defaults",
+    )
+    demo.add_argument(
+        "--grace",
+        type=float,
+        default=20.0,
+        help="extra seconds the world waits for an agent's first action after it joined or "
+        "restarted (its policy may still be loading); later deadlines are --action-timeout",
     )
     demo.add_argument(
         "--relay",
@@ -137,6 +153,9 @@ def _demo(args: argparse.Namespace) -> int:
             raise ValueError(f"--{name} must be at least 1, got {value}")
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    for flag, value in (("--join-timeout", args.join_timeout), ("--grace", args.grace)):
+        if not value >= 0:  # also refuses nan
+            raise ValueError(f"{flag} must be at least 0 seconds, got {value}")
     config = config_tools.load(config_class(args.env), args.config, args.set)
     if args.print_config:
         command = f"phobos demo --env {args.env} --seed {args.seed}"
@@ -170,6 +189,8 @@ def _demo(args: argparse.Namespace) -> int:
         )
     settings = WorldSettings(
         action_timeout=args.action_timeout,
+        join_timeout=args.join_timeout,
+        first_action_grace=args.grace,
         seed=args.seed,
         speed=args.speed,
         relay=args.relay,

@@ -48,7 +48,8 @@ class DemoOptions:
     env_id: str = orbit_task.ID_V0
     """Registered environment id."""
     policy: str | None = None
-    """Team spec every agent process flies; None: ``trained`` when it exists, else ``greedy``."""
+    """Team spec every agent process flies; None: the task's demo team (``cautious`` for
+    sampling, whose lander talks to Earth), else ``trained`` when it exists, else ``greedy``."""
     bind: str = "127.0.0.1"
     """Interface the world's agent socket binds (use 0.0.0.0 for agents on other hosts)."""
     port: int = 0
@@ -249,9 +250,11 @@ def _free_port() -> int:
 
 
 def _default_policy(env: Any) -> str:
+    """The task's demo team (its telemetry view's choice), else the agents' default."""
     from phobos.live.runtime import default_policy
+    from phobos.live.world.views import view_for
 
-    return default_policy(env)
+    return view_for(env).demo_team or default_policy(env)
 
 
 def run_demo(

@@ -72,6 +72,8 @@ class AgentExchange:
         stats: The run's counters (refused, rejected).
         telemetry: Where agent events go.
         action_timeout: Seconds a step waits for every live agent's action.
+        first_action_grace: Seconds added to that wait while an agent waited for has not
+            answered since it joined or restarted (its policy may still be loading).
 
     """
 
@@ -90,6 +92,7 @@ class AgentExchange:
         stats: WorldStats,
         telemetry: WorldTelemetry,
         action_timeout: float,
+        first_action_grace: float = 0.0,
     ) -> None:
         self.sock = sock
         self.curve = curve
@@ -105,6 +108,7 @@ class AgentExchange:
         self.stats = stats
         self.telemetry = telemetry
         self.action_timeout = action_timeout
+        self.first_action_grace = first_action_grace
         self.limited = LogLimiter(log)
         # Loss is a missed deadline here (lose()), not silence; the world logs its own lines.
         self.liveness = Liveness(p.WORLD, log_changes=False)
@@ -130,7 +134,10 @@ class AgentExchange:
         # Read what waits even when no one is waited for (every agent lost or on probation):
         # else a world stepping flat out would never hear a hello or a probation answer.
         self.poll(0.0)
-        deadline = time.monotonic() + self.action_timeout
+        timeout = self.action_timeout
+        if any(records[agent].fresh for agent in awaiting):
+            timeout += self.first_action_grace  # a first answer: the policy may be loading
+        deadline = time.monotonic() + timeout
         while awaiting:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not sock.poll(milliseconds(remaining)):
@@ -138,7 +145,7 @@ class AgentExchange:
             self.drain()
         progress.in_exchange = False
         for agent in awaiting:
-            self.lose(agent, f"no action within {self.action_timeout} s")
+            self.lose(agent, f"no action within {timeout} s")
         awaiting.clear()
         optional.clear()
         defaulted = ()
@@ -241,7 +248,9 @@ class AgentExchange:
             if record.status == LOST and ident == record.ident:
                 self.send(ident, agent, p.REJOIN, "you were lost: say hello again")
             return
-        late = time.monotonic() - sent > self.action_timeout
+        allowed = self.action_timeout + (self.first_action_grace if record.fresh else 0.0)
+        record.fresh = False
+        late = time.monotonic() - sent > allowed
         if late:
             record.late += 1
         if record.probation:
@@ -292,6 +301,8 @@ class AgentExchange:
         event = change.value if change is not None else ""
         if change is Change.RESTARTED:
             record.restarts += 1
+        if change in (Change.JOINED, Change.RESTARTED):
+            record.fresh = True  # its first answer has the grace: its policy may be loading
         if record.incarnation is not None and (event or ident != record.ident):
             # Back after a loss, a restart or a reconnect: not waited for until it has shown
             # it answers in time (a flapping agent must not cost everyone a deadline a step).

@@ -28,7 +28,14 @@ class WorldSettings:
     action_timeout: float = 2.0
     """Seconds each step waits for every live agent's action; late ones get the safe default."""
     join_timeout: float = 30.0
-    """Seconds the first episode waits for every agent to join (missing ones get defaults)."""
+    """Seconds the first episode waits for every agent to join (missing ones get defaults);
+    meanwhile telemetry says who is missing, and the world does not step."""
+    first_action_grace: float = 20.0
+    """Extra seconds the world waits for an agent's first action after it joined or
+    restarted: its process may still be building its environment and loading its policy
+    after its hello, and a first deadline of only ``action_timeout`` would mark it lost at
+    tick 0 (the dashboard showing the science team lost at the start). Later deadlines are
+    ``action_timeout``."""
     seed: int = 0
     """Seed of the first episode; episode ``k`` uses ``seed + k``."""
     speed: float = 0.0
@@ -48,6 +55,10 @@ class WorldSettings:
         """Raise ValueError for a setting out of range."""
         if not self.action_timeout > 0 or not self.join_timeout >= 0:
             raise ValueError("action_timeout must be positive and join_timeout not negative")
+        if not self.first_action_grace >= 0:
+            raise ValueError(
+                f"first_action_grace must be at least 0 s, got {self.first_action_grace}"
+            )
         if not self.speed >= 0 or not self.telemetry_hz > 0:
             raise ValueError("speed must be at least 0 and telemetry_hz positive")
         if self.relay not in ("zmq", "memory", "process"):
@@ -74,6 +85,8 @@ class AgentRecord:
             unanswered when a hello came on a new connection, or pushed out of ``sent``.
         sent: Monotonic send time of the observations still unanswered, by tick (the latest
             :data:`UNANSWERED` only; cleared at a hello on a new connection).
+        fresh: It joined or restarted and has not answered yet: its first deadline has the
+            settings' ``first_action_grace`` added.
 
     """
 
@@ -92,6 +105,7 @@ class AgentRecord:
     probation: int = 0
     abandoned: int = 0
     sent: dict[int, float] = field(default_factory=dict)
+    fresh: bool = False
 
     def note_sent(self, tick: int, when: float) -> None:
         """Remember that the observation of ``tick`` was sent at ``when`` (a few are kept)."""

@@ -161,6 +161,7 @@ class WorldServer:
             stats=self.stats,
             telemetry=self.telemetry,
             action_timeout=settings.action_timeout,
+            first_action_grace=settings.first_action_grace,
         )
         self._stop = threading.Event()
         self._mark = 0.0  # when the last step was due (the pacing grid's origin)
@@ -304,6 +305,7 @@ class WorldServer:
             "actions": {a: list(names) for a, names in self._names.items()},
             "horizon": int(env.config.horizon_steps),
             "step_seconds": float(env.config.step_seconds),
+            "activities": view.activities(env),
             **view.episode(env),
         }
         progress.executed = {}
@@ -368,13 +370,20 @@ class WorldServer:
 
     # ---------------------------------------------------------- waiting and pacing
     def _wait_for_agents(self) -> None:
-        """Serve hellos until every agent is alive, the join timeout passes, or a stop."""
+        """Serve hellos until every agent is alive, the join timeout passes, or a stop.
+
+        Meanwhile telemetry says who has joined and who is missing (the dashboard's "waiting
+        for agents 3/5"), and nothing steps: no agent flies safe defaults because another is
+        still loading its policy.
+        """
         deadline = time.monotonic() + self.settings.join_timeout
         while not self._stop.is_set():
             missing = self.exchange.missing()
             remaining = deadline - time.monotonic()
             if not missing:
                 return
+            if self.telemetry.due(time.monotonic()):
+                self.telemetry.publish_waiting(missing, remaining)
             if remaining <= 0:
                 log.warning(
                     "world: starting without %s (not joined within %.1f s); they get safe "

@@ -21,10 +21,14 @@ from phobos.comms.message import BROADCAST, Message
 from phobos.comms.message_bus import Flight
 from phobos.comms.telemetry import TelemetryPublisher
 from phobos.live import protocol as p
-from phobos.live.world.records import AgentRecord, Progress, WorldStats
+from phobos.live.world.records import ALIVE, AgentRecord, Progress, WorldStats
 from phobos.live.world.views import TelemetryView
 
 log = logging.getLogger(__name__)
+
+OWN, DEFAULTED, LOST = 0, 1, 2
+"""Marks of a timeline span: the agent's own action, a safe default while connected, a safe
+default while lost (or not yet joined)."""
 
 
 class WorldTelemetry:
@@ -60,7 +64,7 @@ class WorldTelemetry:
         self._period = 1.0 / telemetry_hz
         self.tables: dict[str, Any] = {}
         self.timeline: dict[str, list[list[int]]] = {}
-        self._last_action: dict[str, int] = {}
+        self._last_action: dict[str, tuple[int, int]] = {}
         self._next_publish = 0.0
         self._next_tables = 0.0
         self._rate_mark = (time.monotonic(), 0)
@@ -92,12 +96,24 @@ class WorldTelemetry:
         self.publish_tables()
 
     def note_executed(self, step: int, executed: dict[str, int]) -> None:
-        """Extend the timeline with the actions carried out at ``step`` (runs every step)."""
+        """Extend the timeline with the actions carried out at ``step`` (runs every step).
+
+        The timeline is, per agent, a list of spans ``[first step, action, mark]``, each
+        lasting until the next one starts: ``action`` is the index of the action carried out
+        (the dashboard names it and colours it by activity), ``mark`` is :data:`OWN` (the
+        agent's own choice), :data:`DEFAULTED` (it was connected but gave no usable action in
+        time: the safe default) or :data:`LOST` (lost or never joined: the safe default).
+        """
         timeline, last = self.timeline, self._last_action
+        defaulted = self.progress.defaulted
         for agent, action in executed.items():
-            if last.get(agent) != action:
-                last[agent] = action
-                timeline[agent].append([step, action])
+            mark = OWN
+            if defaulted and agent in defaulted:
+                mark = DEFAULTED if self.records[agent].status == ALIVE else LOST
+            key = (action, mark)
+            if last.get(agent) != key:
+                last[agent] = key
+                timeline[agent].append([step, action, mark])
 
     def publish_tables(self) -> None:
         """Publish the episode's tables."""
@@ -145,6 +161,38 @@ class WorldTelemetry:
         self._publish(
             Message(p.WORLD, BROADCAST, p.TELEMETRY_STATE, sim_time, progress.tick, state)
         )
+
+    def publish_waiting(self, missing: list[str], left_s: float) -> None:
+        """Publish the state before the first step: who has joined, who is still missing.
+
+        The dashboard shows "waiting for agents 3/5" (and who is missing) from it instead of
+        empty panels, while the world waits (up to ``join_timeout``, ``left_s`` of it left)
+        without stepping.
+        """
+        if self.publisher is None:
+            return
+        self._next_publish = time.monotonic() + self._period
+        agents = list(self.records)
+        state = {
+            "tick": self.progress.tick,
+            "episode": self.progress.episode,
+            "seed": self.progress.seed,
+            "step": 0,
+            "sim_time_s": 0.0,
+            "paused": self.progress.paused,
+            "speed": self.progress.speed,
+            "rate": 0.0,
+            "team_return": 0.0,
+            "agents": {agent: record.as_dict() for agent, record in self.records.items()},
+            "waiting": {
+                "joined": len(agents) - len(missing),
+                "expected": len(agents),
+                "missing": list(missing),
+                "left_s": round(max(left_s, 0.0), 1),
+            },
+            "refused": self.stats.refused,
+        }
+        self._publish(Message(p.WORLD, BROADCAST, p.TELEMETRY_STATE, 0.0, 0, state))
 
     def event(self, agent: str, event: str, detail: str) -> None:
         """Publish an agent event (joined, lost, restarted, ...) at the current tick."""

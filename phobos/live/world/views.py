@@ -30,6 +30,9 @@ class TelemetryView:
     """
 
     kind = "generic"
+    demo_team: str | None = None
+    """The team ``phobos demo`` flies by default for this task (None: ``trained`` where it
+    exists, else ``greedy``): one that shows an audience what the task is about."""
 
     def episode(self, env: Any) -> dict[str, Any]:
         """Static tables of the episode just reset."""
@@ -42,11 +45,45 @@ class TelemetryView:
         """The environment's state for a telemetry update."""
         return {}
 
+    def activity(self, action_name: str) -> str:
+        """The activity an action is one of (its colour in the timeline's legend).
+
+        By default the action's name up to its first space (``image 3`` is ``image``);
+        views group further (every science instrument is ``observe``).
+        """
+        return action_name.split(" ", 1)[0]
+
+    def activities(self, env: Any) -> dict[str, Any]:
+        """The timeline's legend: ``{"names": [activity, ...], "of": {agent: [index, ...]}}``.
+
+        ``of[agent][a]`` is the index in ``names`` of the activity of ``agent``'s action
+        ``a``, so one colour means one activity on every row.
+        """
+        names: list[str] = []
+        of = {}
+        for agent in env.possible_agents:
+            indices = []
+            for action_name in env.action_names(agent):
+                activity = self.activity(str(action_name))
+                if activity not in names:
+                    names.append(activity)
+                indices.append(names.index(activity))
+            of[agent] = indices
+        return {"names": names, "of": of}
+
 
 class OrbitView(TelemetryView):
     """The orbit-scheduling task: orbits, Earth's direction and links; battery and storage."""
 
     kind = "orbit"
+    instruments = frozenset(
+        ("mars_camera", "phobos_survey", "spectrometers", "plasma", "magnetometer", "camera")
+    )
+    """Actions that are one of the spacecraft's science observations."""
+
+    def activity(self, action_name: str) -> str:
+        """Every science instrument is ``observe``; the other actions are their own."""
+        return "observe" if action_name in self.instruments else action_name
 
     def episode(self, env: Any) -> dict[str, Any]:
         """Tracks in Mars radii (x, y of the planning frame), Earth and links per step."""
@@ -102,6 +139,15 @@ class SamplingView(TelemetryView):
     """The sampling task: the site map with imaged, analysed and sampled cells."""
 
     kind = "site"
+    demo_team = "cautious"
+    """The cautious lander sends its data to Earth and waits for the science team's advice,
+    so an audience sees messages cross the light time both ways; the trained lander (and the
+    greedy one) decide onboard and never send."""
+
+    def activity(self, action_name: str) -> str:
+        """The lander's ``wait`` and the team's ``no_advice`` are one activity: idle."""
+        first = action_name.split(" ", 1)[0]
+        return "idle" if first in ("wait", "no_advice") else first
 
     def __init__(self) -> None:
         self.imaged: set[int] = set()
@@ -124,6 +170,27 @@ class SamplingView(TelemetryView):
             "material": env.site.material.astype(int).tolist(),
             "reachable": reachable_cells(site_config).astype(int).tolist(),
             "light_time_s": np.round(env.sky.link_delay_s.max(axis=(1, 2)), 1).tolist(),
+            **self.sky(env),
+        }
+
+    @staticmethod
+    def sky(env: Any) -> dict[str, Any]:
+        """The sky over the site this episode, from the env's own tables (astropy-based).
+
+        ``sun_elevation_deg`` and ``earth_elevation_deg`` per step start (``T + 1``), and per
+        step ``contact`` (a link to Earth exists), ``station_sees_mars`` (``[T, S]``, the
+        stations named in ``stations``) and the one-way ``light_time_s`` of the link; the
+        site's latitude and east longitude, and the Sun elevation the cameras need.
+        """
+        surface, config = env.sky.surface, env.config
+        return {
+            "sun_elevation_deg": np.round(surface.sun_elevation_deg, 2).tolist(),
+            "earth_elevation_deg": np.round(surface.earth_elevation_deg, 2).tolist(),
+            "contact": surface.contact.astype(int).tolist(),
+            "station_sees_mars": surface.station_sees_mars.astype(int).tolist(),
+            "stations": list(config.stations),
+            "site_deg": [float(config.site_lat_deg), float(config.site_lon_deg)],
+            "image_min_sun_deg": float(config.lander.image_min_sun_deg),
         }
 
     def record(self, env: Any, executed: dict[str, int]) -> None:
