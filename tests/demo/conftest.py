@@ -52,9 +52,16 @@ def start_demo(tmp_path: Path) -> Iterator[Callable[..., RunningDemo]]:
     started: list[RunningDemo] = []
 
     def start(
-        settings: WorldSettings, config: Any = None, env_id: str = "orbit-scheduling-v0", **bounds
+        settings: WorldSettings,
+        config: Any = None,
+        env_id: str = "orbit-scheduling-v0",
+        policy: str | None = "greedy",
+        local_agents: tuple[str, ...] | None = None,
+        **bounds,
     ) -> RunningDemo:
-        options = DemoOptions(env_id=env_id, policy="greedy", run_dir=tmp_path / "run")
+        options = DemoOptions(
+            env_id=env_id, policy=policy, run_dir=tmp_path / "run", local_agents=local_agents
+        )
         running = RunningDemo(Demo(options, settings, config), **bounds)
         started.append(running)
         return running

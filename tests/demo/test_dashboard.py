@@ -102,3 +102,125 @@ def test_chromium_draws_the_map_and_the_step_counter_advances(start_demo, tmp_pa
     assert result["later_step"] > result["first_step"]
     assert result["lit_pixels"] > 1000  # the orbits (or the site) are on the canvas
     assert screenshot.stat().st_size > 10_000
+
+
+def overlapping(labels: list[dict]) -> list[tuple[str, str]]:
+    """Pairs of placed labels whose boxes overlap."""
+    return [
+        (a["text"], b["text"])
+        for i, a in enumerate(labels)
+        for b in labels[i + 1 :]
+        if a["x"] < b["x"] + b["w"]
+        and b["x"] < a["x"] + a["w"]
+        and a["y"] < b["y"] + b["h"]
+        and b["y"] < a["y"] + a["h"]
+    ]
+
+
+needs_chromium = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed"
+)
+
+
+@needs_chromium
+def test_orbit_dashboard_has_a_legend_labelled_stations_and_tooltips(start_demo, tmp_path) -> None:
+    running = start_demo(WorldSettings(speed=30.0, action_timeout=1.0), seconds=60)
+    screenshot = tmp_path / "dashboard-orbit.png"
+    result = inspect_dashboard(
+        running.demo.url,
+        screenshot=screenshot,
+        timeout=45,
+        until="window.phobosDashboard.step >= 40 && window.phobosDashboard.flightsSeen > 0",
+        hover_timeline=True,
+    )
+    # One legend: every activity once, then the two marks.
+    activities = ["idle", "charge", "downlink", "occultation", "observe"]
+    assert result["legend"][:5] == activities
+    assert result["legend"][-2:] == ["safe default", "lost / not joined"]
+    # Stations labelled on the map; Earth and the spacecraft too; nothing overlaps.
+    labels = result["labels"]
+    stations = sorted(label["text"] for label in labels if label["kind"] == "station")
+    assert stations == ["bear lakes", "miyun", "ussuriysk"]
+    assert {"earth", "body"} <= {label["kind"] for label in labels}
+    assert not overlapping(labels)
+    assert result["flight_labels"] and all(t.endswith(" s") for t in result["flight_labels"])
+    # The tooltip names the agent, the step and the activity.
+    assert result["tooltip"].startswith("phobos_grunt, step ")
+    assert any(f": {name} (" in result["tooltip"] for name in activities)
+    assert screenshot.stat().st_size > 10_000
+
+
+@needs_chromium
+def test_sampling_dashboard_shows_the_sky_and_messages_to_and_from_earth(
+    start_demo, tmp_path
+) -> None:
+    # The demo's own default team for sampling (policy None): its lander talks to Earth.
+    settings = WorldSettings(speed=8.0, action_timeout=1.0, first_action_grace=20.0)
+    running = start_demo(settings, env_id="phobos-sampling-v0", policy=None, seconds=60)
+    assert running.demo.policy == "cautious"
+    screenshot = tmp_path / "dashboard-sampling.png"
+    result = inspect_dashboard(
+        running.demo.url,
+        screenshot=screenshot,
+        timeout=50,
+        until="window.phobosDashboard.flightsDrawn > 0",
+    )
+    assert {"send", "advise", "image", "sample"} <= set(result["legend"])
+    assert result["legend"][-2:] == ["safe default", "lost / not joined"]
+    kinds = {label["kind"] for label in result["labels"]}
+    assert {"lander", "sun", "earth"} <= kinds
+    assert not overlapping(result["labels"])
+    # A message in flight between the lander and Earth, labelled with its light time.
+    assert result["flights_seen"] > 0
+    flight = result["flight_labels"][-1]
+    assert flight.startswith(("data to Earth", "advice to lander")) and "light time" in flight
+    assert "min" in flight  # 3 to 22 minutes from Phobos
+    assert "Sun's and Earth's elevation" in result["map_legend"]
+    assert screenshot.stat().st_size > 10_000
+
+
+@needs_chromium
+def test_the_page_says_who_is_missing_until_every_agent_has_joined(start_demo, tmp_path) -> None:
+    import subprocess
+
+    from playwright.sync_api import sync_playwright
+
+    from phobos.demo.browser import CHROMIUM_ARGS
+    from phobos.demo.launcher import agent_command
+
+    settings = WorldSettings(speed=20.0, action_timeout=1.0, join_timeout=60.0)
+    agents = ("phobos_grunt", "ground_bear_lakes", "ground_ussuriysk", "ground_miyun")
+    running = start_demo(settings, local_agents=agents, seconds=40)
+    demo = running.demo
+    late = None
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1240, "height": 940})
+            page.goto(demo.url, timeout=30_000)
+            page.wait_for_function(
+                "document.getElementById('connection').textContent === "
+                "'waiting for agents 4/5'",
+                timeout=30_000,
+            )
+            banner = page.inner_text("#waiting")
+            assert banner.startswith("Waiting for agents 4/5: yinghuo1 ")
+            assert page.is_visible("#waiting") and demo.world.tick == 0
+            command = agent_command(
+                "yinghuo1", demo.world.address, demo.keys, "greedy", ("--connect-timeout", "20")
+            )
+            late = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            page.wait_for_function(
+                "document.getElementById('connection').textContent === 'live' && "
+                "Number(document.getElementById('step').textContent) > 5",
+                timeout=30_000,
+            )
+            assert not page.is_visible("#waiting")
+        finally:
+            browser.close()
+            demo.stop()
+            if late is not None:
+                late.wait(20)
+    stats = running.finish(20)
+    assert all(record.defaults == 0 for record in demo.world.records.values())
+    assert stats.steps > 5

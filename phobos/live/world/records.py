@@ -30,12 +30,13 @@ class WorldSettings:
     join_timeout: float = 30.0
     """Seconds the first episode waits for every agent to join (missing ones get defaults);
     meanwhile telemetry says who is missing, and the world does not step."""
-    first_action_grace: float = 20.0
+    first_action_grace: float = 0.0
     """Extra seconds the world waits for an agent's first action after it joined or
     restarted: its process may still be building its environment and loading its policy
     after its hello, and a first deadline of only ``action_timeout`` would mark it lost at
     tick 0 (the dashboard showing the science team lost at the start). Later deadlines are
-    ``action_timeout``."""
+    ``action_timeout``. ``phobos demo`` sets 20 s (``--grace``); 0 here keeps a world served
+    to test clients strict."""
     seed: int = 0
     """Seed of the first episode; episode ``k`` uses ``seed + k``."""
     speed: float = 0.0

@@ -313,7 +313,7 @@ class WorldServer:
         bus = env.router
         record = self.settings.record
         stop = self._stop
-        ended = stopped = capture = False
+        ended = stopped = publish = False
 
         def act(observed: dict[str, Any]) -> dict[str, Any] | None:
             """The agents' actions, or None once a stop is asked (before or after pacing)."""
@@ -326,9 +326,11 @@ class WorldServer:
             return exchange.exchange(observed)
 
         def advance(actions: dict[str, Any]) -> tuple:
-            """``env.step``; on the steps before an update the bus samples messages in flight."""
-            nonlocal capture
-            capture = telemetry.due(time.monotonic())
+            """``env.step``; on the steps an update follows the bus samples messages in flight."""
+            nonlocal publish
+            now = time.monotonic()
+            publish = telemetry.due(now)
+            capture = publish or telemetry.shows_this_step(now)
             if self.relay_link is not None:
                 bus.expect = progress.submitted
             with bus.capturing(telemetry.flights if capture else None):
@@ -347,7 +349,7 @@ class WorldServer:
             progress.tick += 1
             progress.step += 1
             stats.steps += 1
-            if capture:
+            if publish:
                 telemetry.publish_state()
             if (steps is not None and stats.steps >= steps) or time.monotonic() >= until:
                 ended = True

@@ -83,6 +83,18 @@ class WorldTelemetry:
         """Whether a state update is due at monotonic time ``now``."""
         return self.publisher is not None and now >= self._next_publish
 
+    def shows_this_step(self, now: float) -> bool:
+        """Whether a state update comes before the next step (then note this step's messages).
+
+        The messages sent in a step are noted (drawn in flight) only then. At a set speed
+        the world publishes while it waits for the next step, so that update is due within
+        one step period; flat out (speed 0) only :meth:`due` tells.
+        """
+        if self.publisher is None:
+            return False
+        speed = self.progress.speed
+        return now + (1.0 / speed if speed > 0 else 0.0) >= self._next_publish
+
     def soon(self) -> None:
         """Make the next state update due now (a control changed what the dashboard shows)."""
         self._next_publish = 0.0
@@ -138,6 +150,10 @@ class WorldTelemetry:
             self._rate_mark = (now, self.stats.steps)
         env, progress = self.env, self.progress
         sim_time = progress.step * float(env.config.step_seconds)
+        # Messages in flight now, each [sender, receiver, departure s, arrival s] in the
+        # episode's simulated time (arrival - departure is the light time; a Flight of the
+        # bus contract): the dashboard draws them between the two ends. The bus notes them
+        # as they are sent, on the steps an update follows (shows_this_step).
         flights = [list(f) for f in self.flights if f.depart_time <= sim_time < f.arrival_time]
         state = {
             "tick": progress.tick,
