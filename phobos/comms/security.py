@@ -25,12 +25,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
+
+from phobos.comms.closing import Closing
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def configure_curve(socket: zmq.Socket, keys: KeyPair, server_key: bytes | None 
         socket.curve_serverkey = server_key
 
 
-class CurveAuthenticator:
+class CurveAuthenticator(Closing):
     """ZAP handler that admits only allow-listed CURVE client keys.
 
     Args:
@@ -193,16 +194,12 @@ class CurveAuthenticator:
         """Agent name of Z85 public ``key``, or None if it is not allowed."""
         return self._names.get(key)
 
-    def __enter__(self) -> CurveAuthenticator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
+        """Stop the handler thread (:meth:`stop`; ``with`` starts it and closes it)."""
         self.stop()
+
+    def _enter(self) -> CurveAuthenticator:
+        return self.start()
 
 
 class _NamingAuthenticator(ThreadAuthenticator):

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from types import TracebackType
-from typing import Self
 
 import zmq
 
+from phobos.comms.closing import Closing
 from phobos.comms.codec import MAX_FRAME_SIZE, DecodeError, decode, encode
 from phobos.comms.message import Message
 from phobos.comms.security import KeyPair
@@ -28,7 +27,7 @@ from phobos.comms.zmq_transport import make_socket, milliseconds
 _SEPARATOR = b"\x00"
 
 
-class _TelemetryEnd:
+class _TelemetryEnd(Closing):
     """Socket ownership shared by the two ends."""
 
     _sock: zmq.Socket
@@ -57,17 +56,6 @@ class _TelemetryEnd:
         """Close the socket with linger 0 (queued messages are dropped). Twice is allowed."""
         if not self._sock.closed:
             self._sock.close(linger=0)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class TelemetryPublisher(_TelemetryEnd):

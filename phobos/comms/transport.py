@@ -30,8 +30,8 @@ import logging
 import math
 import queue
 import threading
-from types import TracebackType
 
+from phobos.comms.closing import Closing
 from phobos.comms.codec import MAX_FRAME_SIZE, decode, encode
 from phobos.comms.limits import clip
 from phobos.comms.message import BROADCAST, Message
@@ -46,7 +46,7 @@ class TransportError(ConnectionError):
     """A send could not complete: unknown or unreachable peer, peer not keeping up, or closed."""
 
 
-class Transport(abc.ABC):
+class Transport(Closing):
     """One endpoint's connection to its peers.
 
     Required: :meth:`send`, :meth:`recv` and :meth:`close`. A transport is used from one thread
@@ -90,17 +90,6 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release the endpoint; pending messages are dropped. Closing twice is allowed."""
-
-    def __enter__(self) -> Transport:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def check_timeout(timeout: float) -> float:
