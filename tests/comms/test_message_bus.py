@@ -16,29 +16,15 @@ import numpy as np
 import pytest
 import zmq
 
-from phobos.comms import BROADCAST, Message, Router, TabulatedLinks
+from phobos.comms import BROADCAST, Router, TabulatedLinks
 from phobos.comms.bus import RELAY, RelayedBus
 from phobos.comms.message_bus import Flight, MessageBus
 from phobos.comms.transport import InProcessHub
 from phobos.comms.zmq_transport import ZmqClient, ZmqServer
 from phobos.live.world.tracked_bus import TrackedBus, make_bus
+from tests.comms.test_router import ENDPOINTS, STEP, links, message
 
-ENDPOINTS = ("a", "b", "c")
-STEP = 10.0
 _addresses = itertools.count()
-
-
-def links(open_ab, delay=3.0, lost=None):
-    steps = len(open_ab)
-    open_ = np.ones((steps, 3, 3), dtype=bool)
-    open_[:, 0, 1] = open_ab
-    delays = np.full((steps, 3, 3), delay)
-    lost_table = np.zeros((steps, 3, 3), dtype=bool) if lost is None else lost
-    return TabulatedLinks(ENDPOINTS, STEP, open_, delays, lost_table)
-
-
-def message(seq, t, receiver="b", sender="a"):
-    return Message(sender, receiver, "intent", t, seq, {"n": seq})
 
 
 def _hub(endpoints, link_model, limit, context):
