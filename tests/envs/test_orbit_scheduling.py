@@ -8,7 +8,7 @@ from phobos import config as config_tools
 from phobos.agents.orbit_greedy import greedy_team
 from phobos.envs import make
 from phobos.envs.orbit_scheduling import OrbitSchedulingBatch, OrbitSchedulingConfig
-from phobos.envs.orbit_scheduling.config import DOWNLINK, IDLE, OCCULTATION
+from phobos.envs.orbit_scheduling.config import ACTIVITIES, DOWNLINK, IDLE, OCCULTATION
 from phobos.envs.single_agent import SingleAgentView
 
 SHORT = {"horizon_steps": 96}
@@ -233,3 +233,36 @@ def test_one_step_quasi_synchronous_episode_runs():
     env.reset(seed=0)
     *_, truncations, _ = env.step({a: 0 for a in env.agents})
     assert all(truncations.values())
+
+
+def _plasma_run(activities):
+    """Yinghuo-1 runs its plasma instrument inside a magnetosphere that covers its orbit."""
+    config = config_tools.replace(
+        OrbitSchedulingConfig(),
+        horizon_steps=24,
+        magnetosphere_radius=1e4,
+        magnetosphere_activities=activities,
+    )
+    env = make("orbit-scheduling-v0", config)
+    batch = OrbitSchedulingBatch(config, num_envs=1)
+    observations, _ = env.reset(seed=3)
+    batch_obs, _ = batch.reset([3])
+    agents = env.possible_agents
+    plasma = ACTIVITIES["yinghuo1"].index("plasma")
+    actions = {agent: plasma if agent == "yinghuo1" else IDLE for agent in agents}
+    while env.agents:
+        observations, rewards, *_ = env.step(actions)
+        batch_obs, _, reward, *_ = batch.step(np.array([[actions[a] for a in agents]]))
+        assert rewards[agents[0]] == reward[0]
+        for i, agent in enumerate(agents):
+            np.testing.assert_array_equal(observations[agent]["observations"], batch_obs[0, i])
+    return float(batch.stored_value[0, 1].sum() + batch.pending[0].sum())
+
+
+def test_the_magnetosphere_activities_of_the_config_are_boosted_alike_in_env_and_batch():
+    default = _plasma_run(("plasma", "magnetometer"))
+    none = _plasma_run(())
+    assert default > none > 0.0  # plasma data were taken, and worth more when boosted
+    assert _plasma_run(("camera",)) == none
+    with pytest.raises(ValueError, match="magnetosphere_activities: unknown activity 'radar'"):
+        OrbitSchedulingConfig(magnetosphere_activities=("radar",)).validate()

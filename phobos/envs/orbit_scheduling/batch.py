@@ -15,8 +15,15 @@ import numpy as np
 
 from phobos.comms.link import next_open_step
 from phobos.envs.orbit_scheduling.config import (
+    CRAFT_COUNT,
     DOWNLINK,
+    FIRST_INSTRUMENT,
     OCCULTATION,
+    OCCULTATION_KIND,
+    PHOBOS_GRUNT_INDEX,
+    SCIENCE,
+    TRACK_FIRST,
+    YINGHUO1_INDEX,
     OrbitSchedulingConfig,
 )
 from phobos.envs.orbit_scheduling.layout import (
@@ -27,6 +34,9 @@ from phobos.envs.orbit_scheduling.layout import (
 )
 from phobos.envs.orbit_scheduling.lookahead import lookahead_table
 from phobos.envs.orbit_scheduling.observation import (
+    CONTENT_ACTIVITY,
+    CONTENT_BATTERY,
+    CONTENT_STORAGE,
     STORED_VALUE_SCALE,
     CraftTables,
     combine_masks,
@@ -35,12 +45,8 @@ from phobos.envs.orbit_scheduling.observation import (
     static_observation,
 )
 from phobos.envs.orbit_scheduling.plan import EpisodePlan, plan_episodes
+from phobos.envs.orbit_scheduling.value import field_data_table, value_factor
 from phobos.envs.plan_ahead import PlanAhead
-
-SCIENCE, OCCULTATION_KIND = 0, 1
-"""Kinds of stored and delivered value."""
-PLASMA, MAGNETOMETER = 4, 5
-"""Yinghuo-1's field and particle instruments, boosted in the induced magnetosphere."""
 
 
 class OrbitSchedulingBatch:
@@ -74,7 +80,8 @@ class OrbitSchedulingBatch:
         self._tables = CraftTables.from_config(config)
         self._rngs: list[np.random.Generator] = [np.random.default_rng() for _ in range(num_envs)]
         self._env = np.arange(num_envs)[:, None]
-        self._craft = np.arange(2)[None, :]
+        self._craft = np.arange(CRAFT_COUNT)[None, :]
+        self._field_data = field_data_table(config)
         self._agent = np.arange(len(self.agents))[None, :]
         self.plan: EpisodePlan | None = None
         self.plan_ahead = plan_ahead
@@ -106,8 +113,8 @@ class OrbitSchedulingBatch:
         n, steps = self.num_envs, config.horizon_steps
         self.battery, self.storage, self.stored_value = initial_state(plan, tables)
         lag = int(np.ceil(plan.light_time_s.max() / config.step_seconds)) + 2
-        self.pending = np.zeros((n, steps + lag + 1, 2))
-        self.intents = np.zeros((n, steps, len(self.agents), 3))
+        self.pending = np.zeros((n, steps + lag + 1, 2))  # [env, arrival step, value kind]
+        self.intents = np.zeros((n, steps, len(self.agents), 3))  # [..., CONTENT_*]
         self._latest = prepared["latest"]
         # Copied: slices of these leave in ``info``, and prepared arrays are reused later.
         self.delivered_at = np.array(prepared["delivered"])
@@ -159,10 +166,10 @@ class OrbitSchedulingBatch:
         env, craft = self._env, self._craft
         allowed = self.mask[env, self._agent, actions].astype(bool)
         executed = np.where(allowed, actions, 0)
-        act = executed[:, :2]
-        self.intents[:, s, :, 0] = executed
-        self.intents[:, s, :2, 1] = self.battery / tb.battery_wh
-        self.intents[:, s, :2, 2] = self.storage / tb.storage_bits
+        act = executed[:, :CRAFT_COUNT]
+        self.intents[:, s, :, CONTENT_ACTIVITY] = executed
+        self.intents[:, s, :CRAFT_COUNT, CONTENT_BATTERY] = self.battery / tb.battery_wh
+        self.intents[:, s, :CRAFT_COUNT, CONTENT_STORAGE] = self.storage / tb.storage_bits
 
         solar = (
             tb.peak_w * plan.solar_scale[:, s, None] * plan.sunlit[:, s] * tb.pointing[craft, act]
@@ -171,17 +178,21 @@ class OrbitSchedulingBatch:
         violation = battery < 0.0
         self.battery = np.clip(battery, 0.0, tb.battery_wh)
 
-        joint = (act[:, 0] == OCCULTATION) & (act[:, 1] == OCCULTATION)
-        factor = np.where(act == OCCULTATION, (joint * plan.occultation_boost[:, s])[:, None], 1.0)
-        field_data = (act[:, 1] == PLASMA) | (act[:, 1] == MAGNETOMETER)
-        factor[:, 1] *= np.where(
-            field_data & plan.magnetosphere[:, s], config.magnetosphere_boost, 1.0
+        occultation = act == OCCULTATION
+        joint = occultation.all(axis=1)
+        factor = value_factor(
+            occultation,
+            (joint * plan.occultation_boost[:, s])[:, None],
+            self._field_data[craft, act],
+            plan.magnetosphere[:, s, None],
+            config.magnetosphere_boost,
+            where=np.where,
         )
-        kind = (act == OCCULTATION).astype(np.int64)
+        kind = occultation.astype(np.int64)  # OCCULTATION_KIND for an occultation, else SCIENCE
         self.storage = self.storage + tb.data_bits[craft, act] * (factor > 0)
         self.stored_value[env, craft, kind] += tb.value[craft, act] * factor
 
-        tracked = executed[:, 2:, None] == (craft + 1)[:, None, :]  # [n, S, 2]
+        tracked = executed[:, CRAFT_COUNT:, None] == (TRACK_FIRST + craft)[:, None, :]  # [n, S, 2]
         available = (plan.downlink_bits[:, s] * tracked).max(axis=1)
         sent = np.where(act == DOWNLINK, np.minimum(self.storage, available), 0.0)
         share = sent / np.maximum(self.storage, 1.0)
@@ -189,7 +200,8 @@ class OrbitSchedulingBatch:
         self.stored_value -= sent_value
         self.storage = self.storage - sent
         arrival = s + 1 + np.ceil(plan.light_time_s[:, s] / dt).astype(np.int64)
-        self.pending[env[:, 0], arrival] += sent_value[:, 0] + sent_value[:, 1]
+        grunt, yinghuo = sent_value[:, PHOBOS_GRUNT_INDEX], sent_value[:, YINGHUO1_INDEX]
+        self.pending[env[:, 0], arrival] += grunt + yinghuo
 
         self.step_index = s + 1
         arrived = self.pending[:, s + 1]
@@ -223,9 +235,10 @@ class OrbitSchedulingBatch:
         obs = static_observation(
             self.plan, config, layout, tb, np.array([k]), self._lookahead
         )[:, 0]
-        obs[:, :2, layout.own_field(BATTERY)] = self.battery / tb.battery_wh
-        obs[:, :2, layout.own_field(STORAGE)] = self.storage / tb.storage_bits
-        obs[:, :2, layout.own_field(STORED_VALUE)] = np.minimum(
+        crafts = slice(None, CRAFT_COUNT)
+        obs[:, crafts, layout.own_field(BATTERY)] = self.battery / tb.battery_wh
+        obs[:, crafts, layout.own_field(STORAGE)] = self.storage / tb.storage_bits
+        obs[:, crafts, layout.own_field(STORED_VALUE)] = np.minimum(
             self.stored_value.sum(axis=2) / STORED_VALUE_SCALE, 1.0
         )
         latest = self._latest[:, k]  # [n, receiver, sender], -1 when nothing arrived
@@ -270,9 +283,11 @@ def initial_state(
     least valuable observation per bit.
     """
     init = plan.initial_state
-    battery = tables.battery_wh * (0.6 + 0.4 * init[:, :2])
-    storage = tables.storage_bits * 0.2 * init[:, 2:]
-    per_bit = (tables.value[:, 4:] / tables.data_bits[:, 4:]).min(axis=1)
+    # The plan's draws: each spacecraft's battery share, then its memory share.
+    battery = tables.battery_wh * (0.6 + 0.4 * init[:, :CRAFT_COUNT])
+    storage = tables.storage_bits * 0.2 * init[:, CRAFT_COUNT:]
+    instruments = slice(FIRST_INSTRUMENT, None)
+    per_bit = (tables.value[:, instruments] / tables.data_bits[:, instruments]).min(axis=1)
     stored_value = np.zeros(storage.shape + (2,))
     stored_value[..., SCIENCE] = storage * per_bit
     return battery, storage, stored_value

@@ -10,6 +10,13 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 SPACECRAFT = ("phobos_grunt", "yinghuo1")
+"""The two spacecraft; every agent list (``config.agents``) starts with them, in this order."""
+PHOBOS_GRUNT_INDEX, YINGHUO1_INDEX = range(2)
+"""Each spacecraft's index in the agent axis of the arrays (and in ``config.agents``)."""
+CRAFT_COUNT = len(SPACECRAFT)
+"""Spacecraft in the agent axis; the ground stations follow them, from this index on."""
+SCIENCE, OCCULTATION_KIND = range(2)
+"""Kinds of stored and delivered value (the last axis of the stored-value arrays)."""
 
 ACTIVITIES: dict[str, tuple[str, ...]] = {
     "phobos_grunt": (
@@ -34,8 +41,18 @@ ACTIVITIES: dict[str, tuple[str, ...]] = {
 """Activities per spacecraft, in action-index order. The first four are shared by both."""
 
 IDLE, CHARGE, DOWNLINK, OCCULTATION = 0, 1, 2, 3
+"""The activities both spacecraft share, by action index."""
+FIRST_INSTRUMENT = 4
+"""Action index of a spacecraft's first science instrument (the rest follow it)."""
+MARS_CAMERA = ACTIVITIES["phobos_grunt"].index("mars_camera")
+PHOBOS_SURVEY = ACTIVITIES["phobos_grunt"].index("phobos_survey")
+YINGHUO1_CAMERA = ACTIVITIES["yinghuo1"].index("camera")
+"""Action indices of the instruments with a geometric condition (dayside, Phobos in range)."""
 
 STATION_ACTIVITIES = ("idle", "track_phobos_grunt", "track_yinghuo1")
+"""A station's actions: idle, then tracking each spacecraft in ``SPACECRAFT`` order."""
+TRACK_FIRST = 1
+"""Station action that tracks spacecraft 0; spacecraft ``c`` is tracked by ``TRACK_FIRST + c``."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +146,9 @@ class OrbitSchedulingConfig:
     this many Mars radii (the induced magnetosphere and bow shock region)."""
     magnetosphere_boost: float = 3.0
     """Value factor inside that region."""
+    magnetosphere_activities: tuple[str, ...] = ("plasma", "magnetometer")
+    """Yinghuo-1's activities (names from ``ACTIVITIES["yinghuo1"]``) whose data are worth
+    ``magnetosphere_boost`` times more inside that region: its field and particle instruments."""
     rare_sza_boost: float = 1.5
     """Value factor of an occultation at solar zenith angles Earth cannot reach."""
     occultation_lookahead_steps: int = 12
@@ -165,6 +185,12 @@ class OrbitSchedulingConfig:
             raise ValueError(f"start_window_days must be >= 0, got {self.start_window_days}")
         if not 0.0 <= self.message_loss <= 1.0:
             raise ValueError(f"message_loss must lie in [0, 1], got {self.message_loss}")
+        for activity in self.magnetosphere_activities:
+            if activity not in ACTIVITIES["yinghuo1"]:
+                raise ValueError(
+                    f"magnetosphere_activities: unknown activity {activity!r}; choose from "
+                    f"{', '.join(ACTIVITIES['yinghuo1'])}"
+                )
         for name in SPACECRAFT:
             craft: SpacecraftConfig = getattr(self, name)
             for vector in ("activity_load_w", "data_mbit", "value"):

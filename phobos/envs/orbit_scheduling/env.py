@@ -61,17 +61,20 @@ from phobos.comms.link import TabulatedLinks
 from phobos.comms.message import BROADCAST, Message
 from phobos.comms.message_bus import MessageBus, MessageBusFactory
 from phobos.comms.router import Router
-from phobos.envs.orbit_scheduling.batch import (
-    MAGNETOMETER,
-    PLASMA,
-    initial_state,
-)
+from phobos.envs.orbit_scheduling.batch import initial_state
 from phobos.envs.orbit_scheduling.config import (
     ACTIVITIES,
+    CHARGE,
+    CRAFT_COUNT,
     DOWNLINK,
+    IDLE,
     OCCULTATION,
+    OCCULTATION_KIND,
+    SCIENCE,
     SPACECRAFT,
     STATION_ACTIVITIES,
+    TRACK_FIRST,
+    YINGHUO1_INDEX,
     OrbitSchedulingConfig,
 )
 from phobos.envs.orbit_scheduling.layout import (
@@ -94,6 +97,7 @@ from phobos.envs.orbit_scheduling.observation import (
     static_observation,
 )
 from phobos.envs.orbit_scheduling.plan import EpisodePlan, plan_episodes
+from phobos.envs.orbit_scheduling.value import magnetosphere_activities, value_factor
 from phobos.envs.validation import action_index, check_action_keys, check_agent, masked_spaces
 
 __all__ = ["INTENT", "OrbitSchedulingEnv"]
@@ -157,6 +161,7 @@ class OrbitSchedulingEnv(ParallelEnv):
             agent: functools.partial(_describe_actions, self.action_names(agent))
             for agent in self.possible_agents
         }
+        self._field_activities = magnetosphere_activities(config)
         self._message_bus = message_bus or Router
         self._rng: np.random.Generator | None = None
         self.plan: EpisodePlan | None = None
@@ -217,7 +222,7 @@ class OrbitSchedulingEnv(ParallelEnv):
         )
         # Station rows of the mask never depend on state: tabulate them for the episode.
         self._station_masks = np.zeros((steps, len(agents) - 2, MAX_ACTIONS), dtype=np.int8)
-        self._station_masks[:, :, :3] = whole.stations[0]
+        self._station_masks[:, :, : len(STATION_ACTIVITIES)] = whole.stations[0]
         self._condition = whole.condition[0].tolist()
         self._net_wh = whole.net_wh[0].tolist()
         self._seq = [0] * count
@@ -239,7 +244,7 @@ class OrbitSchedulingEnv(ParallelEnv):
             raise RuntimeError("the episode is over: call reset() before step()")
         executed, masked = self._check_actions(actions)
         config, tb, s = self.config, self._tables, self._step
-        act = executed[:2]
+        act = executed[:CRAFT_COUNT]
         step_seconds = config.step_seconds
 
         now = s * step_seconds
@@ -253,13 +258,15 @@ class OrbitSchedulingEnv(ParallelEnv):
 
         scale, sunlit = self._solar_scale[s], self._sunlit[s]
         joint = act[0] == OCCULTATION and act[1] == OCCULTATION
-        field_data = act[1] == PLASMA or act[1] == MAGNETOMETER
+        field_data = act[YINGHUO1_INDEX] in self._field_activities
+        in_magnetosphere = self._magnetosphere[s]
+        boost = self._boost[s] if joint else 0.0
         violations = 0
         delivered_value = [0.0, 0.0]
         downlink = self._downlink[s]
         arrival = s + 1 + math.ceil(self._light_time[s] / step_seconds)
         craft = self._craft
-        for c in (0, 1):
+        for c in range(CRAFT_COUNT):
             a = act[c]
             solar = craft["peak_w"][c] * scale * sunlit[c] * craft["pointing"][c][a]
             load = craft["bus_w"][c]
@@ -268,10 +275,15 @@ class OrbitSchedulingEnv(ParallelEnv):
                 violations += 1
             self._battery[c] = min(max(battery, 0.0), craft["battery_wh"][c])
 
-            factor = (self._boost[s] if joint else 0.0) if a == OCCULTATION else 1.0
-            if c == 1 and field_data and self._magnetosphere[s]:
-                factor *= config.magnetosphere_boost
-            kind = 1 if a == OCCULTATION else 0
+            occultation = a == OCCULTATION
+            factor = value_factor(
+                occultation,
+                boost,
+                c == YINGHUO1_INDEX and field_data,
+                in_magnetosphere,
+                config.magnetosphere_boost,
+            )
+            kind = OCCULTATION_KIND if occultation else SCIENCE
             if factor > 0:
                 self._storage[c] = self._storage[c] + craft["data_bits"][c][a]
             stored = self._stored_value[c]
@@ -279,18 +291,19 @@ class OrbitSchedulingEnv(ParallelEnv):
 
             if a == DOWNLINK:
                 available = max(
-                    row[c] if executed[2 + st] == c + 1 else 0.0 for st, row in enumerate(downlink)
+                    row[c] if executed[CRAFT_COUNT + st] == TRACK_FIRST + c else 0.0
+                    for st, row in enumerate(downlink)
                 )
                 sent = min(self._storage[c], available)
                 share = sent / max(self._storage[c], 1.0)
-                for k in (0, 1):
+                for k in (SCIENCE, OCCULTATION_KIND):
                     moved = stored[k] * share
                     stored[k] -= moved
                     delivered_value[k] += moved
                 self._storage[c] = self._storage[c] - sent
         pending = self._pending[arrival]
-        pending[0] += delivered_value[0]
-        pending[1] += delivered_value[1]
+        pending[SCIENCE] += delivered_value[SCIENCE]
+        pending[OCCULTATION_KIND] += delivered_value[OCCULTATION_KIND]
 
         self._step = s + 1
         self._deliver_intents((s + 1) * step_seconds)
@@ -406,10 +419,11 @@ class OrbitSchedulingEnv(ParallelEnv):
     def _observe(self) -> dict[str, dict[str, np.ndarray]]:
         k, layout, tb = self._step, self.layout, self._tables
         obs = self._static_obs[k].copy()
-        obs[:2, layout.own_field(BATTERY)] = np.divide(self._battery, tb.battery_wh)
-        obs[:2, layout.own_field(STORAGE)] = np.divide(self._storage, tb.storage_bits)
+        crafts = slice(None, CRAFT_COUNT)
+        obs[crafts, layout.own_field(BATTERY)] = np.divide(self._battery, tb.battery_wh)
+        obs[crafts, layout.own_field(STORAGE)] = np.divide(self._storage, tb.storage_bits)
         stored = [sum(v) for v in self._stored_value]
-        obs[:2, layout.own_field(STORED_VALUE)] = np.minimum(
+        obs[crafts, layout.own_field(STORED_VALUE)] = np.minimum(
             np.divide(stored, STORED_VALUE_SCALE), 1.0
         )
         sent = self._intent_sent
@@ -423,7 +437,7 @@ class OrbitSchedulingEnv(ParallelEnv):
         condition, net_wh = self._condition[g], self._net_wh[g]
         data, room = self._craft["data_bits"], self._craft["storage_bits"]
         rows = []
-        for c in (0, 1):
+        for c in range(CRAFT_COUNT):
             battery, storage = self._battery[c], self._storage[c]
             ok, energy, extra = condition[c], net_wh[c], data[c]
             # Same tests, in the same float order, as observation.combine_masks.
@@ -432,7 +446,7 @@ class OrbitSchedulingEnv(ParallelEnv):
                 for a in range(MAX_ACTIONS)
             ]
             row[DOWNLINK] = row[DOWNLINK] and storage > 0.0
-            row[0] = row[1] = True  # idle and charge: the safe fallbacks
+            row[IDLE] = row[CHARGE] = True  # the safe fallbacks
             rows.append(row)
         self._mask = mask = np.concatenate([np.array(rows, dtype=np.int8), self._station_masks[g]])
         return {

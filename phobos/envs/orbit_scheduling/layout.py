@@ -72,7 +72,7 @@ class ObservationLayout:
     @property
     def shared(self) -> int:
         """Length of the shared block."""
-        return 5 + self.stations
+        return STATION_SEES_MARS + self.stations
 
     @property
     def own(self) -> slice:
@@ -99,7 +99,7 @@ class ObservationLayout:
 
     def station_sees_mars(self, station: int) -> int:
         """Index of a station's visibility flag."""
-        return 5 + station
+        return STATION_SEES_MARS + station
 
     def own_field(self, k: int) -> int:
         """Index of the ``k``-th value of the own block."""
@@ -130,11 +130,12 @@ class ObservationLayout:
         return self.lookahead_block.start + offset
 
 
-TIME, LIGHT_TIME, OCCULTATION_NOW, OCCULTATION_SOON, SPACECRAFT_LINK = range(5)
+TIME, LIGHT_TIME, OCCULTATION_NOW, OCCULTATION_SOON, SPACECRAFT_LINK, STATION_SEES_MARS = range(6)
+"""Shared-block indices; the stations' flags start at ``STATION_SEES_MARS``, one per station."""
 BATTERY, STORAGE, STORED_VALUE, SUNLIT, EARTH_VISIBLE, DAYSIDE, TARGET, DOWNLINK_RATE = range(8)
 """Own-block offsets for a spacecraft (use with :meth:`ObservationLayout.own_field`)."""
-SEES_MARS, RATE_PHOBOS_GRUNT, RATE_YINGHUO1 = range(3)
-"""Own-block offsets for a station."""
+SEES_MARS, RATE_PHOBOS_GRUNT, RATE_YINGHUO1, EARTH_PHOBOS_GRUNT, EARTH_YINGHUO1 = range(5)
+"""Own-block offsets for a station (each spacecraft's rate, then its Earth visibility)."""
 INTENT_BATTERY, INTENT_STORAGE, INTENT_AGE, INTENT_RECEIVED = range(MAX_ACTIONS, INTENT_FIELDS)
 """Offsets inside one sender's intent slice, after the activity one-hot."""
 (

@@ -14,21 +14,41 @@ import numpy as np
 
 from phobos.envs.orbit_scheduling.config import (
     CHARGE,
+    CRAFT_COUNT,
     DOWNLINK,
+    IDLE,
+    MARS_CAMERA,
     OCCULTATION,
+    PHOBOS_GRUNT_INDEX,
+    PHOBOS_SURVEY,
     SPACECRAFT,
+    STATION_ACTIVITIES,
+    TRACK_FIRST,
+    YINGHUO1_CAMERA,
+    YINGHUO1_INDEX,
     OrbitSchedulingConfig,
 )
 from phobos.envs.orbit_scheduling.layout import (
     DAYSIDE,
     DOWNLINK_RATE,
+    EARTH_PHOBOS_GRUNT,
     EARTH_VISIBLE,
+    INTENT_AGE,
+    INTENT_BATTERY,
     INTENT_FIELDS,
+    INTENT_RECEIVED,
+    INTENT_STORAGE,
+    LIGHT_TIME,
     MAX_ACTIONS,
+    OCCULTATION_NOW,
+    OCCULTATION_SOON,
     RATE_PHOBOS_GRUNT,
     SEES_MARS,
+    SPACECRAFT_LINK,
+    STATION_SEES_MARS,
     SUNLIT,
     TARGET,
+    TIME,
     ObservationLayout,
 )
 from phobos.envs.orbit_scheduling.lookahead import lookahead_table
@@ -101,25 +121,31 @@ def static_observation(
     out = np.zeros((n, len(k), agents, layout.size))
     sees = plan.station_sees_mars[:, g]  # [n, K, S]
     shared = out[..., : layout.shared]
-    shared[..., 0] = (k / steps)[None, :, None]
-    shared[..., 1] = np.minimum(plan.light_time_s[:, g] / LIGHT_TIME_SCALE, 1.0)[..., None]
-    shared[..., 2] = plan.occultation[:, g, None]
-    shared[..., 3] = plan.occultation_soon[:, g, None]
-    shared[..., 4] = plan.link_open[:, g, 0, 1][..., None]
-    shared[..., 5:] = sees[:, :, None, :]
+    shared[..., TIME] = (k / steps)[None, :, None]
+    shared[..., LIGHT_TIME] = np.minimum(plan.light_time_s[:, g] / LIGHT_TIME_SCALE, 1.0)[
+        ..., None
+    ]
+    shared[..., OCCULTATION_NOW] = plan.occultation[:, g, None]
+    shared[..., OCCULTATION_SOON] = plan.occultation_soon[:, g, None]
+    link = plan.link_open[:, g, PHOBOS_GRUNT_INDEX, YINGHUO1_INDEX]
+    shared[..., SPACECRAFT_LINK] = link[..., None]
+    shared[..., STATION_SEES_MARS:] = sees[:, :, None, :]
 
     own = out[..., layout.own]
     rates = np.minimum(plan.downlink_bits[:, g] / tables.downlink_peak_bits, 1.0)  # [n, K, S, 2]
     earth_visible = plan.earth_visible[:, g]
-    own[:, :, :2, SUNLIT] = plan.sunlit[:, g]
-    own[:, :, :2, EARTH_VISIBLE] = earth_visible
-    own[:, :, :2, DAYSIDE] = plan.dayside[:, g]
-    own[:, :, 0, TARGET] = plan.phobos_near[:, g]
-    own[:, :, 1, TARGET] = plan.magnetosphere[:, g]
-    own[:, :, :2, DOWNLINK_RATE] = rates.max(axis=2)
-    own[:, :, 2:, SEES_MARS] = sees
-    own[:, :, 2:, RATE_PHOBOS_GRUNT : RATE_PHOBOS_GRUNT + 2] = rates
-    own[:, :, 2:, 3:5] = earth_visible[:, :, None, :]
+    crafts, stations = slice(None, CRAFT_COUNT), slice(CRAFT_COUNT, None)
+    own[:, :, crafts, SUNLIT] = plan.sunlit[:, g]
+    own[:, :, crafts, EARTH_VISIBLE] = earth_visible
+    own[:, :, crafts, DAYSIDE] = plan.dayside[:, g]
+    own[:, :, PHOBOS_GRUNT_INDEX, TARGET] = plan.phobos_near[:, g]
+    own[:, :, YINGHUO1_INDEX, TARGET] = plan.magnetosphere[:, g]
+    own[:, :, crafts, DOWNLINK_RATE] = rates.max(axis=2)
+    own[:, :, stations, SEES_MARS] = sees
+    own[:, :, stations, RATE_PHOBOS_GRUNT : RATE_PHOBOS_GRUNT + CRAFT_COUNT] = rates
+    own[:, :, stations, EARTH_PHOBOS_GRUNT : EARTH_PHOBOS_GRUNT + CRAFT_COUNT] = earth_visible[
+        :, :, None, :
+    ]
     if layout.lookahead:
         if lookahead is None:
             lookahead = lookahead_table(plan, config)
@@ -127,15 +153,19 @@ def static_observation(
     return out
 
 
+CONTENT_ACTIVITY, CONTENT_BATTERY, CONTENT_STORAGE = range(3)
+"""Fields of an intent message's content as the batch core records it (last axis, 3 long)."""
+
+
 def intent_features(content: np.ndarray, received: np.ndarray, age: np.ndarray) -> np.ndarray:
     """Intent block entries from message contents ``[..., 3]`` (activity, battery, storage)."""
     out = np.zeros(received.shape + (INTENT_FIELDS,))
-    activity = content[..., 0].astype(np.int64)
+    activity = content[..., CONTENT_ACTIVITY].astype(np.int64)
     out[..., :MAX_ACTIONS] = (np.arange(MAX_ACTIONS) == activity[..., None]) & received[..., None]
-    out[..., MAX_ACTIONS] = content[..., 1] * received
-    out[..., MAX_ACTIONS + 1] = content[..., 2] * received
-    out[..., MAX_ACTIONS + 2] = np.where(received, age, 1.0)
-    out[..., MAX_ACTIONS + 3] = received
+    out[..., INTENT_BATTERY] = content[..., CONTENT_BATTERY] * received
+    out[..., INTENT_STORAGE] = content[..., CONTENT_STORAGE] * received
+    out[..., INTENT_AGE] = np.where(received, age, 1.0)
+    out[..., INTENT_RECEIVED] = received
     return out
 
 
@@ -160,12 +190,14 @@ def static_masks(plan: EpisodePlan, tables: CraftTables, g: np.ndarray) -> Stati
     n = plan.light_time_s.shape[0]
     sees = plan.station_sees_mars[:, g]
     earth_visible = plan.earth_visible[:, g]
-    condition = np.ones((n, len(g), 2, MAX_ACTIONS), dtype=bool)
+    grunt, yinghuo = PHOBOS_GRUNT_INDEX, YINGHUO1_INDEX
+    condition = np.ones((n, len(g), CRAFT_COUNT, MAX_ACTIONS), dtype=bool)
     condition[..., DOWNLINK] = earth_visible & sees.any(axis=-1)[..., None]
     condition[..., OCCULTATION] = plan.occultation[:, g, None]
-    condition[:, :, 0, 4] = plan.dayside[:, g, 0]  # the Mars camera needs the dayside below
-    condition[:, :, 0, 5] = plan.phobos_near[:, g]
-    condition[:, :, 1, 6] = plan.dayside[:, g, 1]
+    # The cameras need the dayside below; the survey needs Phobos in range.
+    condition[:, :, grunt, MARS_CAMERA] = plan.dayside[:, g, grunt]
+    condition[:, :, grunt, PHOBOS_SURVEY] = plan.phobos_near[:, g]
+    condition[:, :, yinghuo, YINGHUO1_CAMERA] = plan.dayside[:, g, yinghuo]
     solar = (
         tables.peak_w[:, None]
         * plan.solar_scale[:, g, None, None]
@@ -173,8 +205,9 @@ def static_masks(plan: EpisodePlan, tables: CraftTables, g: np.ndarray) -> Stati
         * tables.pointing
     )
     net_wh = (solar - tables.bus_w[:, None] - tables.load_w) * tables.step_hours
-    stations = np.ones(sees.shape + (3,), dtype=bool)
-    stations[..., 1:] = sees[..., None] & earth_visible[:, :, None, :]
+    stations = np.ones(sees.shape + (len(STATION_ACTIVITIES),), dtype=bool)
+    # Tracking a spacecraft needs Mars above the station and the spacecraft facing Earth.
+    stations[..., TRACK_FIRST:] = sees[..., None] & earth_visible[:, :, None, :]
     return StaticMasks(condition, net_wh, stations)
 
 
@@ -188,8 +221,8 @@ def combine_masks(
     room_ok = storage[:, None, :, None] + tables.data_bits <= tables.storage_bits[:, None]
     craft = static.condition & energy_ok & room_ok
     craft[..., DOWNLINK] &= storage[:, None, :] > 0.0
-    craft[..., :2] = True  # idle and charge are always allowed: the safe fallbacks
-    mask = np.zeros((n, steps, 2 + stations, MAX_ACTIONS), dtype=np.int8)
-    mask[:, :, :2] = craft
-    mask[:, :, 2:, :3] = static.stations
+    craft[..., IDLE] = craft[..., CHARGE] = True  # always allowed: the safe fallbacks
+    mask = np.zeros((n, steps, CRAFT_COUNT + stations, MAX_ACTIONS), dtype=np.int8)
+    mask[:, :, :CRAFT_COUNT] = craft
+    mask[:, :, CRAFT_COUNT:, : len(STATION_ACTIVITIES)] = static.stations
     return mask

@@ -52,15 +52,18 @@ import numpy as np
 
 from phobos.envs import make
 from phobos.envs.orbit_scheduling import task as orbit_task
-from phobos.envs.orbit_scheduling.batch import MAGNETOMETER, PLASMA, initial_state
+from phobos.envs.orbit_scheduling.batch import initial_state
 from phobos.envs.orbit_scheduling.config import (
     CHARGE,
     DOWNLINK,
     IDLE,
     OCCULTATION,
+    YINGHUO1_INDEX,
     OrbitSchedulingConfig,
 )
 from phobos.envs.orbit_scheduling.observation import CraftTables, static_masks
+from phobos.envs.orbit_scheduling.value import magnetosphere_activities
+from phobos.envs.orbit_scheduling.value import value_factor as task_value_factor
 
 ORBIT = orbit_task.ID_V0
 """The id the oracle models (every version of the task shares its model)."""
@@ -172,11 +175,17 @@ def units_per_kbit(density: float) -> int:
 
 
 def value_factor(config: OrbitSchedulingConfig, plan: Any, t: int, c: int, a: int) -> float:
-    """The value factor of activity ``a`` of craft ``c`` at step ``t`` (occultation: joint)."""
-    factor = float(plan.occultation_boost[0][t]) if a == OCCULTATION else 1.0
-    if c == 1 and a in (PLASMA, MAGNETOMETER) and plan.magnetosphere[0][t]:
-        factor *= config.magnetosphere_boost
-    return factor
+    """The value factor of activity ``a`` of craft ``c`` at step ``t`` (occultation: joint).
+
+    The task's rule (:func:`phobos.envs.orbit_scheduling.value.value_factor`), as the env has it.
+    """
+    return task_value_factor(
+        a == OCCULTATION,
+        float(plan.occultation_boost[0][t]),
+        c == YINGHUO1_INDEX and a in magnetosphere_activities(config),
+        bool(plan.magnetosphere[0][t]),
+        config.magnetosphere_boost,
+    )
 
 
 def episode(config: OrbitSchedulingConfig | None, seed: int) -> tuple[Any, Any]:
