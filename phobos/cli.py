@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import datetime
 import importlib
 import json
@@ -104,6 +105,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluate.add_argument("--config", type=Path, help="YAML file of the environment's config")
     evaluate.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a field"
+    )
+    evaluate.add_argument(
+        "--save-episodes",
+        action="store_true",
+        help="also write every episode's per-step actions, rewards and messages as JSON lines "
+        "into OUT/episodes/ (one file per team and seed; phobos demo --replay plays one)",
     )
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.add_argument(
@@ -212,6 +219,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     config = config_tools.load(config_class(args.env), args.config, args.set)
     teams = [TeamSpec.parse(team, trust=args.trust_checkpoint) for team in args.policy]
     request = make_request(args.env, teams, seeds, config)
+    if args.save_episodes:
+        request = dataclasses.replace(request, record=True)
     planner = any(team.base == "planner" for team in request.teams)
     oracle = None
     if args.oracle or planner:
@@ -260,8 +269,22 @@ def _evaluate(args: argparse.Namespace) -> int:
         )
     for result in run.failed():
         print(f"  FAILED team {result.team} seed {result.seed}:\n{result.error}", file=sys.stderr)
+    if args.save_episodes:
+        _save_episodes(run, args.out / "episodes")
     print(f"report: {report}")
     return 1 if run.failed() else 0
+
+
+def _save_episodes(run: Any, folder: Path) -> None:
+    """Write each recorded episode of ``run`` into ``folder`` (``--save-episodes``)."""
+    from phobos.envs import recording
+
+    saved = [r for r in run.results if r.episode is not None]
+    for result in saved:
+        recording.write(folder / recording.file_name(result.team, result.seed), result.episode)
+    skipped = len(run.results) - len(saved)
+    note = f" ({skipped} not recorded: failed or planner episodes)" if skipped else ""
+    print(f"episodes: {folder} ({len(saved)} files{note})")
 
 
 def _add_print_config(parser: argparse.ArgumentParser) -> None:

@@ -94,6 +94,14 @@ def add_commands(commands: Any) -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a field"
     )
     demo.add_argument(
+        "--replay",
+        type=Path,
+        metavar="FILE",
+        help="play an episode saved by 'phobos evaluate --save-episodes' on the dashboard (no "
+        "agent processes; each step's rewards are checked against the file); runs until "
+        "Ctrl-C unless --steps or --episodes bounds it",
+    )
+    demo.add_argument(
         "--print-config",
         action="store_true",
         help="print the resolved config (defaults, --config, --set) as YAML for --config, "
@@ -156,6 +164,8 @@ def _demo(args: argparse.Namespace) -> int:
     for flag, value in (("--join-timeout", args.join_timeout), ("--grace", args.grace)):
         if not value >= 0:  # also refuses nan
             raise ValueError(f"{flag} must be at least 0 seconds, got {value}")
+    if args.replay is not None:
+        return _replay(args)
     config = config_tools.load(config_class(args.env), args.config, args.set)
     if args.print_config:
         command = f"phobos demo --env {args.env} --seed {args.seed}"
@@ -197,6 +207,57 @@ def _demo(args: argparse.Namespace) -> int:
     )
     settings.validate()
     return run_demo(options, settings, config, episodes=args.episodes, steps=args.steps)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    """``phobos demo --replay FILE``: check the whole file, then play it on the dashboard."""
+    import signal
+    import threading
+
+    from phobos.demo.dashboard import Dashboard
+    from phobos.envs import recording
+    from phobos.live.replay import ReplayWorld
+
+    clashing = [f for f in ("config", "set", "policy", "remote") if getattr(args, f)]
+    if clashing:
+        raise ValueError(
+            f"--replay plays the file's own env, config and actions; drop --{clashing[0]}"
+        )
+    if not args.speed >= 0:
+        raise ValueError(f"--speed must be at least 0, got {args.speed}")
+    saved = recording.read(args.replay)
+    team_return = recording.check(saved)  # every step, before anything is served
+    if not args.no_dashboard:
+        _check_port_free("--http-port", "127.0.0.1", args.http_port)
+    world = ReplayWorld(saved, speed=args.speed)
+    dashboard = None
+    previous = signal.getsignal(signal.SIGTERM)
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:
+        signal.signal(signal.SIGTERM, lambda *_: world.stop())
+    try:
+        if not args.no_dashboard:
+            dashboard = Dashboard(world.telemetry_address, port=args.http_port).start()
+        print(
+            f"phobos demo: replaying {args.replay} ({saved.env_id}, team {saved.team}, seed "
+            f"{saved.seed}, {len(saved.steps)} steps, team return {team_return:.2f})",
+            flush=True,
+        )
+        if dashboard is not None:
+            print(f"dashboard: {dashboard.url}", flush=True)
+        hold = args.steps is None and args.episodes is None
+        try:
+            stats = world.run(steps=args.steps, hold=hold)
+        except KeyboardInterrupt:
+            stats = world.stats
+        print(f"phobos demo: replayed {stats.steps} steps in {stats.elapsed_s:.1f} s", flush=True)
+    finally:
+        if dashboard is not None:
+            dashboard.close()
+        world.close()
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    return 0
 
 
 def _agent(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ import numpy as np
 
 from phobos.agents.team_spec import TeamSpec, build_team
 from phobos.comms.router import Router
-from phobos.envs import constructor_arguments, make, task_spec
+from phobos.envs import constructor_arguments, make, recording, task_spec
 from phobos.envs.episode import play
 
 
@@ -38,6 +38,8 @@ class EpisodeSpec:
         team: Which policy flies each agent.
         seed: The episode's seed; the only source of randomness.
         trace: Also record every executed action (for the report's schedule figures).
+        record: Also keep every step's actions, rewards and delivered messages
+            (:mod:`phobos.envs.recording`, for ``--save-episodes``).
 
     """
 
@@ -46,6 +48,7 @@ class EpisodeSpec:
     team: TeamSpec
     seed: int
     trace: bool = False
+    record: bool = False
 
 
 @dataclass
@@ -60,6 +63,7 @@ class EpisodeResult:
         error: The traceback of a failed episode.
         wall_s: Seconds the episode took.
         trace: Per agent, the executed action of every step (only when requested).
+        episode: The episode's records, header first (only when requested).
 
     """
 
@@ -70,6 +74,7 @@ class EpisodeResult:
     error: str = ""
     wall_s: float = 0.0
     trace: dict[str, list[int]] | None = None
+    episode: list[dict[str, Any]] | None = None
 
     def row(self) -> dict[str, Any]:
         """A flat record for JSON and CSV (the trace is left out)."""
@@ -89,10 +94,24 @@ class _LatencyRouter(Router):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.latencies: list[float] = []
+        self.delivered: list[dict[str, Any]] = []
+        """Copies delivered since the recorder last took them (``record`` only)."""
+        self.recording = False
 
     def deliver(self, until: float) -> list[tuple[str, Any]]:
         delivered = super().deliver(until)
         self.latencies.extend(until - message.send_time for _, message in delivered)
+        if self.recording:
+            self.delivered.extend(
+                {
+                    "from": message.sender,
+                    "to": receiver,
+                    "kind": message.kind,
+                    "sent_s": float(message.send_time),
+                    "delivered_s": float(until),
+                }
+                for receiver, message in delivered
+            )
         return delivered
 
 
@@ -106,7 +125,7 @@ def run_episode(
     """
     start = time.perf_counter()
     try:
-        metrics, trace = _fly(spec, team_factory)
+        metrics, trace, episode = _fly(spec, team_factory)
     except Exception:  # noqa: BLE001 - the run reports failures instead of stopping
         return EpisodeResult(
             spec.team.label,
@@ -116,13 +135,19 @@ def run_episode(
             wall_s=time.perf_counter() - start,
         )
     return EpisodeResult(
-        spec.team.label, spec.seed, "ok", metrics, wall_s=time.perf_counter() - start, trace=trace
+        spec.team.label,
+        spec.seed,
+        "ok",
+        metrics,
+        wall_s=time.perf_counter() - start,
+        trace=trace,
+        episode=episode,
     )
 
 
 def _fly(
     spec: EpisodeSpec, team_factory: Callable[[TeamSpec, Any, int], dict[str, Any]]
-) -> tuple[dict[str, float], dict[str, list[int]] | None]:
+) -> tuple[dict[str, float], dict[str, list[int]] | None, list[dict[str, Any]] | None]:
     # The env's router also records delivery delays (for an env that takes a message bus).
     takes_bus = "message_bus" in constructor_arguments(spec.env_id)
     bus = {"message_bus": _LatencyRouter} if takes_bus else {}
@@ -135,8 +160,19 @@ def _fly(
     trace: dict[str, list[int]] = {agent: [] for agent in env.possible_agents}
     team_return = 0.0
     infos: dict[str, dict[str, Any]] = {}
+    episode = None
+    if spec.record:
+        config = spec.config if spec.config is not None else env.config
+        agents = list(env.possible_agents)
+        episode = [recording.header(spec.env_id, config, spec.seed, spec.team.label, agents)]
+        if bus:
+            env.router.recording = True
     for step in play(env, team, observations):
         infos = step.infos
+        if episode is not None:
+            delivered = env.router.delivered if bus else []
+            episode.append(recording.step_record(len(episode) - 1, step, list(delivered)))
+            delivered.clear()
         team_return += float(next(iter(step.rewards.values())))
         for agent, info in infos.items():
             trace[agent].append(int(info["executed_action"]))
@@ -155,4 +191,6 @@ def _fly(
     metrics["latency_max_s"] = float(np.max(latencies)) if latencies else 0.0
     metrics["steps"] = float(len(next(iter(trace.values()))))
     env.close()
-    return metrics, (trace if spec.trace else None)
+    if episode is not None:
+        episode[0] |= {"steps": len(episode) - 1, "team_return": team_return}
+    return metrics, (trace if spec.trace else None), episode

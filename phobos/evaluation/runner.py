@@ -36,6 +36,7 @@ class EvaluationRequest:
         teams: Team specs (see :mod:`phobos.agents.team_spec`), one evaluated team each.
         seeds: Episode seeds; every team flies every seed.
         config: The environment's configuration; ``None`` for its defaults.
+        record: Keep every episode's steps (:mod:`phobos.envs.recording`) in its result.
 
     """
 
@@ -43,11 +44,12 @@ class EvaluationRequest:
     teams: tuple[TeamSpec, ...]
     seeds: tuple[int, ...]
     config: Any = None
+    record: bool = False
 
     def episodes(self) -> list[EpisodeSpec]:
         """One spec per (team, seed), teams outermost."""
         return [
-            EpisodeSpec(self.env_id, self.config, team, seed)
+            EpisodeSpec(self.env_id, self.config, team, seed, record=self.record)
             for team in self.teams
             for seed in self.seeds
         ]
