@@ -28,6 +28,7 @@ import argparse
 import logging
 import math
 import signal
+import sqlite3
 import sys
 import time
 from collections import defaultdict
@@ -398,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         relay = DtnRelay(args.address, args.keys, args.journal, args.gather_timeout)
-    except (OSError, ValueError, zmq.ZMQError) as exc:
+    except (OSError, ValueError, zmq.ZMQError, sqlite3.Error) as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 2
     stopping = []
