@@ -101,7 +101,7 @@ class Demo:
             log.info("demo: %s has no message rule for agents; the world relays", options.env_id)
             settings = dataclasses.replace(settings, relay="zmq", relay_address=None)
         if settings.relay == "process" and settings.relay_address is None:
-            address = f"tcp://127.0.0.1:{_free_port()}"
+            address = f"tcp://127.0.0.1:{free_port()}"
             settings = dataclasses.replace(settings, relay_address=address)
             self.relay_command = relay_command(address, self.keys, self.run_dir / "relay.db")
         self.settings = settings
@@ -242,7 +242,7 @@ def relay_command(address: str, keys: Path, journal: Path) -> list[str]:
     ]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     """A loopback port free now (the relay binds it, and binds it again after a restart)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))

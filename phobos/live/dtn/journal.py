@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS ticks (
 );
 CREATE TABLE IF NOT EXISTS owed (
     receiver TEXT NOT NULL, episode INTEGER NOT NULL, sender TEXT NOT NULL,
-    seq INTEGER NOT NULL, frame BLOB NOT NULL,
+    seq INTEGER NOT NULL,
     PRIMARY KEY (receiver, episode, sender, seq)
 );
 CREATE TABLE IF NOT EXISTS counts (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -97,7 +97,11 @@ class RelayJournal:
 
     def owed(self) -> list[tuple[str, int, Message]]:
         """``(receiver, episode, message)`` of every copy not yet acknowledged."""
-        rows = self._db.execute("SELECT receiver, episode, frame FROM owed ORDER BY rowid")
+        rows = self._db.execute(
+            "SELECT o.receiver, o.episode, a.frame FROM owed o JOIN accepted a"
+            " ON a.episode = o.episode AND a.sender = o.sender AND a.seq = o.seq"
+            " ORDER BY o.rowid"
+        )  # a copy is a row of the message it copies: no frame written twice
         return [(r, int(e), decode(f, self.max_size)) for r, e, f in rows]
 
     def accepted_count(self) -> int:
@@ -113,7 +117,7 @@ class RelayJournal:
         self,
         *,
         plan: Message | None = None,
-        accepted: Sequence[tuple[int, int, Message]] = (),
+        accepted: Sequence[tuple[int, int, Message, bytes]] = (),
         tick: tuple[int, int, float] | None = None,
         owed: Sequence[tuple[str, int, Message]] = (),
         acked: Iterable[CopyKey] = (),
@@ -123,7 +127,8 @@ class RelayJournal:
 
         Args:
             plan: The ``plan`` message of a new episode (``seq``: the episode).
-            accepted: ``(episode, tick, message)`` taken into custody.
+            accepted: ``(episode, tick, message, frame)`` taken into custody (``frame``: the
+                message's codec encoding).
             tick: ``(episode, tick, until)`` routed.
             owed: ``(receiver, episode, message)`` copies now owed to their receivers.
             acked: Copies their receivers acknowledged.
@@ -138,16 +143,13 @@ class RelayJournal:
                 db.execute("INSERT OR REPLACE INTO plan VALUES (?, ?)", (plan.seq, frame))
             db.executemany(
                 "INSERT OR IGNORE INTO accepted VALUES (?, ?, ?, ?, ?)",
-                [
-                    (e, m.sender, m.seq, t, encode(m, self.max_size))
-                    for e, t, m in accepted
-                ],
+                [(e, m.sender, m.seq, t, frame) for e, t, m, frame in accepted],
             )
             if tick is not None:
                 db.execute("INSERT OR REPLACE INTO ticks VALUES (?, ?, ?)", tick)
             db.executemany(
-                "INSERT OR IGNORE INTO owed VALUES (?, ?, ?, ?, ?)",
-                [(r, e, m.sender, m.seq, encode(m, self.max_size)) for r, e, m in owed],
+                "INSERT OR IGNORE INTO owed VALUES (?, ?, ?, ?)",
+                [(r, e, m.sender, m.seq) for r, e, m in owed],
             )
             db.executemany(
                 "DELETE FROM owed WHERE receiver = ? AND episode = ? AND sender = ? AND seq = ?",

@@ -8,27 +8,31 @@ can send under another's name. Each lock-step tick goes:
    ``ok``: the relay journals it and starts a fresh store-and-forward router on it.
 2. Each agent answers its observation of step ``t``: it builds its messages with the task's
    rule, sends them to the relay in one ``submit`` (then, to the world, its action with the
-   count of messages it has submitted this episode). The relay journals what it accepts and
-   answers ``ack`` (custody has passed) and ``refused`` for each one it will not take (the
-   reason: late, unknown receiver or kind, too large, bad fields).
+   count of messages it has authored this episode). The relay answers ``refused`` at once for
+   each one it will not take (the reason: late, unknown receiver or kind, too large, a reused
+   sequence number, bad fields), and acknowledges the others once they are journaled.
 3. The world, once it has every action, sends ``tick`` (episode, step, the simulated time
    the step ends, and each agent's count). The relay waits (bounded) until it holds every
    message counted, offers the step's messages to the router in a canonical order (sender
    in the plan's order, then sequence number), collects the copies due by then, journals
-   them as owed, sends each receiver its copies in one ``deliver`` and answers the world
-   ``routed`` with the same copies, which the world's environment takes as delivered.
-   A ``tick`` asked again (the world's retry after a relay restart) gets the same answer.
-4. Each receiver answers ``got`` with the ids it has recorded; the relay then forgets them.
+   them as owed and commits the step (its messages, the tick and the copies owed, in one
+   transaction); then it sends each agent one ``deliver`` (its copies and the
+   acknowledgements of its messages: custody has passed) and answers the world ``routed``
+   with the same copies, which the world's environment takes as delivered. A ``tick`` asked
+   again (the world's retry after a relay restart) gets the same answer.
+4. Each receiver records its copies in its ledger, then acknowledges them with its next
+   ``submit`` (or a ``got`` when the world is silent); the relay then forgets them.
 5. At the end of a run the world sends ``flush``; the relay answers ``flushed`` with its
    counters once nothing is owed (or its wait ends).
 
 | kind | from | payload |
 |---|---|---|
 | ``hello`` | agent | ``{"incarnation": int}``; answered ``welcome`` and what is owed |
-| ``submit`` | agent | ``[episode, [[receiver, kind, send_time, seq, payload], ...]]`` |
-| ``ack`` | relay | ``[episode, [seq, ...]]`` |
+| ``submit`` | agent | ``[episode, [[receiver, kind, send_time, seq, payload], ...], got]`` |
+| | | (``got`` as ``got``'s payload; optional) |
 | ``refused`` | relay | ``[episode, seq, reason]`` (``seq`` -1: the whole frame) |
-| ``deliver`` | relay | ``[episode, [copy, ...]]``, each copy as ``routed``'s |
+| ``deliver`` | relay | ``[episode, [copy, ...], [[episode, [seq, ...]], ...]]``: copies as |
+| | | ``routed``'s, then the acknowledged messages of this agent |
 | ``got`` | agent | ``[[episode, sender, seq], ...]`` |
 | ``plan`` | world | ``{"endpoints", "step_seconds", "buffer", "kinds", "open", "delay", "lost",`` |
 | | | ``"rate"}``, ``seq`` the episode; answered ``ok`` |
@@ -51,7 +55,10 @@ RELAY = "relay"
 """Endpoint name (and key name) of the DTN relay."""
 
 HELLO, WELCOME = "hello", "welcome"
-SUBMIT, ACK, REFUSED = "submit", "ack", "refused"
+SUBMIT, REFUSED = "submit", "refused"
+ACK = "ack"
+"""An acknowledgement on its own: ``[episode, [seq, ...]]`` (the relay sends them in
+``deliver``; an agent takes either)."""
 DELIVER, GOT = "deliver", "got"
 PLAN, OK, REPLAN = "plan", "ok", "replan"
 TICK, ROUTED = "tick", "routed"

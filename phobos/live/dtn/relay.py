@@ -93,6 +93,9 @@ class DtnRelay:
         self.episode: Episode | None = None
         self.owed: dict[str, dict[tuple[int, str, int], Message]] = defaultdict(dict)
         self._gathering = False
+        self._accepted: list[tuple[int, int, Message, bytes]] = []  # since the last commit
+        self._acks: list[tuple[bytes, str, int, list[int]]] = []
+        self._acked: list[tuple[str, int, str, int]] = []
         self._recover()
 
     # ------------------------------------------------------------------ recovery
@@ -118,12 +121,12 @@ class DtnRelay:
         while not stop():
             if self.sock.poll(milliseconds(tick)):
                 self.drain()
+            else:
+                self._commit()  # idle: custody of what came since the last tick
 
     def drain(self, most: int = 1000) -> None:
-        """Handle the frames waiting (at most ``most``), committing accepted ones together."""
+        """Handle the frames waiting (at most ``most``), without blocking."""
         sock = self.sock
-        acks: list[tuple[bytes, str, int, list[int]]] = []
-        accepted: list[tuple[int, int, Message]] = []
         for _ in range(most):
             try:
                 ident = sock.recv(zmq.NOBLOCK)
@@ -148,23 +151,35 @@ class DtnRelay:
             self.routes[user] = ident
             try:
                 if message.kind == r.SUBMIT:
-                    self._on_submit(user, message, acks, accepted)
+                    self._on_submit(user, message)
                 else:
-                    if acks or accepted:  # keep the order: custody before anything else
-                        self._commit_acks(acks, accepted)
                     self._dispatch(user, ident, message)
             except Exception as exc:  # noqa: BLE001 - no frame may stop the relay
                 self.refuse(ident, user, f"{message.kind!r} could not be handled: {exc}")
-        if acks or accepted:
-            self._commit_acks(acks, accepted)
 
-    def _commit_acks(self, acks: list, accepted: list) -> None:
-        if accepted:
-            self.journal.commit(accepted=accepted)
-            accepted.clear()
-        for ident, name, episode, seqs in acks:
-            self._send(ident, name, r.ACK, [episode, seqs])
-        acks.clear()
+    def _commit(self, copies: dict[str, list] | None = None, **more: Any) -> None:
+        """Commit what came since the last commit (with ``more``), then tell each agent.
+
+        One transaction a step: the step's accepted messages, its tick, the copies owed and
+        the copies acknowledged since. An acknowledgement goes out only once its message is
+        journaled (custody); a copy's row goes when its receiver's ``got`` is committed (a
+        relay that dies first resends it, and the receiver's ledger knows it already). Each
+        agent then gets one ``deliver``: its copies of the step and its acknowledgements.
+        """
+        if not (self._accepted or self._acked or more):
+            return
+        self.journal.commit(accepted=self._accepted, acked=self._acked, **more)
+        self._accepted.clear()
+        self._acked.clear()
+        acks: dict[str, list] = defaultdict(list)
+        for _, name, episode, seqs in self._acks:
+            acks[name].append([episode, seqs])
+        self._acks.clear()
+        copies = copies or {}
+        number = self.episode.number if self.episode is not None else -1
+        for name in acks.keys() | copies.keys():
+            payload = [number, copies.get(name, []), acks.get(name, [])]
+            self._send(self.routes.get(name), name, r.DELIVER, payload)
 
     def _dispatch(self, user: str, ident: bytes, message: Message) -> None:
         kind = message.kind
@@ -183,13 +198,17 @@ class DtnRelay:
             self.refuse(ident, user, f"unexpected message kind {quote(kind)}")
 
     # ------------------------------------------------------------------- agents
-    def _on_submit(self, user: str, message: Message, acks: list, accepted: list) -> None:
+    def _on_submit(self, user: str, message: Message) -> None:
         ident = self.routes[user]
         payload = message.payload
-        if not (isinstance(payload, list) and len(payload) == 2 and isinstance(payload[1], list)):
-            self.refuse(ident, user, "a submit is [episode, [message, ...]]")
+        if not (
+            isinstance(payload, list) and len(payload) in (2, 3) and isinstance(payload[1], list)
+        ):
+            self.refuse(ident, user, "a submit is [episode, [message, ...], got]")
             return
-        number, items = payload
+        number, items = payload[0], payload[1]
+        if len(payload) == 3:  # the receiver's got, carried with its next submit
+            self._on_got(user, payload[2])
         episode = self.episode
         if episode is None or number != episode.number:
             self.refuse(ident, user, f"episode {quote(number)} is not the current one", number)
@@ -204,7 +223,7 @@ class DtnRelay:
         seqs = []
         for item in items:
             seq = item[3] if isinstance(item, list) and len(item) == 5 else -1
-            reason, tick, built = self._check(user, episode, item)
+            reason, tick, built, frame = self._check(user, episode, item)
             if reason is not None:
                 valid = type(seq) is int and 0 <= seq < 2**62
                 if valid:
@@ -212,57 +231,56 @@ class DtnRelay:
                 self.refuse(ident, user, reason, number, seq if valid else -1)
                 continue
             held = episode.accepted.get((user, built.seq))
-            if held is not None and encode(held) != encode(built):
+            if held is not None and encode(held) != frame:
                 self.refuse(ident, user, f"sequence number {built.seq} reused", number)
                 continue
             if held is not None:
                 self.counts["duplicates"] += 1  # a retransmission: custody holds already
             else:
                 episode.accept(tick, built)
-                accepted.append((number, tick, built))
+                self._accepted.append((number, tick, built, frame))
             seqs.append(built.seq)
         if seqs:
-            acks.append((ident, user, number, seqs))
+            self._acks.append((ident, user, number, seqs))
 
-    def _check(self, user: str, episode: Episode, item: Any) -> tuple[str | None, int, Any]:
-        """Why ``item`` is refused (or None), its tick and the message."""
+    def _check(
+        self, user: str, episode: Episode, item: Any
+    ) -> tuple[str | None, int, Any, bytes]:
+        """Why ``item`` is refused (or None), its tick, the message and its frame."""
         if not (isinstance(item, list) and len(item) == 5):
-            return "a message is [receiver, kind, send_time, seq, payload]", 0, None
+            return "a message is [receiver, kind, send_time, seq, payload]", 0, None, b""
         receiver, kind, send_time, seq, body = item
         if not (isinstance(receiver, str) and isinstance(kind, str)):
-            return "receiver and kind must be strings", 0, None
+            return "receiver and kind must be strings", 0, None, b""
         if type(seq) is not int or not 0 <= seq < 2**62:
-            return f"bad sequence number {quote(seq)}", 0, None
+            return f"bad sequence number {quote(seq)}", 0, None, b""
         if type(send_time) is not float or not math.isfinite(send_time) or send_time < 0:
-            return f"bad send time {quote(send_time)}", 0, None
+            return f"bad send time {quote(send_time)}", 0, None, b""
         if receiver != BROADCAST and (receiver not in episode.index or receiver == user):
-            return f"unknown receiver {quote(receiver)}", 0, None
+            return f"unknown receiver {quote(receiver)}", 0, None, b""
         if kind not in episode.kinds:
-            return f"unknown message kind {quote(kind)}", 0, None
+            return f"unknown message kind {quote(kind)}", 0, None, b""
         message = Message(user, receiver, kind, send_time, seq, body)
         try:
-            size = len(encode(message, r.MAX_MESSAGE_BYTES))
-        except EncodeError:
-            size = r.MAX_MESSAGE_BYTES + 1
-        if size > r.MAX_MESSAGE_BYTES:
-            return f"message over {r.MAX_MESSAGE_BYTES} bytes", 0, None
+            frame = encode(message, r.MAX_FRAME_BYTES)
+        except EncodeError as exc:
+            return f"cannot encode the message: {exc}", 0, None, b""
+        if len(frame) > r.MAX_MESSAGE_BYTES:
+            return f"message over {r.MAX_MESSAGE_BYTES} bytes", 0, None, b""
         tick = math.floor(send_time / episode.step_seconds)
         if tick <= episode.done and (user, seq) not in episode.accepted:
-            return f"late: step {tick} is routed already", tick, None
-        return None, tick, message
+            return f"late: step {tick} is routed already", tick, None, b""
+        return None, tick, message, frame
 
     def _on_got(self, user: str, payload: Any) -> None:
         owed = self.owed.get(user)
         if not (isinstance(payload, list) and owed):
             return
-        done = []
         for item in payload[: 4 * r.MAX_PER_SUBMIT]:
             if isinstance(item, list) and len(item) == 3:
                 key = (item[0], item[1], item[2])
                 if owed.pop(key, None) is not None:
-                    done.append((user, *key))
-        if done:
-            self.journal.commit(acked=done)
+                    self._acked.append((user, *key))
 
     def _resend(self, user: str) -> None:
         by_episode: dict[int, list] = defaultdict(list)
@@ -271,7 +289,7 @@ class DtnRelay:
         for number, copies in by_episode.items():
             for begin in range(0, len(copies), r.MAX_PER_SUBMIT):
                 chunk = copies[begin : begin + r.MAX_PER_SUBMIT]
-                self._send(self.routes.get(user), user, r.DELIVER, [number, chunk])
+                self._send(self.routes.get(user), user, r.DELIVER, [number, chunk, []])
 
     # -------------------------------------------------------------------- world
     def _on_plan(self, ident: bytes, message: Message) -> None:
@@ -281,7 +299,7 @@ class DtnRelay:
                 for name, value in zip(_TOTALS, self.episode.stats(), strict=True):
                     self.counts[name] += value
             self.counts["episodes"] += 1
-            self.journal.commit(plan=message, counts=dict(self.counts))
+            self._commit(plan=message, counts=dict(self.counts))
             self.episode = episode
         self._send(ident, WORLD, r.OK, message.seq)
 
@@ -303,14 +321,13 @@ class DtnRelay:
         copies = episode.route(tick, float(until))
         owed = [(receiver, number, message) for receiver, message in copies]
         self.counts["routed_ticks"] = tick
-        self.journal.commit(tick=(number, tick, float(until)), owed=owed, counts=dict(self.counts))
         episode.answer = fields = [r.copy_fields(*c) for c in copies]
         per: dict[str, list] = defaultdict(list)
         for (receiver, message), item in zip(copies, fields, strict=True):
             self.owed[receiver][number, message.sender, message.seq] = message
             per[receiver].append(item)
-        for receiver, items in per.items():
-            self._send(self.routes.get(receiver), receiver, r.DELIVER, [number, items])
+        tick_row = (number, tick, float(until))
+        self._commit(per, tick=tick_row, owed=owed, counts=dict(self.counts))
         flights = episode.flights() if capture else []
         self._send(ident, WORLD, r.ROUTED, [number, tick, fields, episode.stats(), flights])
 
@@ -340,6 +357,7 @@ class DtnRelay:
         while any(self.owed.values()) and time.monotonic() < deadline:
             if self.sock.poll(50):
                 self.drain()
+        self._commit()
         self._send(ident, WORLD, r.FLUSHED, self.ledger())
 
     def ledger(self) -> dict[str, int]:

@@ -64,6 +64,7 @@ class AgentTalk:
         self.ledger = Ledger(ledger)
         self.retry = retry
         self.refused: list[str] = []
+        self._got: list[list[Any]] = []  # copies recorded, not yet acknowledged to the relay
         self.sock: zmq.Socket | None = None
         self._connect()
         self._last_sent = 0.0
@@ -89,32 +90,37 @@ class AgentTalk:
         if messages:
             ledger.author(episode, messages)
             ledger.flush()
-            self._send(r.SUBMIT, [episode, [r.wire(m) for m in messages]])
+            got, self._got = self._got, []  # the copies recorded since, acknowledged with it
+            self._send(r.SUBMIT, [episode, [r.wire(m) for m in messages], got])
             self._last_sent = time.monotonic()
         return ledger.settled(episode)
 
     def wait(self, world: zmq.Socket, timeout: float) -> bool:
-        """Serve the relay until ``world`` is readable (True) or ``timeout`` passes (False)."""
+        """Until ``world`` is readable (True) or ``timeout`` passes (False), serve the relay.
+
+        The relay's frames are read when the world's come (and every ``retry`` seconds of
+        its silence), not as they come: one wake-up a step, on two busy cores, not three.
+        """
         deadline = time.monotonic() + timeout
-        poller = None
         while True:
+            self.drain()
             now = time.monotonic()
-            if (now - self._last_sent > self.retry and self._resend(now)) or poller is None:
-                poller = zmq.Poller()  # a resend reconnects: poll the new socket
-                poller.register(world, zmq.POLLIN)
-                poller.register(self.sock, zmq.POLLIN)
             left = deadline - now
             if left <= 0:
                 return False
-            events = dict(poller.poll(milliseconds(min(left, self.retry))))
-            if self.sock in events:
+            if world.poll(milliseconds(min(left, self.retry))):
                 self.drain()
-            if world in events:
                 return True
+            # The world is silent (paused, between runs, or waiting for the relay): settle.
+            if self._got:
+                got, self._got = self._got, []
+                self._send(r.GOT, got)
+            if time.monotonic() - self._last_sent > self.retry:
+                self._resend(time.monotonic())
 
     def drain(self, most: int = 100) -> None:
         """Handle what the relay sent, without waiting."""
-        got: list[list[Any]] = []
+        got = self._got
         for _ in range(most):
             try:
                 frame = self.sock.recv(zmq.NOBLOCK)
@@ -131,8 +137,6 @@ class AgentTalk:
             except (ValueError, TypeError):
                 continue  # a broken frame from the relay: ignored, the retry covers it
         self.ledger.flush()  # recorded before acknowledged: a kill in between costs a resend
-        if got:
-            self._send(r.GOT, got)
 
     def _handle(self, message: Message, got: list[list[Any]]) -> None:
         kind, payload, ledger = message.kind, message.payload, self.ledger
@@ -145,12 +149,14 @@ class AgentTalk:
             if (episode, seq) in ledger.authored:
                 ledger.refuse(episode, seq, str(reason))
         elif kind == r.DELIVER:
-            episode, copies = payload
+            episode, copies, acks = payload
             for fields in copies:
                 receiver, copy = r.copy_from(fields)
                 if receiver == self.agent_id:
                     ledger.receive(episode, copy)
                     got.append([episode, copy.sender, copy.seq])
+            for number, seqs in acks:
+                ledger.ack(number, [s for s in seqs if type(s) is int])
 
     def _resend(self, now: float) -> bool:
         """Send every unsettled message again (after a hello); True if there were any."""
@@ -173,8 +179,10 @@ class AgentTalk:
             pass  # settled by the retry
 
     def close(self) -> None:
-        """Drain what waits, close the ledger and the socket."""
+        """Drain what waits, acknowledge it, close the ledger and the socket."""
         self.drain()
+        if self._got:
+            self._send(r.GOT, self._got)
         self.ledger.close()
         if self.sock is not None:
             self.sock.close(linger=0)
