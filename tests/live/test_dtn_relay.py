@@ -130,6 +130,7 @@ def test_agent_sent_messages_through_the_relay_process_match_in_process(keys, re
     assert normal(bus.log) == normal(expected_log)
     assert len(expected_log) > 50  # messages did flow (and the loss dropped some)
     assert bus.built == 48 * len(world.agents)  # the env's own copies were not sent
+    assert bus.ahead > 0 and bus.mismatched == 0  # steps the relay routed unasked agree
     ledger = world.relay_ledger
     assert ledger["accepted"] == 48 * len(world.agents)
     assert ledger["dropped_loss"] > 0

@@ -51,6 +51,8 @@ class Episode:
         self.pending: dict[int, list[Message]] = defaultdict(list)
         self.done = -1  # last tick routed
         self.routed: list[Message] = []  # the messages of the last tick routed
+        self.answer_meta: list[Any] = [0.0, {}]  # the last tick's end and the counts it used
+        self.ready: dict[int, set[str]] = defaultdict(set)  # agents whose submit of a tick came
         self.answer: list[list[Any]] = []  # the copies of the last tick routed
 
     def accept(self, tick: int, message: Message) -> None:

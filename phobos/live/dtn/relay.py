@@ -110,6 +110,7 @@ class DtnRelay:
                 by_tick[tick].append(message)
             for tick, until in self.journal.ticks(episode.number):
                 episode.answer = [r.copy_fields(*c) for c in episode.route(tick, until)]
+                episode.answer_meta = [until, dict(episode.upto)]
             if episode.done >= 0:
                 log.info("relay: resumed episode %d at tick %d", episode.number, episode.done)
         for receiver, episode_number, message in self.journal.owed():
@@ -156,6 +157,26 @@ class DtnRelay:
                     self._dispatch(user, ident, message)
             except Exception as exc:  # noqa: BLE001 - no frame may stop the relay
                 self.refuse(ident, user, f"{message.kind!r} could not be handled: {exc}")
+        self._route_ahead()
+
+    def _route_ahead(self) -> None:
+        """Route the next tick as soon as every agent's submit of it is in, unasked.
+
+        The world would ask for exactly this (every agent answered, so it counts what they
+        submitted): answering before it asks takes the relay's round trip off the step. The
+        answer is the one a ``tick`` would get; the world checks the step, its end and the
+        counts, and asks with ``tick`` when any differ, or when some agent did not answer.
+        """
+        episode = self.episode
+        if episode is None or self._gathering or WORLD not in self.routes:
+            return
+        tick = episode.done + 1
+        ready = episode.ready.get(tick)
+        if ready is None or len(ready) < len(episode.endpoints):
+            return
+        until = (tick + 1) * episode.step_seconds  # a step's copies are due at its end
+        answer = self._route(episode, tick, until, dict(episode.upto))
+        self._send(self.routes[WORLD], WORLD, r.ROUTED, answer)
 
     def _commit(self, copies: dict[str, list] | None = None, **more: Any) -> None:
         """Commit what came since the last commit (with ``more``), then tell each agent.
@@ -202,12 +223,12 @@ class DtnRelay:
         ident = self.routes[user]
         payload = message.payload
         if not (
-            isinstance(payload, list) and len(payload) in (2, 3) and isinstance(payload[1], list)
+            isinstance(payload, list) and len(payload) in (2, 3, 4) and isinstance(payload[1], list)
         ):
-            self.refuse(ident, user, "a submit is [episode, [message, ...], got]")
+            self.refuse(ident, user, "a submit is [episode, [message, ...], got, step]")
             return
         number, items = payload[0], payload[1]
-        if len(payload) == 3:  # the receiver's got, carried with its next submit
+        if len(payload) >= 3:  # the receiver's got, carried with its next submit
             self._on_got(user, payload[2])
         episode = self.episode
         if episode is None or number != episode.number:
@@ -242,6 +263,8 @@ class DtnRelay:
             seqs.append(built.seq)
         if seqs:
             self._acks.append((ident, user, number, seqs))
+        if len(payload) == 4 and type(payload[3]) is int:  # its submit of that step is in
+            episode.ready[payload[3]].add(user)
 
     def _check(
         self, user: str, episode: Episode, item: Any
@@ -304,21 +327,29 @@ class DtnRelay:
         self._send(ident, WORLD, r.OK, message.seq)
 
     def _on_tick(self, ident: bytes, payload: Any) -> None:
-        number, tick, until, expect, capture = payload
+        number, tick, until, expect, _capture = payload
         episode = self.episode
         if episode is None or number != episode.number:
             self._send(ident, WORLD, r.REPLAN, number)
             return
         if tick == episode.done:
-            flights = episode.flights() if capture else []
-            answer = [number, tick, episode.answer, episode.stats(), flights]
-            self._send(ident, WORLD, r.ROUTED, answer)
+            answer = [number, tick, episode.answer, episode.stats(), episode.flights()]
+            self._send(ident, WORLD, r.ROUTED, [*answer, *episode.answer_meta])
             return
         if tick != episode.done + 1 or self._gathering:
             self.refuse(ident, WORLD, f"tick {tick} out of order (routed {episode.done})")
             return
         self._gather(episode, expect)
-        copies = episode.route(tick, float(until))
+        answer = self._route(episode, tick, float(until), dict(episode.upto))
+        self._send(ident, WORLD, r.ROUTED, answer)
+
+    def _route(
+        self, episode: Episode, tick: int, until: float, counts: dict[str, int]
+    ) -> list[Any]:
+        """Route one tick, commit it, tell the agents; the ``routed`` answer."""
+        number = episode.number
+        episode.ready.pop(tick, None)
+        copies = episode.route(tick, until)
         owed = [(receiver, number, message) for receiver, message in copies]
         self.counts["routed_ticks"] = tick
         episode.answer = fields = [r.copy_fields(*c) for c in copies]
@@ -326,10 +357,10 @@ class DtnRelay:
         for (receiver, message), item in zip(copies, fields, strict=True):
             self.owed[receiver][number, message.sender, message.seq] = message
             per[receiver].append(item)
-        tick_row = (number, tick, float(until))
+        tick_row = (number, tick, until)
         self._commit(per, tick=tick_row, owed=owed, counts=dict(self.counts))
-        flights = episode.flights() if capture else []
-        self._send(ident, WORLD, r.ROUTED, [number, tick, fields, episode.stats(), flights])
+        episode.answer_meta = [until, counts]
+        return [number, tick, fields, episode.stats(), episode.flights(), until, counts]
 
     def _gather(self, episode: Episode, expect: dict[str, int]) -> None:
         """Serve frames until every counted message is here or the wait ends."""

@@ -89,9 +89,12 @@ class AgentTalk:
         messages = self.rule(self.agent_id, action, observation, step, ledger.next_seq[episode])
         if messages:
             ledger.author(episode, messages)
-            ledger.flush()
-            got, self._got = self._got, []  # the copies recorded since, acknowledged with it
-            self._send(r.SUBMIT, [episode, [r.wire(m) for m in messages], got])
+        ledger.flush()  # authored and received before sent or acknowledged: one write a step
+        # One submit every step, empty or not: the relay routes a step once it has every
+        # agent's; the copies recorded since are acknowledged with it.
+        got, self._got = self._got, []
+        self._send(r.SUBMIT, [episode, [r.wire(m) for m in messages], got, step])
+        if messages:
             self._last_sent = time.monotonic()
         return ledger.settled(episode)
 
@@ -113,6 +116,7 @@ class AgentTalk:
                 return True
             # The world is silent (paused, between runs, or waiting for the relay): settle.
             if self._got:
+                self.ledger.flush()
                 got, self._got = self._got, []
                 self._send(r.GOT, got)
             if time.monotonic() - self._last_sent > self.retry:
@@ -136,7 +140,6 @@ class AgentTalk:
                 self._handle(message, got)
             except (ValueError, TypeError):
                 continue  # a broken frame from the relay: ignored, the retry covers it
-        self.ledger.flush()  # recorded before acknowledged: a kill in between costs a resend
 
     def _handle(self, message: Message, got: list[list[Any]]) -> None:
         kind, payload, ledger = message.kind, message.payload, self.ledger
@@ -181,6 +184,7 @@ class AgentTalk:
     def close(self) -> None:
         """Drain what waits, acknowledge it, close the ledger and the socket."""
         self.drain()
+        self.ledger.flush()
         if self._got:
             self._send(r.GOT, self._got)
         self.ledger.close()

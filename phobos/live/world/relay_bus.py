@@ -103,6 +103,18 @@ class RelayLink:
                 log.warning("world: no answer from the relay to %s; retrying", kind)
             self._connect()
 
+    def take(self, kind: str, match: Any, timeout: float) -> Message | None:
+        """An answer of ``kind`` for which ``match(answer)`` holds, sent unasked; or None."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0 and self.sock.poll(milliseconds(left)):
+            try:
+                answer = decode(self.sock.recv(), r.MAX_FRAME_BYTES)
+            except DecodeError:
+                continue
+            if answer.sender == r.RELAY and answer.kind == kind and match(answer):
+                return answer
+        return None
+
     def close(self) -> None:
         """Close the socket (linger 0)."""
         if self.sock is not None:
@@ -154,6 +166,8 @@ class ProcessRelayBus:
         self.built = 0
         self.handed = 0
         self.duplicated = 0
+        self.ahead = 0  # steps the relay answered unasked
+        self.mismatched = 0  # of those, answers counted otherwise than the actions said
         self.log: list[tuple[str, Message]] = []
         """Every copy handed to the environment, as ``(receiver, message)``."""
         self._seen: set[tuple[str, str, int]] = set()
@@ -179,17 +193,30 @@ class ProcessRelayBus:
 
     def deliver(self, until: float) -> list[tuple[str, Message]]:
         """End the step at the relay; the copies it delivers by ``until``."""
-        tick = self._tick
-        into = self._into
-        payload = [self.episode, tick, float(until), dict(self.expect), into is not None]
-        while True:
+        tick, into, expect = self._tick, self._into, dict(self.expect)
+        answer = None
+        if len(expect) == len(self.plan["endpoints"]):
+            # Every agent answered: the relay routes the step unasked once their submits are
+            # in (the module notes); take that answer if it comes, else ask.
+            answer = self.link.take(r.ROUTED, self._is_step(tick), self.link.retry)
+            if answer is not None:
+                self.ahead += 1
+                if answer.payload[5] != until:
+                    raise ValueError(
+                        f"the relay ends step {tick} at {answer.payload[5]} s, the environment "
+                        f"at {until} s: this task's copies are not due at its steps' ends"
+                    )
+                if answer.payload[6] != expect:
+                    self.mismatched += 1
+        payload = [self.episode, tick, float(until), expect, into is not None]
+        while answer is None:
             answer = self.link.request(r.TICK, payload, (r.ROUTED, r.REPLAN))
             if answer.kind == r.REPLAN:
                 self.send_plan()
-                continue
-            number, step, copies, stats, flights = answer.payload
-            if number == self.episode and step == tick:
-                break
+                answer = None
+            elif not self._is_step(tick)(answer):
+                answer = None
+        copies, stats, flights = answer.payload[2:5]
         self._tick += 1
         sent, delivered, rejected, lost, self.held = stats
         self.stats = RouterStats(sent=sent, rejected=rejected, delivered=delivered, lost=lost)
@@ -208,6 +235,15 @@ class ProcessRelayBus:
         self.handed += len(out)
         self.log.extend(out)
         return out
+
+    def _is_step(self, tick: int) -> Any:
+        number = self.episode
+        return lambda m: (
+            isinstance(m.payload, list)
+            and len(m.payload) == 7
+            and m.payload[0] == number
+            and m.payload[1] == tick
+        )
 
     def ledger(self) -> dict[str, int]:
         """The dashboard's counters, from the relay's own record (as TrackedBus's)."""
