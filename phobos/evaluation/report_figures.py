@@ -34,12 +34,42 @@ Y_COLUMNS = (
     "ep_rew_mean",
 )
 
+SHORT_LABEL = 14
+"""Team labels longer than this are drawn as T1, T2, ... with a key under the figure."""
+SMOOTHING = 0.6
+"""Weight of the exponential moving average drawn over each learning curve (TensorBoard's
+default), the raw curve faint behind it."""
+
+
+def team_keys(teams: list[str]) -> tuple[list[str], list[str]]:
+    """Axis labels for ``teams`` (long ones become ``T1``...) and the key lines for those."""
+    if all(len(team) <= SHORT_LABEL for team in teams):
+        return list(teams), []
+    labels = [f"T{i + 1}" for i in range(len(teams))]
+    return labels, [f"{label} = {team}" for label, team in zip(labels, teams, strict=True)]
+
+
 def returns_figure(run: EvaluationRun, summary: dict[str, Any], path: Path) -> None:
     """Every episode's team return per team, with its mean and 95% interval (``returns.png``)."""
     import matplotlib.pyplot as plt
 
+    fig = returns_plot(run, summary)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def returns_plot(run: EvaluationRun, summary: dict[str, Any]) -> Any:
+    """The figure of :func:`returns_figure`, open.
+
+    A title; long team names drawn as T1, T2, ... with a key; above each team after the
+    first, its probability of improvement over the first (the baseline) with its interval.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.transforms import blended_transform_factory
+
     teams = [t.label for t in run.request.teams]
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(teams) + 1.5), 3.6))
+    labels, key = team_keys(teams)
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.6 * len(teams) + 1.5), 3.8))
     rng = np.random.default_rng(0)
     for i, team in enumerate(teams):
         values = [
@@ -57,6 +87,19 @@ def returns_figure(run: EvaluationRun, summary: dict[str, Any], path: Path) -> N
             color="black",
             capsize=4,
         )
+    top = blended_transform_factory(ax.transData, ax.transAxes)
+    for i, team in enumerate(teams[1:], 1):
+        poi = summary.get("improvement", {}).get(f"{team} > {teams[0]}")
+        if poi is not None:
+            ax.text(
+                i,
+                1.02,
+                f"P(> {labels[0]}) = {poi['estimate']:.2f}\n[{poi['low']:.2f}, {poi['high']:.2f}]",
+                transform=top,
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
     bounds = [o["upper_bound"] for o in run.oracle if o.get("proven")]
     if bounds:
         ax.scatter(
@@ -66,13 +109,29 @@ def returns_figure(run: EvaluationRun, summary: dict[str, Any], path: Path) -> N
             marker="^",
             color="tab:red",
         )
-        teams = teams + ["proven bound"]
-    ax.set_xticks(range(len(teams)), teams, rotation=20, ha="right")
+        labels = labels + ["proven bound"]
+    if key:
+        ax.set_xticks(range(len(labels)), labels)
+    else:
+        ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
     ax.set_ylabel("team return")
     ax.grid(axis="y", alpha=0.3)
+    episodes = len(run.request.seeds)
+    fig.suptitle(
+        f"Team return per episode, {run.request.env_id} ({episodes} seeds): dots are episodes, "
+        "black the mean with its 95% interval",
+        fontsize=9,
+    )
+    if len(teams) > 1:
+        ax.set_title(
+            f"P(> {labels[0]}): probability that a team's episode beats the baseline's",
+            fontsize=7,
+            pad=26,
+        )
+    if key:
+        fig.text(0.01, -0.02, "\n".join(key), ha="left", va="top", fontsize=7, wrap=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def schedule_section(
@@ -138,6 +197,7 @@ def schedule_figure(spec: EpisodeSpec, trace: dict[str, list[int]], path: Path) 
     ax.set_yticks(range(len(agents)), agents)
     ax.invert_yaxis()
     ax.set_xlabel("hours since episode start")
+    ax.set_title(f"Schedule of team {spec.team.label[:60]}, seed {spec.seed}", fontsize=9)
     used = {env.action_names(a)[x] for a in agents for x in trace[a] if x}
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[n]) for n in sorted(used)]
     ax.legend(
@@ -150,7 +210,7 @@ def schedule_figure(spec: EpisodeSpec, trace: dict[str, list[int]], path: Path) 
         frameon=False,
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -202,14 +262,35 @@ def site_figure(spec: EpisodeSpec, trace: dict[str, list[int]], path: Path) -> N
     env.close()
     ax.set_xlabel("column")
     ax.set_ylabel("row (from the lander outwards)")
+    ax.set_title(f"Site of seed {spec.seed}, team {spec.team.label[:40]}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
+def smooth(values: list[float], weight: float = SMOOTHING) -> list[float]:
+    """Debiased exponential moving average of ``values`` (TensorBoard's smoothing)."""
+    out, average = [], 0.0
+    for i, value in enumerate(values, 1):
+        average = weight * average + (1 - weight) * value
+        out.append(average / (1 - weight**i))
+    return out
+
+
 def learning_figure(log: Path, path: Path, baselines: dict[str, float] | None = None) -> str:
     """Training curves from a progress CSV beside the teams' means; returns a caption."""
     import matplotlib.pyplot as plt
+
+    fig, caption = learning_plot(log, baselines)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # the legend sits outside the axes
+    plt.close(fig)
+    return caption
+
+
+def learning_plot(log: Path, baselines: dict[str, float] | None = None) -> tuple[Any, str]:
+    """The figure of :func:`learning_figure` (each curve smoothed, raw faint) and its caption."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import EngFormatter
 
     if not log.exists():
         raise ValueError(f"training log {log} does not exist")
@@ -233,17 +314,26 @@ def learning_figure(log: Path, path: Path, baselines: dict[str, float] | None = 
             trials.setdefault(label, {})[x] = y  # a resumed run's repeated rows: the last wins
     points = sum(len(curve) for curve in trials.values())
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    for label, curve in trials.items():
+    for i, (label, curve) in enumerate(trials.items()):
         xs = sorted(curve)
-        ax.plot(xs, [curve[x] for x in xs], marker=".", markersize=3, label=label or "training")
+        ys = [curve[x] for x in xs]
+        colour = f"C{i % 10}"
+        ax.plot(xs, ys, color=colour, alpha=0.25, linewidth=0.8)
+        ax.plot(xs, smooth(ys), color=colour, label=f"{label or 'training'} (smoothed)")
     for i, (team, mean) in enumerate((baselines or {}).items()):
-        ax.axhline(mean, linestyle="--", color=f"C{(i + len(trials)) % 10}", label=team[-40:])
+        name = team if len(team) <= 40 else f"{team[:18]}...{team[-18:]}"
+        ax.axhline(mean, linestyle="--", color=f"C{(i + len(trials)) % 10}", label=name)
     if trials or baselines:
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.xaxis.set_major_formatter(EngFormatter())  # 40 k, not 40000 run into its neighbours
     ax.set_xlabel(x_key)
     ax.set_ylabel(y_key)
+    ax.set_title(
+        f"Training: {y_key} against {x_key} (EMA {SMOOTHING:g}; raw curves faint; dashed: "
+        "evaluated teams' means)",
+        fontsize=8,
+    )
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return f"{points} points of `{y_key}` against `{x_key}` ({len(trials)} curve(s))"
+    caption = f"{points} points of `{y_key}` against `{x_key}` ({len(trials)} curve(s))"
+    return fig, caption
