@@ -53,14 +53,12 @@ import functools
 import math
 from typing import Any
 
-import gymnasium
 import numpy as np
-from pettingzoo import ParallelEnv
 
 from phobos.comms.link import TabulatedLinks
 from phobos.comms.message import BROADCAST, Message
-from phobos.comms.message_bus import MessageBus, MessageBusFactory
-from phobos.comms.router import Router
+from phobos.comms.message_bus import MessageBusFactory
+from phobos.envs.messaging_env import MessagingEnv
 from phobos.envs.orbit_scheduling.batch import initial_state
 from phobos.envs.orbit_scheduling.config import (
     ACTIVITIES,
@@ -98,12 +96,12 @@ from phobos.envs.orbit_scheduling.observation import (
 )
 from phobos.envs.orbit_scheduling.plan import EpisodePlan, plan_episodes
 from phobos.envs.orbit_scheduling.value import magnetosphere_activities, value_factor
-from phobos.envs.validation import action_index, check_action_keys, check_agent, masked_spaces
+from phobos.envs.validation import action_index, check_action_keys
 
 __all__ = ["INTENT", "OrbitSchedulingEnv"]
 
 
-class OrbitSchedulingEnv(ParallelEnv):
+class OrbitSchedulingEnv(MessagingEnv):
     """``orbit-scheduling-v0`` and ``-v1`` (by ``config.version``); see the module docstring.
 
     Args:
@@ -123,9 +121,6 @@ class OrbitSchedulingEnv(ParallelEnv):
         render_mode: str | None = None,
         message_bus: MessageBusFactory | None = None,
     ) -> None:
-        if render_mode is not None:
-            raise ValueError(f"render_mode {render_mode!r} is not supported; use None")
-        self.render_mode = render_mode
         self.config = config = config or OrbitSchedulingConfig()
         config.validate()
         self.possible_agents = list(config.agents)
@@ -153,27 +148,15 @@ class OrbitSchedulingEnv(ParallelEnv):
             agent: len(ACTIVITIES[agent]) if agent in SPACECRAFT else len(STATION_ACTIVITIES)
             for agent in self.possible_agents
         }
-        self._observation_spaces, self._action_spaces = masked_spaces(
-            self._action_counts, self.layout.size
-        )
+        self._setup(render_mode, message_bus, self._action_counts, self.layout.size)
         # Built once: the step only calls one when an action is out of range.
         self._choices = {
             agent: functools.partial(_describe_actions, self.action_names(agent))
             for agent in self.possible_agents
         }
         self._field_activities = magnetosphere_activities(config)
-        self._message_bus = message_bus or Router
         self._rng: np.random.Generator | None = None
         self.plan: EpisodePlan | None = None
-        self.router: MessageBus | None = None
-
-    def observation_space(self, agent: str) -> gymnasium.spaces.Dict:
-        """The (cached) observation space of ``agent``."""
-        return self._observation_spaces[self._check_agent(agent)]
-
-    def action_space(self, agent: str) -> gymnasium.spaces.Discrete:
-        """The (cached) action space of ``agent``."""
-        return self._action_spaces[self._check_agent(agent)]
 
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
@@ -202,8 +185,7 @@ class OrbitSchedulingEnv(ParallelEnv):
         self._boost = plan.occultation_boost[0].tolist()
         self._light_time = plan.light_time_s[0].tolist()
         self._downlink = plan.downlink_bits[0].tolist()
-        self.close()
-        self.router = self._message_bus(
+        self._open_bus(
             agents,
             TabulatedLinks(
                 agents,
@@ -342,27 +324,10 @@ class OrbitSchedulingEnv(ParallelEnv):
 
     def episode_summary(self) -> dict[str, float]:
         """Totals of the episode so far: science, occultations, violations and messages."""
-        stats = self.router.stats
-        return {
-            **self._totals,
-            "messages_sent": stats.sent,
-            "messages_delivered": stats.delivered,
-            "messages_rejected": stats.rejected,
-            "messages_lost": stats.lost,
-        }
+        return {**self._totals, **self.message_counts()}
 
-    def render(self) -> None:
-        """Rendering lives in the live dashboard; this environment draws nothing."""
-        return None
-
-    def close(self) -> None:
-        """Close the message bus (its sockets, if it has any)."""
-        if self.router is not None:
-            self.router.close()
 
     # -------------------------------------------------------------------------- internals
-    def _check_agent(self, agent: str) -> str:
-        return check_agent(agent, self.possible_agents)
 
     def _check_actions(self, actions: dict[str, Any]) -> tuple[list[int], list[bool]]:
         check_action_keys(actions, self.agents, self.possible_agents)

@@ -63,14 +63,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import gymnasium
 import numpy as np
-from pettingzoo import ParallelEnv
 
 from phobos.comms.link import TabulatedLinks
 from phobos.comms.message import Message
-from phobos.comms.message_bus import MessageBus, MessageBusFactory
-from phobos.comms.router import Router
+from phobos.comms.message_bus import MessageBusFactory
+from phobos.envs.messaging_env import MessagingEnv
 from phobos.envs.sampling.belief import (
     Belief,
     draw_labels,
@@ -92,13 +90,13 @@ from phobos.envs.sampling.state import (
     TeamState,
     activity_costs,
 )
-from phobos.envs.validation import action_index, check_action_keys, check_agent, masked_spaces
+from phobos.envs.validation import action_index, check_action_keys
 
 DATA, ADVICE = "data", "advice"
 """Message kinds: the lander's measurements and status, and the science team's ranking."""
 
 
-class PhobosSamplingEnv(ParallelEnv):
+class PhobosSamplingEnv(MessagingEnv):
     """``phobos-sampling-v0``; see the module docstring for the full card.
 
     Args:
@@ -118,9 +116,6 @@ class PhobosSamplingEnv(ParallelEnv):
         render_mode: str | None = None,
         message_bus: MessageBusFactory | None = None,
     ) -> None:
-        if render_mode is not None:
-            raise ValueError(f"render_mode {render_mode!r} is not supported; use None")
-        self.render_mode = render_mode
         self.config = config = config or SamplingConfig()
         config.validate()
         site, lander = config.site, config.lander
@@ -130,7 +125,7 @@ class PhobosSamplingEnv(ParallelEnv):
             site.cells, site.areas, len(site.compositions), len(MATERIALS)
         )
         self._counts = {LANDER: layout.lander_actions, SCIENCE_TEAM: layout.team_actions}
-        self._observation_spaces, self._action_spaces = masked_spaces(self._counts, layout.size)
+        self._setup(render_mode, message_bus, self._counts, layout.size)
         # Action index -> (kind, target), and per-kind costs, as plain Python for the step.
         self._decoded = [
             (KINDS.index(kind), target)
@@ -147,19 +142,9 @@ class PhobosSamplingEnv(ParallelEnv):
         self._target = np.isin(site.compositions, site.target_compositions)
         # Every episode starts from the same prior beliefs: compute their features once.
         self._prior_block = prior_features(site, layout, self._reachable)
-        self._message_bus = message_bus or Router
         self._rng: np.random.Generator | None = None
         self.sky: EpisodeSky | None = None
         self.site: Site | None = None
-        self.router: MessageBus | None = None
-
-    def observation_space(self, agent: str) -> gymnasium.spaces.Dict:
-        """The (cached) observation space of ``agent``."""
-        return self._observation_spaces[self._check_agent(agent)]
-
-    def action_space(self, agent: str) -> gymnasium.spaces.Discrete:
-        """The (cached) action space of ``agent``."""
-        return self._action_spaces[self._check_agent(agent)]
 
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
@@ -170,8 +155,7 @@ class PhobosSamplingEnv(ParallelEnv):
         config, layout = self.config, self.layout
         self.sky = sky = plan_episode(config, self._rng)
         self.site = generate_site(config.site, self._rng)
-        self.close()
-        self.router = self._message_bus(
+        self._open_bus(
             self.possible_agents,
             TabulatedLinks(
                 self.possible_agents,
@@ -289,7 +273,6 @@ class PhobosSamplingEnv(ParallelEnv):
         ``data_messages``, ``advice_messages`` and the router's ``messages_sent``,
         ``messages_delivered``, ``messages_rejected``, ``messages_lost``; ``steps``.
         """
-        stats = self.router.stats
         lander = self._lander
         return {
             **lander.totals,
@@ -298,10 +281,7 @@ class PhobosSamplingEnv(ParallelEnv):
             "sampler_damaged": not lander.sampler_ok,
             "container_sealed": lander.sealed,
             "steps": self._step,
-            "messages_sent": stats.sent,
-            "messages_delivered": stats.delivered,
-            "messages_rejected": stats.rejected,
-            "messages_lost": stats.lost,
+            **self.message_counts(),
         }
 
     @property
@@ -309,14 +289,6 @@ class PhobosSamplingEnv(ParallelEnv):
         """Classes of the samples stowed so far: hidden from the agents (oracles, evaluation)."""
         return tuple(composition for _, composition, _, _ in self._lander.stowed)
 
-    def render(self) -> None:
-        """Rendering lives in the live dashboard; this environment draws nothing."""
-        return None
-
-    def close(self) -> None:
-        """Close the message bus (its sockets, if it has any)."""
-        if self.router is not None:
-            self.router.close()
 
     # ------------------------------------------------------------------------- activities
     def _image(self, area: int) -> None:
@@ -385,8 +357,6 @@ class PhobosSamplingEnv(ParallelEnv):
         }
 
     # ----------------------------------------------------------------------------- checks
-    def _check_agent(self, agent: str) -> str:
-        return check_agent(agent, self.possible_agents)
 
     def _check_actions(self, actions: dict[str, Any]) -> tuple[tuple[int, int], list[bool]]:
         check_action_keys(actions, self.agents, self.possible_agents)
