@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
+from phobos.envs.episode_config import EpisodeConfig
+
 SPACECRAFT = ("phobos_grunt", "yinghuo1")
 """The two spacecraft; every agent list (``config.agents``) starts with them, in this order."""
 PHOBOS_GRUNT_INDEX, YINGHUO1_INDEX = range(2)
@@ -109,27 +111,21 @@ YINGHUO1 = SpacecraftConfig(
 
 
 @dataclass(frozen=True)
-class OrbitSchedulingConfig:
-    """Arguments of ``orbit-scheduling-v0``."""
+class OrbitSchedulingConfig(EpisodeConfig):
+    """Arguments of ``orbit-scheduling-v0`` (the shared ones documented in the base class)."""
 
     version: ClassVar[int] = 0
     """Behaviour version, the ``vN`` of the registered id: a property of the class, so that no
     recipe can pair one id with another version's behaviour."""
 
     start: str = "2013-01-01T00:00:00"
-    """Earliest episode start (UTC). Mars orbit after the 2011 plan's arrival."""
+    """Mars orbit after the 2011 plan's arrival."""
     start_window_days: float = 60.0
-    """Each episode starts at a whole step drawn uniformly within this many days of ``start``."""
     step_seconds: float = 300.0
-    """Length of one decision step."""
     horizon_steps: int = 288
-    """Steps per episode (288 five-minute steps: one day)."""
+    """288 five-minute steps: one day."""
     substeps: int = 6
-    """Geometry samples per step for eclipses and occultation sweeps."""
-    stations: tuple[str, ...] = ("bear_lakes", "ussuriysk", "miyun")
-    """Ground stations taking part, keys of ``constants.GROUND_STATIONS``."""
-    elevation_mask_deg: float = 10.0
-    """A station sees Mars only above this elevation."""
+    message_buffer: int = 64
     reference_antenna_m: float = 70.0
     """Antenna diameter at which a spacecraft reaches its quoted downlink rate."""
     reference_distance_au: float = 1.0
@@ -153,10 +149,6 @@ class OrbitSchedulingConfig:
     """Value factor of an occultation at solar zenith angles Earth cannot reach."""
     occultation_lookahead_steps: int = 12
     """Horizon of the 'occultation coming' observation feature."""
-    message_loss: float = 0.0
-    """Probability that the channel loses one intent message in flight."""
-    message_buffer: int = 64
-    """Messages that may wait per link for a contact; more are rejected and counted."""
     energy_violation_penalty: float = 2.0
     """Team penalty each time a spacecraft's battery runs flat (safe mode)."""
     phobos_grunt: SpacecraftConfig = field(default_factory=lambda: PHOBOS_GRUNT)
@@ -166,25 +158,9 @@ class OrbitSchedulingConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the first field that cannot work."""
-        from phobos.envs.physics.constants import GROUND_STATIONS
-
-        if not self.stations:
-            raise ValueError("stations: at least one ground station is needed")
-        for key in self.stations:
-            if key not in GROUND_STATIONS:
-                raise ValueError(
-                    f"stations: unknown station {key!r}; choose from {', '.join(GROUND_STATIONS)}"
-                )
+        super().validate()
         if len(set(self.stations)) != len(self.stations):
             raise ValueError(f"stations: {self.stations} lists a station twice")
-        positive = ("step_seconds", "horizon_steps", "substeps", "message_buffer")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.start_window_days < 0:
-            raise ValueError(f"start_window_days must be >= 0, got {self.start_window_days}")
-        if not 0.0 <= self.message_loss <= 1.0:
-            raise ValueError(f"message_loss must lie in [0, 1], got {self.message_loss}")
         for activity in self.magnetosphere_activities:
             if activity not in ACTIVITIES["yinghuo1"]:
                 raise ValueError(

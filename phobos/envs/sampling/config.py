@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from phobos.envs.episode_config import EpisodeConfig
 from phobos.envs.physics.surface import PHOBOS_GRUNT_SITE_DEG
 
 MATERIALS = ("fine_regolith", "coarse", "rock")
@@ -153,36 +154,27 @@ class LanderConfig:
 
 
 @dataclass(frozen=True)
-class SamplingConfig:
-    """Arguments of ``phobos-sampling-v0``."""
+class SamplingConfig(EpisodeConfig):
+    """Arguments of ``phobos-sampling-v0`` (the shared ones documented in the base class)."""
 
     start: str = "2013-02-01T00:00:00"
-    """Earliest landing (UTC): the 2011 plan put Phobos-Grunt on Phobos in February 2013."""
+    """Earliest landing: the 2011 plan put Phobos-Grunt on Phobos in February 2013."""
     start_window_days: float = 30.0
-    """Each episode starts at a whole step drawn uniformly within this many days of ``start``."""
     step_seconds: float = 600.0
-    """Length of one decision step."""
     horizon_steps: int = 96
     """Steps until the return launch window closes the campaign (96 ten-minute steps: 16 h,
     about two Phobos days; assumption)."""
     substeps: int = 4
     """Samples of the Sun per step for solar energy."""
+    message_buffer: int = 16
     site_lat_deg: float = PHOBOS_GRUNT_SITE_DEG[0]
     """Landing site latitude on Phobos."""
     site_lon_deg: float = PHOBOS_GRUNT_SITE_DEG[1]
     """Landing site east longitude, from the sub-Mars point."""
-    stations: tuple[str, ...] = ("bear_lakes", "ussuriysk", "miyun")
-    """Ground stations through which the science team reaches the lander."""
-    elevation_mask_deg: float = 10.0
-    """A station sees Mars only above this elevation."""
     solar_conjunction_deg: float = 2.0
     """No link while the Sun is closer than this to Mars in Earth's sky."""
     advice_length: int = 5
     """Cells an advice message ranks: the advised cell first, then the ground's next best."""
-    message_loss: float = 0.0
-    """Probability that the channel loses one message in flight."""
-    message_buffer: int = 16
-    """Messages that may wait per link for a contact; more are rejected and counted."""
     failure_penalty: float = 2.0
     """Penalty per failed sampling attempt."""
     diversity_bonus: float = 1.0
@@ -201,20 +193,8 @@ class SamplingConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the first field that cannot work."""
-        from phobos.envs.physics.constants import GROUND_STATIONS
-
-        if not self.stations:
-            raise ValueError("stations: at least one ground station is needed")
-        for key in self.stations:
-            if key not in GROUND_STATIONS:
-                raise ValueError(
-                    f"stations: unknown station {key!r}; choose from {', '.join(GROUND_STATIONS)}"
-                )
-        for name in ("step_seconds", "horizon_steps", "substeps", "message_buffer"):
-            _positive(name, getattr(self, name))
+        super().validate()
         _positive("advice_length", self.advice_length)
-        _at_least("start_window_days", self.start_window_days, 0.0)
-        _unit_interval("message_loss", self.message_loss)
         for name in ("failure_penalty", "diversity_bonus", "energy_violation_penalty"):
             _at_least(name, getattr(self, name), 0.0)
         if not -90.0 <= self.site_lat_deg <= 90.0:
