@@ -139,6 +139,21 @@ def add_commands(commands: Any) -> None:
     )
     agent.set_defaults(handler=_agent)
 
+    relay = commands.add_parser(
+        "relay",
+        help="run the DTN relay process alone (phobos demo starts one; this is for agents on "
+        "other hosts)",
+    )
+    relay.add_argument("--address", default="tcp://127.0.0.1:*", help="where to bind")
+    relay.add_argument(
+        "--keys", required=True, type=Path, help="folder with relay.key_secret and the allow-list"
+    )
+    relay.add_argument("--journal", required=True, type=Path, help="custody journal (SQLite)")
+    relay.add_argument(
+        "--gather-timeout", type=float, default=2.0, help="seconds a step waits for messages"
+    )
+    relay.set_defaults(handler=_relay)
+
 
 class _DeprecatedAlias(argparse.Action):
     """An old flag name that still works, with a one-line note naming the new one."""
@@ -280,6 +295,15 @@ def _agent(args: argparse.Namespace) -> int:
         trust=args.trust_checkpoint,
         ledger=args.ledger,
     )
+
+
+def _relay(args: argparse.Namespace) -> int:
+    from phobos.live.dtn.relay import main
+
+    if not args.gather_timeout > 0:
+        raise ValueError(f"--gather-timeout must be positive, got {args.gather_timeout}")
+    argv = ["--address", args.address, "--keys", str(args.keys), "--journal", str(args.journal)]
+    return main([*argv, "--gather-timeout", str(args.gather_timeout)])
 
 
 def _check_port_free(flag: str, host: str, port: int) -> None:

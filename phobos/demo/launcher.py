@@ -101,7 +101,7 @@ class Demo:
             log.info("demo: %s has no message rule for agents; the world relays", options.env_id)
             settings = dataclasses.replace(settings, relay="zmq", relay_address=None)
         if settings.relay == "process" and settings.relay_address is None:
-            address = f"tcp://127.0.0.1:{free_port()}"
+            address = f"tcp://{options.bind}:{free_port()}"
             settings = dataclasses.replace(settings, relay_address=address)
             self.relay_command = relay_command(address, self.keys, self.run_dir / "relay.db")
         self.settings = settings

@@ -248,6 +248,9 @@ class AgentRuntime:
                 raise ValueError("the welcome's relay must be an address")
             if not hasattr(env, "agent_messages"):
                 raise ValueError(f"{env_id} has no message rule for agent processes")
+            if relay.startswith("tcp://0.0.0.0:"):  # bound on every interface: the world's host
+                host = self.world.partition("://")[2].rpartition(":")[0]
+                relay = f"tcp://{host}:{relay.rpartition(':')[2]}"
             self.relay = relay
         self.say(f"{self.agent_id}: joined {env_id} at {self.world}, flying policy {spec}")
 
