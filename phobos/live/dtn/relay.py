@@ -175,23 +175,30 @@ class DtnRelay:
         if ready is None or len(ready) < len(episode.endpoints):
             return
         until = (tick + 1) * episode.step_seconds  # a step's copies are due at its end
-        answer = self._route(episode, tick, until, dict(episode.upto))
-        self._send(self.routes[WORLD], WORLD, r.ROUTED, answer)
+        self._route(self.routes[WORLD], episode, tick, until, dict(episode.upto))
 
-    def _commit(self, copies: dict[str, list] | None = None, **more: Any) -> None:
+    def _commit(
+        self,
+        copies: dict[str, list] | None = None,
+        first: tuple[bytes, list[Any]] | None = None,
+        **more: Any,
+    ) -> None:
         """Commit what came since the last commit (with ``more``), then tell each agent.
 
         One transaction a step: the step's accepted messages, its tick, the copies owed and
         the copies acknowledged since. An acknowledgement goes out only once its message is
         journaled (custody); a copy's row goes when its receiver's ``got`` is committed (a
         relay that dies first resends it, and the receiver's ledger knows it already). Each
-        agent then gets one ``deliver``: its copies of the step and its acknowledgements.
+        agent then gets one ``deliver``: its copies of the step and its acknowledgements,
+        after ``first`` (the world's ``routed``: the step waits for it, the agents do not).
         """
         if not (self._accepted or self._acked or more):
             return
         self.journal.commit(accepted=self._accepted, acked=self._acked, **more)
         self._accepted.clear()
         self._acked.clear()
+        if first is not None:
+            self._send(first[0], WORLD, r.ROUTED, first[1])
         acks: dict[str, list] = defaultdict(list)
         for _, name, episode, seqs in self._acks:
             acks[name].append([episode, seqs])
@@ -340,13 +347,12 @@ class DtnRelay:
             self.refuse(ident, WORLD, f"tick {tick} out of order (routed {episode.done})")
             return
         self._gather(episode, expect)
-        answer = self._route(episode, tick, float(until), dict(episode.upto))
-        self._send(ident, WORLD, r.ROUTED, answer)
+        self._route(ident, episode, tick, float(until), dict(episode.upto))
 
     def _route(
-        self, episode: Episode, tick: int, until: float, counts: dict[str, int]
-    ) -> list[Any]:
-        """Route one tick, commit it, tell the agents; the ``routed`` answer."""
+        self, world: bytes, episode: Episode, tick: int, until: float, counts: dict[str, int]
+    ) -> None:
+        """Route one tick, commit it, answer the world (``routed``), tell the agents."""
         number = episode.number
         episode.ready.pop(tick, None)
         copies = episode.route(tick, until)
@@ -357,10 +363,10 @@ class DtnRelay:
         for (receiver, message), item in zip(copies, fields, strict=True):
             self.owed[receiver][number, message.sender, message.seq] = message
             per[receiver].append(item)
-        tick_row = (number, tick, until)
-        self._commit(per, tick=tick_row, owed=owed, counts=dict(self.counts))
         episode.answer_meta = [until, counts]
-        return [number, tick, fields, episode.stats(), episode.flights(), until, counts]
+        answer = [number, tick, fields, episode.stats(), episode.flights(), until, counts]
+        tick_row = (number, tick, until)
+        self._commit(per, (world, answer), tick=tick_row, owed=owed, counts=dict(self.counts))
 
     def _gather(self, episode: Episode, expect: dict[str, int]) -> None:
         """Serve frames until every counted message is here or the wait ends."""
