@@ -55,17 +55,17 @@ def run_with_kills(start_demo, victims: tuple[str, ...], tmp_path: Path):
 
 
 def check_nothing_lost(demo, stats, summary, victims) -> dict:
-    assert stats.episodes == 1 and stats.steps == STEPS
+    assert stats.episodes == 1 and stats.steps == STEPS, stats
     for victim in victims:
-        assert demo.supervisor.records[victim].restarts >= 1
+        assert demo.supervisor.records[victim].restarts >= 1, victim
     m = summary["messages"]
     assert m["lost"] == 0 and m["duplicated"] == 0, m
     assert set(m["by_agent"]) == set(demo.agents)
     # The parts, each from its own record, add up.
-    assert m["authored"] == m["accepted"] + m["refused"]
+    assert m["authored"] == m["accepted"] + m["refused"], m
     assert m["sent"] == m["delivered"] + m["held"] + m["dropped"]["buffer"] + m["dropped"]["loss"]
-    assert m["received"] == m["delivered"] - m["relay"]["owed"]
-    assert m["dropped"]["loss"] > 0  # the channel's loss applied
+    assert m["received"] == m["delivered"] - m["relay"]["owed"], m
+    assert m["dropped"]["loss"] > 0, m  # the channel's loss applied
     return m
 
 
@@ -73,7 +73,7 @@ def test_relay_killed_mid_run_resumes_from_its_journal(start_demo, tmp_path: Pat
     demo, stats, summary = run_with_kills(start_demo, ("relay",), tmp_path)
     m = check_nothing_lost(demo, stats, summary, ("relay",))
     # Every agent kept answering: the trajectory is the in-process one, kill or not.
-    assert all(r.defaults == 0 for r in demo.world.records.values())
+    assert all(r.defaults == 0 for r in demo.world.records.values()), demo.world.records
     assert stats.returns == [pytest.approx(in_process_return(0))]
     assert m["authored"] == m["accepted"] == STEPS * len(demo.agents)
 
