@@ -103,7 +103,7 @@ def format_markdown(rows: list[dict]) -> str:
             f"{row['rtt_p99_us']:.1f} | {'' if ratio is None else f'{ratio:.2f}x'} | "
             f"{row['one_way_msgs_per_s']:,.0f} |"
         )
-    return "\n".join([*lines, "", table(targets(rows))])
+    return "\n".join(lines)
 
 
 def targets(rows: list[dict]) -> list[Target]:
@@ -410,4 +410,5 @@ def _layer_client(
 
 def markdown(seconds: float) -> str:
     """Measure and return the section for ``docs/benchmarks.md``."""
-    return format_markdown(run(seconds_per_case=seconds))
+    rows = run(seconds_per_case=seconds)
+    return f"{format_markdown(rows)}\n\n{table(targets(rows))}"

@@ -258,7 +258,8 @@ def _check_step(record: Any, index: int, agents: list[str], where: str) -> dict[
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """An int (not a bool) of at most 62 bits: what numpy and the action spaces can hold."""
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**62
 
 
 def _check(ok: bool, where: str, line: int, field: str, problem: str) -> None:

@@ -85,6 +85,7 @@ def test_an_altered_reward_is_refused_naming_its_step(tmp_path):
         (0, lambda r: r.update(format=9), "line 1: format: 9"),
         (3, lambda r: r.update(step=7), "line 4: step: 7, expected 2"),
         (3, lambda r: r["actions"].update(yinghuo1=True), "line 4: actions"),
+        (3, lambda r: r["actions"].update(yinghuo1=10**30), "line 4: actions"),
         (3, lambda r: r["rewards"].update(yinghuo1="x"), "line 4: rewards"),
         (3, lambda r: r.update(messages={"a": 1}), "line 4: messages"),
     ],
