@@ -131,6 +131,11 @@ def test_agent_sent_messages_through_the_relay_process_match_in_process(keys, re
     assert len(expected_log) > 50  # messages did flow (and the loss dropped some)
     assert bus.built == 48 * len(world.agents)  # the env's own copies were not sent
     assert bus.ahead > 0 and bus.mismatched == 0  # steps the relay routed unasked agree
+    # The dashboard draws messages in flight from the relay's own record.
+    flights = list(world.telemetry.flights)
+    assert flights and all(f.arrival_time > f.depart_time for f in flights)
+    assert {f.sender for f in flights} <= set(world.agents)
+    assert bus.ledger()["unaccounted"] == 0 and bus.ledger()["duplicated"] == 0
     ledger = world.relay_ledger
     assert ledger["accepted"] == 48 * len(world.agents)
     assert ledger["dropped_loss"] > 0

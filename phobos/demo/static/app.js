@@ -469,6 +469,10 @@ function render(snapshot) {
     $("m-" + k).textContent = m[k] ?? 0;
   }
   $("m-unaccounted").className = m.unaccounted ? "bad" : "";
+  // Agent-sent messages through the DTN relay: its own lost / duplicated counts, when given.
+  $("m-relay").hidden = !("duplicated" in m);
+  $("m-duplicated").textContent = m.duplicated ?? 0;
+  $("m-duplicated").className = m.duplicated ? "bad" : "";
   $("m-refused").textContent = state.refused ?? 0;
   const names = (dash.episode && dash.episode.actions) || {};
   const rows = [];

@@ -259,7 +259,7 @@ class ProcessRelayBus:
         ledger["unaccounted"] = ledger["sent"] - sum(
             ledger[k] for k in ("delivered", "held", "dropped_buffer", "dropped_loss")
         )
-        ledger["duplicated"] = self.duplicated
+        ledger["duplicated"] = self.duplicated  # copies the relay handed the world twice
         return ledger
 
     def close(self) -> None:
