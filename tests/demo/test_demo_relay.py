@@ -83,9 +83,9 @@ def test_agent_killed_mid_run_keeps_its_ledger(start_demo, tmp_path: Path) -> No
     m = check_nothing_lost(demo, stats, summary, ("yinghuo1",))
     record = demo.world.records["yinghuo1"]
     assert record.restarts == 1 and record.defaults > 0
-    authored = m["by_agent"]["yinghuo1"]["authored"]
-    assert authored < STEPS  # it sent nothing while dead
-    assert authored >= record.actions  # one message per step it answered, in both lives
+    # One message per observation it answered, in both lives (a restart within the world's
+    # deadline may answer the step its predecessor died in: a second message for that step).
+    assert m["by_agent"]["yinghuo1"]["authored"] >= record.actions
     assert m["by_agent"]["yinghuo1"]["received"] > 0
 
 

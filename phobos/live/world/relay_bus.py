@@ -77,8 +77,19 @@ class RelayLink:
         sock.curve_serverkey = self.relay_key
         sock.connect(self.address)
 
-    def request(self, kind: str, payload: Any, answers: Sequence[str], seq: int = 0) -> Message:
-        """Send one request; return the first answer of a kind in ``answers``."""
+    def request(
+        self,
+        kind: str,
+        payload: Any,
+        answers: Sequence[str],
+        seq: int = 0,
+        retry: float | None = None,
+    ) -> Message:
+        """Send one request; return the first answer of a kind in ``answers``.
+
+        ``retry`` (default :attr:`retry`): seconds to wait for the answer before sending again.
+        """
+        retry = self.retry if retry is None else retry
         frame = encode(Message(WORLD, r.RELAY, kind, 0.0, seq, payload), r.MAX_FRAME_BYTES)
         deadline = time.monotonic() + self.patience
         while True:
@@ -86,7 +97,7 @@ class RelayLink:
                 self.sock.send(frame, zmq.NOBLOCK)
             except zmq.Again:
                 pass  # not connected yet: the poll below times out and we try again
-            until = min(time.monotonic() + self.retry, deadline)
+            until = min(time.monotonic() + retry, deadline)
             while (left := until - time.monotonic()) > 0 and self.sock.poll(milliseconds(left)):
                 try:
                     answer = decode(self.sock.recv(), r.MAX_FRAME_BYTES)

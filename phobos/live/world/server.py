@@ -265,7 +265,7 @@ class WorldServer:
     def _flush_relay(self) -> None:
         """Let the relay hand over what it owes; keep its counters in :attr:`relay_ledger`."""
         try:
-            answer = self.relay_link.request(FLUSH, 5.0, (FLUSHED,))
+            answer = self.relay_link.request(FLUSH, 5.0, (FLUSHED,), retry=6.0)
         except TransportError as exc:
             log.warning("world: %s", exc)
             return
