@@ -65,6 +65,8 @@ class AgentTalk:
         self.retry = retry
         self.refused: list[str] = []
         self._got: list[list[Any]] = []  # copies recorded, not yet acknowledged to the relay
+        self._resends = 0
+        self.reconnect_after = 20
         self.sock: zmq.Socket | None = None
         self._connect()
         self._last_sent = 0.0
@@ -162,11 +164,20 @@ class AgentTalk:
                 ledger.ack(number, [s for s in seqs if type(s) is int])
 
     def _resend(self, now: float) -> bool:
-        """Send every unsettled message again (after a hello); True if there were any."""
+        """Send every unsettled message again (after a hello); True if there were any.
+
+        On the same socket: ZeroMQ reconnects to a restarted relay by itself (and redoes the
+        CURVE handshake), and a fresh socket every ``retry`` could keep a loaded machine from
+        ever finishing one. Every ``reconnect_after`` resends the socket is rebuilt anyway.
+        """
         unsettled = self.ledger.unsettled()
         if not unsettled:
             return False
-        self._connect()
+        self._resends += 1
+        if self._resends % self.reconnect_after == 0:
+            self._connect()
+        else:
+            self._send(r.HELLO, {"incarnation": 0})
         for episode, items in unsettled.items():
             for begin in range(0, len(items), r.MAX_PER_SUBMIT):
                 chunk = items[begin : begin + r.MAX_PER_SUBMIT]
