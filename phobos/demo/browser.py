@@ -4,7 +4,7 @@ Uses the system's Chromium (Debian's ``chromium`` package, ``/usr/bin/chromium``
 downloaded (never ``playwright install``). ``python -m phobos.demo.browser --docs`` runs a
 short demo of each task and saves what an audience sees into ``docs/images/``
 (``dashboard-orbit.png``, ``dashboard-sampling.png``); ``python -m phobos.demo.browser
---env phobos-sampling-v0 OUT.png`` saves one.
+--env ID OUT.png`` saves one.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from phobos.envs.orbit_scheduling import task as orbit_task
+from phobos.envs.sampling import task as sampling_task
 
 CHROMIUM = os.environ.get("PHOBOS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -126,8 +129,8 @@ def inspect_dashboard(
 
 
 DOCS = {
-    "orbit-scheduling-v0": Path("docs/images/dashboard-orbit.png"),
-    "phobos-sampling-v0": Path("docs/images/dashboard-sampling.png"),
+    orbit_task.ID_V0: Path("docs/images/dashboard-orbit.png"),
+    sampling_task.ID_V0: Path("docs/images/dashboard-sampling.png"),
 }
 """The screenshots the README shows, and the task each is of."""
 
@@ -143,7 +146,7 @@ def screenshot_demo(env_id: str, target: str | Path, timeout: float = 90.0) -> d
     from phobos.demo.launcher import Demo, DemoOptions
     from phobos.live.world import WorldSettings
 
-    sampling = env_id == "phobos-sampling-v0"
+    sampling = env_id == sampling_task.ID_V0
     settings = WorldSettings(  # sampling's seed 1: its lander sends early and often
         speed=4.0 if sampling else 20.0,
         action_timeout=1.0,
@@ -173,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m phobos.demo.browser", description=__doc__)
     parser.add_argument("out", nargs="?", type=Path, help="PNG to write (one task)")
-    parser.add_argument("--env", default="orbit-scheduling-v0", help="registered environment id")
+    parser.add_argument("--env", default=orbit_task.ID_V0, help="registered environment id")
     parser.add_argument("--docs", action="store_true", help="regenerate docs/images/ (both)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.docs:

@@ -26,7 +26,7 @@ def add_commands(commands: Any) -> None:
     demo.add_argument(
         "--policy",
         help="team spec every agent flies (default: the task's demo team: cautious for "
-        "phobos-sampling-v0, whose lander sends its data to Earth and waits for advice; "
+        "the sampling task, whose lander sends its data to Earth and waits for advice; "
         "otherwise trained if it exists, else greedy)",
     )
     demo.add_argument("--seed", type=int, default=0, help="seed of the first episode")

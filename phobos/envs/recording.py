@@ -3,7 +3,7 @@
 ``phobos evaluate --save-episodes`` writes one file per (team, seed); ``phobos demo --replay``
 plays one on the dashboard. A file is a header record, then one record per step::
 
-    {"record": "episode", "format": 1, "env": "orbit-scheduling-v0", "config": {...},
+    {"record": "episode", "format": 1, "env": "<env id>", "config": {...},
      "seed": 3, "team": "greedy", "agents": [...], "steps": 288, "team_return": 2.1}
     {"record": "step", "step": 0, "actions": {"phobos_grunt": 4, ...},
      "rewards": {"phobos_grunt": 0.0, ...},
