@@ -224,4 +224,8 @@ def test_task_ids_are_spelled_only_in_their_task_folders_and_the_registry() -> N
                 for env_id, folder in homes.items():
                     if env_id in node.value and folder not in path.parents and path not in allowed:
                         spelled.append(f"{path.relative_to(REPO)}:{node.lineno}: {env_id}")
-    assert not spelled, "task ids outside their task folders:\n" + "\n".join(spelled)
+    assert not spelled, (
+        "task ids outside their task folders (import the id from the task's task.py, e.g. "
+        "phobos.envs.orbit_scheduling.task.ID_V0, or read it from the registry):\n"
+        + "\n".join(spelled)
+    )
