@@ -170,3 +170,22 @@ def test_demo_replay_serves_the_episode_on_the_dashboard(tmp_path):
         out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "culprit"),
+    [
+        (["--set", "horizon_steps=3"], "drop --set"),
+        (["--policy", "random"], "drop --policy"),
+        (["--speed", "-1"], "--speed must be at least 0"),
+    ],
+)
+def test_demo_replay_refuses_flags_that_would_change_the_episode(tmp_path, extra, culprit):
+    path, _ = _saved(tmp_path)
+    done = _phobos("demo", "--replay", str(path), "--episodes", "1", *extra, cwd=tmp_path)
+    _refused(done, "demo", culprit)
+
+
+def test_demo_replay_of_a_missing_file_names_it(tmp_path):
+    done = _phobos("demo", "--replay", "nope.jsonl", "--episodes", "1", cwd=tmp_path)
+    _refused(done, "demo", "nope.jsonl: no such file")
