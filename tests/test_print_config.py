@@ -48,3 +48,17 @@ def test_dump_loads_back_to_the_same_config(tmp_path, env_id):
     for config in (make_config(env_id), TrainConfig(env=env_id)):
         (tmp_path / "c.yaml").write_text(dump(config, ["a comment"]))
         assert load(type(config), tmp_path / "c.yaml") == config
+
+
+def test_print_config_of_a_resume_shows_the_runs_config_with_its_overrides(tmp_path):
+    from phobos.training.run_dir import RunDir
+
+    RunDir(tmp_path / "run", TrainConfig(seed=7)).start(resume=False)
+    done = _phobos(
+        "train", "--out", "run", "--resume", "--set", "total_env_steps=999", "--print-config",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("# the config phobos train --out run --resume continues with")
+    assert "seed: 7" in done.stdout and "total_env_steps: 999" in done.stdout
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -61,6 +61,8 @@ def _train(args: argparse.Namespace) -> int:
 
         check(config)
         header = [f"phobos train --config THIS_FILE --out {args.out}"]
+        if args.resume:  # a resume reads its config from the run folder, not from --config
+            header = [f"the config phobos train --out {args.out} --resume continues with"]
         print(config_tools.dump(config, header), end="")
         return 0
     run(TrainRequest(config, args.out, args.resume, args.ray_address, args.quiet, args.force))
