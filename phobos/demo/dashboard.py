@@ -3,8 +3,12 @@
 A :class:`Dashboard` subscribes to the world's telemetry (PUB/SUB: it may miss updates, and
 says so by the step counter jumping), keeps the latest state, and serves on 127.0.0.1:
 
-- ``GET /`` and ``/static/...``: the page (plain HTML, CSS and canvas JavaScript from
-  ``phobos/demo/static``; nothing is fetched from any other host);
+- ``GET /`` and ``/static/...``: the page (plain HTML, CSS and one canvas JavaScript file
+  from ``phobos/demo/static``; nothing is fetched from any other host): "waiting for agents
+  3/5" and who is missing until every agent has joined; the orbit map with labelled stations
+  and one light-time label per link, or for sampling the sky over the site (the Sun, Earth,
+  contact windows and the messages to and from Earth in flight); the agents' table; the
+  activity timeline with its legend, tooltips and safe-default and lost spans hatched;
 - ``GET /api/events``: Server-Sent Events, one JSON snapshot per update, at most
   ``max_rate`` per second per browser whatever the step rate;
 - ``GET /api/state`` and ``GET /api/episode``: the latest snapshot and episode tables;
