@@ -2,9 +2,9 @@
 
 Uses the system's Chromium (Debian's ``chromium`` package, ``/usr/bin/chromium``); nothing is
 downloaded (never ``playwright install``). ``python -m phobos.demo.browser --docs`` runs a
-short demo of each task and saves what an audience sees into ``docs/images/``
-(``dashboard-orbit.png``, ``dashboard-sampling.png``); ``python -m phobos.demo.browser
---env ID OUT.png`` saves one.
+short demo of every registered task and saves what an audience sees into ``docs/images/``
+(``dashboard-orbit-scheduling.png``, ``dashboard-sampling.png``); ``python -m
+phobos.demo.browser --env ENV_ID OUT.png`` saves one.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from phobos.envs.orbit_scheduling import task as orbit_task
-from phobos.envs.sampling import task as sampling_task
 
 CHROMIUM = os.environ.get("PHOBOS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -128,14 +126,20 @@ def inspect_dashboard(
     }
 
 
-DOCS = {
-    orbit_task.ID_V0: Path("docs/images/dashboard-orbit.png"),
-    sampling_task.ID_V0: Path("docs/images/dashboard-sampling.png"),
-}
-"""The screenshots the README shows, and the task each is of."""
+def docs_pictures() -> dict[str, Path]:
+    """The screenshots the README shows: per registered task, its first id and the file.
+
+    ``docs/images/dashboard-<task name without "phobos-">.png``.
+    """
+    from phobos.envs import registered_tasks, task_named
+
+    return {
+        task_named(name).ids[0]: Path(f"docs/images/dashboard-{name.removeprefix('phobos-')}.png")
+        for name in registered_tasks()
+    }
 
 
-def screenshot_demo(env_id: str, target: str | Path, timeout: float = 90.0) -> dict[str, Any]:
+def screenshot_demo(env_id: str, target: str | Path, timeout: float = 180.0) -> dict[str, Any]:
     """Run a short demo of ``env_id`` with its demo team; save its dashboard to ``target``.
 
     Orbit scheduling is pictured once its timeline has filled for 120 steps; sampling once a
@@ -144,12 +148,15 @@ def screenshot_demo(env_id: str, target: str | Path, timeout: float = 90.0) -> d
     import threading
 
     from phobos.demo.launcher import Demo, DemoOptions
+    from phobos.envs import make
     from phobos.live.world import WorldSettings
+    from phobos.live.world.views import view_for
 
-    sampling = env_id == sampling_task.ID_V0
+    sampling = view_for(make(env_id)).kind == "site"
     settings = WorldSettings(  # sampling's seed 1: its lander sends early and often
         speed=4.0 if sampling else 20.0,
         action_timeout=1.0,
+        join_timeout=120.0,  # as phobos demo: trained agents load torch first
         first_action_grace=20.0,
         seed=1 if sampling else 0,
     )
@@ -171,16 +178,18 @@ def screenshot_demo(env_id: str, target: str | Path, timeout: float = 90.0) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``--docs``: regenerate :data:`DOCS`; else save one task's dashboard (``--env``)."""
+    """``--docs``: regenerate :func:`docs_pictures`; else save one task's (``--env``)."""
     import argparse
+
+    from phobos.demo.launcher import DemoOptions
 
     parser = argparse.ArgumentParser(prog="python -m phobos.demo.browser", description=__doc__)
     parser.add_argument("out", nargs="?", type=Path, help="PNG to write (one task)")
-    parser.add_argument("--env", default=orbit_task.ID_V0, help="registered environment id")
+    parser.add_argument("--env", default=DemoOptions.env_id, help="registered environment id")
     parser.add_argument("--docs", action="store_true", help="regenerate docs/images/ (both)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.docs:
-        jobs = list(DOCS.items())
+        jobs = list(docs_pictures().items())
     else:
         jobs = [(args.env, args.out or Path(f"dashboard-{args.env}.png"))]
     for env_id, target in jobs:
