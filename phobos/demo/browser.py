@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-
 CHROMIUM = os.environ.get("PHOBOS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
