@@ -104,6 +104,7 @@ class ReplayWorld:
                 "actions": names,
                 "horizon": int(env.config.horizon_steps),
                 "step_seconds": float(env.config.step_seconds),
+                "activities": view.activities(env),  # the timeline's legend, as live
                 "replay": {"file": self.saved.source, "team": self.saved.team},
                 **view.episode(env),
             }

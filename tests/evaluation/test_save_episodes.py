@@ -165,6 +165,7 @@ def test_demo_replay_serves_the_episode_on_the_dashboard(tmp_path):
         assert state["seed"] == 1 and set(state["agents"]) == set(recording.read(path).agents)
         episode = get("api/episode")
         assert episode["replay"] == {"file": str(path), "team": "greedy"}
+        assert episode["activities"]["names"][0] == "idle"  # the timeline's legend, as live
     finally:
         process.terminate()
         out, err = process.communicate(timeout=30)
