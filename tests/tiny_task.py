@@ -28,21 +28,20 @@ Version history:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pettingzoo import ParallelEnv
 
 from phobos.agents.policy import Policy
 from phobos.comms.link import TabulatedLinks
 from phobos.comms.message import Message
-from phobos.comms.router import Router
+from phobos.comms.message_bus import MessageBusFactory
 from phobos.envs import EpisodeMetrics, TaskSpec, register_task, registered_tasks
+from phobos.envs.messaging_env import MessagingEnv
 from phobos.envs.single_agent import SingleAgentView
 from phobos.envs.task import EnvSpec
-from phobos.envs.validation import action_index, check_action_keys, check_agent, masked_spaces
+from phobos.envs.validation import action_index, check_action_keys
 from phobos.live.world.views import TelemetryView
 
 ID = "tiny-relay-v0"
@@ -79,7 +78,7 @@ class TinyConfig:
             raise ValueError(f"message_loss must lie in [0, 1], got {self.message_loss}")
 
 
-class TinyRelayEnv(ParallelEnv):
+class TinyRelayEnv(MessagingEnv):
     """``tiny-relay-v0``; see the module docstring."""
 
     metadata = {"name": "tiny_relay_v0", "render_modes": [], "is_parallelizable": True}
@@ -88,33 +87,19 @@ class TinyRelayEnv(ParallelEnv):
         self,
         config: TinyConfig | None = None,
         render_mode: str | None = None,
-        message_bus: Callable[[Sequence[str], TabulatedLinks, int], Any] | None = None,
+        message_bus: MessageBusFactory | None = None,
     ) -> None:
-        if render_mode is not None:
-            raise ValueError(f"render_mode {render_mode!r} is not supported; use None")
-        self.render_mode = render_mode
         self.config = config = config or TinyConfig()
         config.validate()
         self.possible_agents = [SCOUT, BASE]
         self.agents: list[str] = []
-        self._observation_spaces, self._action_spaces = masked_spaces(
-            {agent: len(ACTIONS[agent]) for agent in self.possible_agents}, 2
-        )
-        self._message_bus = message_bus or Router
+        counts = {agent: len(ACTIONS[agent]) for agent in self.possible_agents}
+        self._setup(render_mode, message_bus, counts, 2)
         self._rng: np.random.Generator | None = None
-        self.router: Any = None
-
-    def observation_space(self, agent: str) -> Any:
-        """The (cached) observation space of ``agent``."""
-        return self._observation_spaces[check_agent(agent, self.possible_agents)]
-
-    def action_space(self, agent: str) -> Any:
-        """The (cached) action space of ``agent``."""
-        return self._action_spaces[check_agent(agent, self.possible_agents)]
 
     def action_names(self, agent: str) -> tuple[str, ...]:
         """Names of ``agent``'s actions, by index."""
-        return ACTIONS[check_agent(agent, self.possible_agents)]
+        return ACTIONS[self._check_agent(agent)]
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple:
         """Start an episode; ``seed`` reseeds the environment's own generator only."""
@@ -123,8 +108,7 @@ class TinyRelayEnv(ParallelEnv):
         config, n = self.config, len(self.possible_agents)
         steps = config.horizon_steps
         lost = self._rng.random((steps, n, n)) < config.message_loss
-        self.close()
-        self.router = self._message_bus(
+        self._open_bus(
             self.possible_agents,
             TabulatedLinks(
                 self.possible_agents,
@@ -185,20 +169,7 @@ class TinyRelayEnv(ParallelEnv):
 
     def episode_summary(self) -> dict[str, Any]:
         """Counts of the episode so far, with the router's message counts."""
-        stats = self.router.stats
-        return {
-            **self._totals,
-            "steps": self._step,
-            "messages_sent": stats.sent,
-            "messages_delivered": stats.delivered,
-            "messages_rejected": stats.rejected,
-            "messages_lost": stats.lost,
-        }
-
-    def close(self) -> None:
-        """Close the message bus (its sockets, if it has any)."""
-        if self.router is not None:
-            self.router.close()
+        return {**self._totals, "steps": self._step, **self.message_counts()}
 
     def _allowed(self, agent: str) -> bool:
         if agent == BASE:
