@@ -40,6 +40,14 @@ CREATE TABLE IF NOT EXISTS owed (
     PRIMARY KEY (receiver, episode, sender, seq)
 );
 CREATE TABLE IF NOT EXISTS counts (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pruned (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+_PRUNE = """
+DELETE FROM accepted WHERE episode < :episode AND NOT EXISTS (
+    SELECT 1 FROM owed o
+    WHERE o.episode = accepted.episode AND o.sender = accepted.sender AND o.seq = accepted.seq
+)
 """
 
 CopyKey = tuple[str, int, str, int]
@@ -105,8 +113,10 @@ class RelayJournal:
         return [(r, int(e), decode(f, self.max_size)) for r, e, f in rows]
 
     def accepted_count(self) -> int:
-        """Messages taken into custody, over every episode."""
-        return self._db.execute("SELECT count(*) FROM accepted").fetchone()[0]
+        """Messages taken into custody, over every episode (pruned ones included)."""
+        held = self._db.execute("SELECT count(*) FROM accepted").fetchone()[0]
+        row = self._db.execute("SELECT value FROM pruned WHERE name = 'accepted'").fetchone()
+        return held + (row[0] if row is not None else 0)
 
     def counts(self) -> dict[str, int]:
         """The relay's persistent counters."""
@@ -141,6 +151,16 @@ class RelayJournal:
             if plan is not None:
                 frame = encode(plan, self.max_size)
                 db.execute("INSERT OR REPLACE INTO plan VALUES (?, ?)", (plan.seq, frame))
+                # Earlier episodes are done: keep only the messages still owed to a receiver
+                # (counted), so that a long demo's journal does not grow without bound.
+                db.execute("DELETE FROM plan WHERE episode < ?", (plan.seq,))
+                db.execute("DELETE FROM ticks WHERE episode < ?", (plan.seq,))
+                gone = db.execute(_PRUNE, {"episode": plan.seq}).rowcount
+                db.execute(
+                    "INSERT INTO pruned VALUES ('accepted', ?) ON CONFLICT(name)"
+                    " DO UPDATE SET value = value + excluded.value",
+                    (gone,),
+                )
             db.executemany(
                 "INSERT OR IGNORE INTO accepted VALUES (?, ?, ?, ?, ?)",
                 [(e, m.sender, m.seq, t, frame) for e, t, m, frame in accepted],
