@@ -73,9 +73,14 @@ def test_train_report_flags_misses_and_rows_the_budget_left_out():
     verdicts = _verdicts(text.split("Targets:")[1])
     assert verdicts["fastest orbit path (SB3 MaskablePPO, batch core slots, shared network, "
                     "2 worker(s)), agent-steps/s"] == "met"
-    assert verdicts["lander batch path (256x256), agent-steps/s"] == "**MISSED**"
+    assert verdicts["lander batch path (256x256, 1 worker(s)), agent-steps/s"] == "**MISSED**"
     assert "not measured (set-up)" in text and "every row runs from" in text
     assert "**1 of 3 MISSED**" in text
+
+    # Two lander trials side by side: the faster row is the one judged.
+    results["paths"][("sb3 batch lander", 2)] = rates(11_000)
+    verdicts = _verdicts(train.report(results).split("Targets:")[1])
+    assert verdicts["lander batch path (256x256, 2 worker(s)), agent-steps/s"] == "met"
 
 
 def test_train_leaves_out_rows_whose_set_up_dwarfs_the_seconds(monkeypatch):
