@@ -137,6 +137,14 @@ def add_commands(commands: Any) -> None:
         help="let sb3: and rllib: checkpoints load: they are pickles, and loading one runs any "
         "code it holds (use only for checkpoints you made or trust)",
     )
+    agent.add_argument(
+        "--task-module",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="a module this agent may import for a task the world names as MODULE:name-vN "
+        "(importing runs its code; repeatable)",
+    )
     agent.set_defaults(handler=_agent)
 
     relay = commands.add_parser(
@@ -294,6 +302,7 @@ def _agent(args: argparse.Namespace) -> int:
         settings,
         trust=args.trust_checkpoint,
         ledger=args.ledger,
+        task_modules=args.task_module,
     )
 
 

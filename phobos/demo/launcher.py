@@ -132,6 +132,9 @@ class Demo:
             world_address = self.world.address.replace("0.0.0.0", "127.0.0.1")
             if options.trust_checkpoint:
                 agent_args = (*agent_args, "--trust-checkpoint")
+            module, named, _ = options.env_id.rpartition(":")
+            if named:  # the demo's own task module: its agents may import it
+                agent_args = (*agent_args, "--task-module", module)
             if settings.relay == "process":
                 ledgers = self.run_dir / "ledgers"
                 ledger_args = {a: ("--ledger", str(ledgers / f"{a}.jsonl")) for a in local}

@@ -25,7 +25,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,10 @@ class AgentRuntime:
         trust: Let pickle-based checkpoints (``sb3:``, ``rllib:``) load; they run code.
         ledger: This agent's message ledger file (:mod:`phobos.live.dtn.ledger`), used when
             the world names a DTN relay; None keeps it in memory.
+        task_modules: Modules this agent may import for a task the world names as
+            ``"module:name-vN"`` (a task registered outside the package). Importing a module
+            runs its code, so the world's word is not enough: a module id naming any other
+            module is refused.
 
     """
 
@@ -94,8 +98,10 @@ class AgentRuntime:
         say: Callable[[str], None] | None = None,
         trust: bool = False,
         ledger: str | Path | None = None,
+        task_modules: Sequence[str] = (),
     ) -> None:
         self.agent_id = agent_id
+        self.task_modules = frozenset(task_modules)
         self.key_dir = keys
         self.ledger_path = ledger
         self.relay: str | None = None
@@ -234,6 +240,14 @@ class AgentRuntime:
         from phobos.envs import config_class, make
 
         env_id = payload["env"]
+        if not isinstance(env_id, str):
+            raise ValueError(f"welcome's env must be a string, got {type(env_id).__name__}")
+        module, named, _ = env_id.rpartition(":")
+        if named and module not in self.task_modules:
+            raise ValueError(
+                f"the world's task {env_id[:200]!r} needs module {module[:100]!r} imported, "
+                f"which this agent was not told to trust (--task-module {module[:100]})"
+            )
         config = config_tools.from_mapping(config_class(env_id), payload["config"])
         env = make(env_id, config)
         if self.agent_id not in env.possible_agents:
@@ -330,10 +344,20 @@ def run_agent(
     *,
     trust: bool = False,
     ledger: str | Path | None = None,
+    task_modules: Sequence[str] = (),
 ) -> int:
     """Run one agent process until the world ends the run; return its exit code."""
     try:
-        runtime = AgentRuntime(agent_id, world, keys, policy, settings, trust=trust, ledger=ledger)
+        runtime = AgentRuntime(
+            agent_id,
+            world,
+            keys,
+            policy,
+            settings,
+            trust=trust,
+            ledger=ledger,
+            task_modules=task_modules,
+        )
     except FileNotFoundError as exc:
         print(f"{agent_id}: {exc}", file=sys.stderr)
         return EXIT_REFUSED

@@ -63,3 +63,21 @@ def test_missing_key_is_bad_input(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "yinghuo1.key_secret" in result.stderr
+
+
+def test_a_task_module_the_agent_was_not_told_to_trust_is_not_imported(tmp_path: Path) -> None:
+    import sys
+
+    from phobos.live.runtime import AgentRuntime
+
+    for name in ("world", "yinghuo1"):
+        generate_keys(tmp_path, name)
+    runtime = AgentRuntime("yinghuo1", "tcp://127.0.0.1:1", tmp_path)
+    module = "tests.live.never_imported_task"
+    welcome = {"env": f"{module}:evil-v0", "config": {}}
+    with pytest.raises(ValueError, match=f"not told to trust \\(--task-module {module}\\)"):
+        runtime._welcome(welcome)
+    assert module not in sys.modules
+    trusting = AgentRuntime("yinghuo1", "tcp://127.0.0.1:1", tmp_path, task_modules=[module])
+    with pytest.raises(ValueError, match="cannot import"):  # trusted: it is looked for
+        trusting._welcome(welcome)
