@@ -77,6 +77,17 @@ from phobos.envs.sampling.belief import (
 )
 from phobos.envs.sampling.config import AGENTS, LANDER, MATERIALS, SCIENCE_TEAM, SamplingConfig
 from phobos.envs.sampling.layout import SamplingLayout
+from phobos.envs.sampling.messages import (
+    KINDS as MESSAGE_KINDS,
+)
+from phobos.envs.sampling.messages import (
+    TeamSpeaker,
+    advice_message,
+    data_message,
+    data_report,
+    lander_messages,
+    received_keys,
+)
 from phobos.envs.sampling.plan import EpisodeSky, plan_episode
 from phobos.envs.sampling.site import Site, area_cells, generate_site, reachable_cells
 from phobos.envs.sampling.state import (
@@ -89,11 +100,9 @@ from phobos.envs.sampling.state import (
     LanderState,
     TeamState,
     activity_costs,
+    step_battery,
 )
 from phobos.envs.validation import action_index, check_action_keys
-
-DATA, ADVICE = "data", "advice"
-"""Message kinds: the lander's measurements and status, and the science team's ranking."""
 
 
 class PhobosSamplingEnv(MessagingEnv):
@@ -145,6 +154,9 @@ class PhobosSamplingEnv(MessagingEnv):
         self._rng: np.random.Generator | None = None
         self.sky: EpisodeSky | None = None
         self.site: Site | None = None
+        self._episode = 0
+        self._team_received: list[list[Any]] = []
+        self._speaker: TeamSpeaker | None = None
 
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
@@ -179,6 +191,8 @@ class PhobosSamplingEnv(MessagingEnv):
         self._contact = sky.surface.contact.tolist()
         self._seq = [0, 0]
         self._step = 0
+        self._episode += 1
+        self._team_received = []
         self.agents = list(self.possible_agents)
         return self._observe(), {agent: {} for agent in self.agents}
 
@@ -188,7 +202,6 @@ class PhobosSamplingEnv(MessagingEnv):
             raise RuntimeError("the episode is over: call reset() before step()")
         (action, advice), masked = self._check_actions(actions)
         config, s, lander = self.config, self._step, self._lander
-        now = s * config.step_seconds
         value = bonus = failure = 0.0
 
         if lander.busy_left == 0 and action:
@@ -197,13 +210,9 @@ class PhobosSamplingEnv(MessagingEnv):
             if kind == SAMPLE:
                 lander.count_decision(target)
         kind = lander.activity if lander.busy_left else WAIT
-        battery = (
-            lander.battery_wh
-            + self._solar_wh[s]
-            - (config.lander.base_load_w + self._load_w[kind]) * config.step_seconds / 3600.0
+        lander.battery_wh, violation = step_battery(
+            lander.battery_wh, self._solar_wh[s], self._load_w[kind], config
         )
-        violation = battery < 0.0
-        lander.battery_wh = min(max(battery, 0.0), config.lander.battery_wh)
         if lander.busy_left:
             lander.busy_left -= 1
             if lander.busy_left == 0:
@@ -215,9 +224,12 @@ class PhobosSamplingEnv(MessagingEnv):
                 elif kind == SAMPLE:
                     value, bonus, failure = self._sample(target)
                 elif kind == SEND:
-                    self._send(LANDER, DATA, now, lander.take_report())
+                    report = data_report(lander.onboard(), lander.battery_wh, config)
+                    lander.clear_sent()
+                    self._send(data_message(s, config.step_seconds, self._seq[0], report))
         if advice:
-            self._send(SCIENCE_TEAM, ADVICE, now, self._team.advise(advice - 1))
+            advised = self._team.advise(advice - 1)
+            self._send(advice_message(s, config.step_seconds, self._seq[1], advised))
 
         self._step = s + 1
         self._deliver((s + 1) * config.step_seconds)
@@ -327,21 +339,78 @@ class PhobosSamplingEnv(MessagingEnv):
         return value, (config.diversity_bonus if new_class else 0.0), 0.0
 
     # ---------------------------------------------------------------------------- messages
-    def _send(self, sender: str, kind: str, now: float, payload: Any) -> None:
-        i = 0 if sender == LANDER else 1
-        receiver = SCIENCE_TEAM if i == 0 else LANDER
-        self.router.send(Message(sender, receiver, kind, now, self._seq[i], payload))
-        self._seq[i] += 1
-        self._lander.totals[f"{kind}_messages"] += 1
+    def _send(self, message: Message) -> None:
+        self.router.send(message)
+        self._seq[0 if message.sender == LANDER else 1] += 1
+        self._lander.totals[f"{message.kind}_messages"] += 1
 
     def _deliver(self, until: float) -> None:
         for receiver, message in self.router.deliver(until):
             if receiver == SCIENCE_TEAM:
+                self._team_received.append([message.sender, message.seq])
                 self._team.receive_data(
                     message, self._step, self._log_material, self._log_ground, self._log_spectrum
                 )
             else:
                 self._lander.receive_advice(message, self.config.step_seconds)
+
+    # ------------------------------------------------- agents that send their own messages
+    message_kinds = MESSAGE_KINDS
+    """Every message kind an agent of this task sends."""
+
+    def agent_sensing(self, agent: str) -> dict[str, Any]:
+        """What ``agent`` senses now beyond its observation: the world's side channel.
+
+        The lander: its instruments' records not yet sent, its battery, container and activity
+        (:meth:`~phobos.envs.sampling.state.LanderState.onboard`) and ``solar_wh``, what its
+        array delivers over this step. The science team: ``episode`` (this environment's
+        count of resets) and ``received``, ``[sender, seq]`` of every data copy delivered to
+        it this episode, in order (which copies, never what they say: the content comes from
+        the relay). See :mod:`phobos.envs.sampling.messages`.
+        """
+        if self._check_agent(agent) == LANDER:
+            g = min(self._step, self.config.horizon_steps - 1)
+            return {**self._lander.onboard(), "solar_wh": self._solar_wh[g]}
+        return {"episode": self._episode, "received": list(self._team_received)}
+
+    def agent_messages(
+        self,
+        agent: str,
+        action: int,
+        observation: dict[str, Any],
+        step: int,
+        seq: int,
+        sensing: Any = None,
+        copies: Any = (),
+    ) -> list[Message]:
+        """The messages ``agent`` sends at ``step`` after ``action``: :meth:`step`'s rule.
+
+        Args:
+            agent: The sender.
+            action: Its action.
+            observation: Its observation of the step.
+            step: The step.
+            seq: Its sequence number for the next message.
+            sensing: Its :meth:`agent_sensing` of the step (sent by the world).
+            copies: For the science team, the copies ``sensing["received"]`` names, in order.
+
+        Raises:
+            ValueError: if ``sensing`` is missing or malformed.
+
+        """
+        if self._check_agent(agent) == LANDER:
+            return lander_messages(
+                action, observation, sensing, config=self.config, decoded=self._decoded,
+                steps_of=self._steps_of, load_w=self._load_w, step=step, seq=seq,
+            )  # fmt: skip
+        keys = received_keys(sensing)
+        if [(m.sender, m.seq) for m in copies] != keys:
+            raise ValueError("the science team's copies are not those its sensing names")
+        if self._speaker is None:
+            logs = (self._log_material, self._log_ground, self._log_spectrum)
+            self._speaker = TeamSpeaker(self.config, self.layout, self._prior_block, logs)
+        self._speaker.catch_up(sensing.get("episode"), list(copies), step)
+        return self._speaker.messages(action, observation, step, seq)
 
     # ------------------------------------------------------------------------ observation
     def _observe(self) -> dict[str, dict[str, np.ndarray]]:

@@ -48,6 +48,26 @@ def activity_needs_wh(config: SamplingConfig) -> list[float]:
     ]
 
 
+def step_battery(
+    battery_wh: float, solar_wh: float, load_w: float, config: SamplingConfig
+) -> tuple[float, bool]:
+    """The battery after one step, and whether the step ended with it flat.
+
+    One function for the environment's energy step and the lander process's data message
+    (whose status reports the battery at the step's end), so both give the same float.
+
+    Args:
+        battery_wh: Charge at the step's start.
+        solar_wh: What the solar array delivers over the step.
+        load_w: The activity's load on top of the base load.
+        config: The task configuration.
+
+    """
+    lander = config.lander
+    battery = battery_wh + solar_wh - (lander.base_load_w + load_w) * config.step_seconds / 3600.0
+    return min(max(battery, 0.0), lander.battery_wh), battery < 0.0
+
+
 class LanderState:
     """Phobos-Grunt's state on the surface.
 
@@ -169,20 +189,30 @@ class LanderState:
             return 0.0
         return sum(bool(target[c]) for _, c, _, _ in self.stowed) / len(self.stowed)
 
-    def take_report(self) -> dict[str, Any]:
-        """The data message's payload: unsent images and spectra, and the lander's status."""
-        report = {
+    def onboard(self) -> dict[str, Any]:
+        """What the lander's own instruments and housekeeping hold now (its sensing).
+
+        The records of its instruments not yet transmitted (images as the ground will read
+        them, spectra, the cells its arm disturbed), its battery gauge and container, and the
+        activity under way: what a lander process needs to build its data message with the
+        task's rule (:mod:`phobos.envs.sampling.messages`), exactly as the environment does.
+        """
+        return {
             "images": self._images,
             "spectra": self._spectra,
             "attempted": self._attempted_unsent,
-            "battery": self.battery_wh / self.capacity_wh,
-            "container": self.container_g / self.config.lander.container_g,
+            "battery_wh": self.battery_wh,
+            "container_g": self.container_g,
             "classes": len(self.stowed_classes),
             "sampler_ok": self.sampler_ok,
+            "busy_left": self.busy_left,
+            "activity": self.activity,
         }
+
+    def clear_sent(self) -> None:
+        """The unsent records went out with a data message: start new ones."""
         self._images, self._spectra, self._attempted_unsent = [], [], []
         self._unsent_cells = set()
-        return report
 
     def receive_advice(self, message: Message, step_seconds: float) -> None:
         """Adopt an arrived ranking unless a newer one came first."""
