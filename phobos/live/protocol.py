@@ -12,7 +12,9 @@ frame size) and checked before it is used or quoted.
 | ``hello`` | agent | ``{"incarnation": int, "pid": int, "policy": str}``; sent on connecting |
 | ``welcome`` | world | ``{"env": id, "config": mapping, "agents": [...], "tick": int}`` |
 | ``refused`` | world | the reason, a string; the agent exits non-zero |
-| ``obs`` | world | ``[episode, seed, step, observation bytes, mask bytes]``; ``seq`` is the tick |
+| ``obs`` | world | ``[episode, seed, step, observation bytes, mask bytes(, sensing)]``; ``seq`` |
+| | | is the tick; ``sensing`` (agents that send their own messages, when the task has it): |
+| | | what the agent's own sensors read beyond the observation (``env.agent_sensing``) |
 | ``act`` | agent | the action (an int); ``seq`` is the tick of the observation it answers |
 | ``error`` | world | the reason an action was not used (out of its space, ...) |
 | ``ping`` / ``pong`` | agent / world | liveness while the world is paused or between episodes |
@@ -63,28 +65,42 @@ TELEMETRY_EVENT = "event"
 
 
 def observation_payload(
-    episode: int, seed: int, step: int, observation: dict[str, np.ndarray]
+    episode: int, seed: int, step: int, observation: dict[str, np.ndarray], sensing: Any = None
 ) -> list[Any]:
-    """The ``obs`` payload of one agent's observation (a ``Dict`` of vector and mask)."""
-    return [
+    """The ``obs`` payload of one agent's observation (a ``Dict`` of vector and mask).
+
+    ``sensing``, when not None, is the side channel: what the agent's own sensors read beyond
+    its observation (``env.agent_sensing``), for the task's message rule in the agent process.
+    """
+    payload = [
         episode,
         seed,
         step,
         observation["observations"].tobytes(),
         observation["action_mask"].tobytes(),
     ]
+    if sensing is not None:
+        payload.append(sensing)
+    return payload
+
+
+def sensing_from(payload: Any) -> Any:
+    """The side channel of an ``obs`` payload (checked by :func:`observation_from`), or None."""
+    return payload[5] if len(payload) == 6 else None
 
 
 def observation_from(payload: Any) -> tuple[int, int, int, dict[str, np.ndarray]]:
     """``(episode, seed, step, observation)`` from an ``obs`` payload.
 
     Raises:
-        ValueError: if the payload is not five fields with two byte strings.
+        ValueError: if the payload is not five (or six) fields with two byte strings.
 
     """
-    if not (isinstance(payload, list) and len(payload) == 5):
-        raise ValueError(f"obs payload must be a list of 5 fields, got {type(payload).__name__}")
-    episode, seed, step, vector, mask = payload
+    if not (isinstance(payload, list) and len(payload) in (5, 6)):
+        raise ValueError(
+            f"obs payload must be a list of 5 or 6 fields, got {type(payload).__name__}"
+        )
+    episode, seed, step, vector, mask = payload[:5]
     if not (isinstance(vector, bytes) and isinstance(mask, bytes)):
         raise ValueError("obs payload: observation and mask must be bytes")
     observation = {

@@ -304,6 +304,7 @@ class AgentRuntime:
             if kind == p.OBS:
                 try:
                     episode, seed, step, observation = p.observation_from(message.payload)
+                    sensing = p.sensing_from(message.payload)
                 except (ValueError, TypeError) as exc:
                     self.say(f"{agent}: ignored a bad observation from the world: {exc}")
                     continue
@@ -312,7 +313,7 @@ class AgentRuntime:
                     policy.reset(seed=seed + self.index)
                 action = int(policy(observation))
                 if talk is not None:  # its own messages to the relay; their count to the world
-                    action = [action, talk.submit(episode, step, action, observation)]
+                    action = [action, talk.submit(episode, step, action, observation, sensing)]
                 sock.send(encode(Message(agent, p.WORLD, p.ACT, 0.0, message.seq, action)))
                 self.steps += 1
             elif kind == p.END:

@@ -83,17 +83,19 @@ def in_process(config, seed: int):
     return steps, list(LoggingRouter.log)
 
 
-def run_live(keys: Path, relay: RelayProcess, config, seed: int, tmp_path: Path):
+def run_live(
+    keys: Path, relay: RelayProcess, config, seed: int, tmp_path: Path, env_id=ENV, policy="greedy"
+):
     address = relay.address
     settings = WorldSettings(record=True, seed=seed, relay="process", relay_address=address)
-    world = WorldServer(ENV, config, keys=keys, settings=settings)
+    world = WorldServer(env_id, config, keys=keys, settings=settings)
     steps: list = []
     recorded(world.env, steps)
     threads, runtimes = [], []
     try:
         for name in world.agents:
             runtime = AgentRuntime(
-                name, world.address, keys, "greedy", AgentSettings(connect_timeout=20),
+                name, world.address, keys, policy, AgentSettings(connect_timeout=20),
                 ledger=tmp_path / "ledgers" / f"{name}.jsonl",
             )  # fmt: skip
             runtime.say = lambda line: None

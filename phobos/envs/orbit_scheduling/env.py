@@ -351,9 +351,20 @@ class OrbitSchedulingEnv(MessagingEnv):
     """Every message kind an agent of this task sends."""
 
     def agent_messages(
-        self, agent: str, action: int, observation: dict[str, Any], step: int, seq: int
+        self,
+        agent: str,
+        action: int,
+        observation: dict[str, Any],
+        step: int,
+        seq: int,
+        sensing: Any = None,
+        copies: Any = (),
     ) -> list[Message]:
-        """The messages ``agent`` sends at ``step`` after ``action``: :meth:`step`'s rule."""
+        """The messages ``agent`` sends at ``step`` after ``action``: :meth:`step`'s rule.
+
+        An intent reads only the observation: ``sensing`` and ``copies`` (the side channel and
+        the copies it names, for tasks whose rule needs them) are not used.
+        """
         step_seconds, spacecraft = self.config.step_seconds, agent in SPACECRAFT
         return messages_for(
             agent, action, observation, spacecraft=spacecraft, layout=self.layout, step=step,

@@ -10,12 +10,22 @@ settled in the ledger; messages still unsettled after ``retry`` seconds are sent
 (after a ``hello``, which makes a restarted relay resend what it owes). Every copy the
 relay delivers is recorded once (duplicates are discarded and counted) and acknowledged.
 
+The world's side channel (``sensing``, sent with the observation when the task has one) goes
+to the rule with the observation. When it names copies the agent must hold before it speaks
+(``sensing["received"]``: ``[sender, seq]`` of the copies the environment delivered to it, in
+order; the sampling task's science team ranks from a belief built from them), the talker hands
+the rule those copies, kept as the relay delivered them; one not here yet is waited for,
+saying hello to the relay every ``retry`` seconds (a restarted relay resends what it owes), up
+to ``await_timeout`` seconds. A rule that cannot build its messages (a malformed side channel,
+a copy still missing) sends none that step: counted in :attr:`AgentTalk.rule_errors`, logged.
+
 Sockets never block: one DEALER (tcp+CURVE, linger 0) read without waiting, in the same
 poll as the world's socket (:meth:`AgentTalk.wait`).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -23,11 +33,16 @@ from typing import Any
 import zmq
 
 from phobos.comms.codec import DecodeError, EncodeError, decode, encode
+from phobos.comms.limits import LogLimiter
 from phobos.comms.message import Message
 from phobos.comms.security import KeyPair
 from phobos.comms.zmq_transport import milliseconds
 from phobos.live.dtn import protocol as r
 from phobos.live.dtn.ledger import Ledger
+
+log = logging.getLogger(__name__)
+MAX_NAMED = 100_000
+"""Most copies a side channel may name."""
 
 
 class AgentTalk:
@@ -42,6 +57,7 @@ class AgentTalk:
         env: The agent's own copy of the environment (its ``agent_messages`` rule).
         ledger: The ledger file; None keeps it in memory.
         retry: Seconds before unsettled messages are sent again.
+        await_timeout: Most seconds to wait for a copy the side channel names.
 
     """
 
@@ -55,6 +71,7 @@ class AgentTalk:
         env: Any,
         ledger: str | Path | None = None,
         retry: float = 0.25,
+        await_timeout: float = 1.5,
     ) -> None:
         self.agent_id = agent_id
         self.address = address
@@ -64,6 +81,12 @@ class AgentTalk:
         self.ledger = Ledger(ledger)
         self.retry = retry
         self.refused: list[str] = []
+        self.await_timeout = await_timeout
+        self.rule_errors = 0
+        """Steps whose messages the rule could not build (none were sent)."""
+        self.limited = LogLimiter(log)
+        self._copies: dict[tuple[int, str, int], Message] = {}  # delivered to this agent
+        self._episode = None
         self._got: list[list[Any]] = []  # copies recorded, not yet acknowledged to the relay
         self._resends = 0
         self.reconnect_after = 20
@@ -85,10 +108,27 @@ class AgentTalk:
         self._send(r.HELLO, {"incarnation": 0})
 
     # ------------------------------------------------------------------- the step
-    def submit(self, episode: int, step: int, action: int, observation: dict[str, Any]) -> int:
+    def submit(
+        self,
+        episode: int,
+        step: int,
+        action: int,
+        observation: dict[str, Any],
+        sensing: Any = None,
+    ) -> int:
         """Build, record and submit this step's messages; the count authored this episode."""
         ledger = self.ledger
-        messages = self.rule(self.agent_id, action, observation, step, ledger.next_seq[episode])
+        if episode != self._episode:  # copies of earlier episodes are no longer named
+            self._episode = episode
+            self._copies = {k: m for k, m in self._copies.items() if k[0] >= episode}
+        seq = ledger.next_seq[episode]
+        try:
+            copies = self._named(episode, sensing)
+            messages = self.rule(self.agent_id, action, observation, step, seq, sensing, copies)
+        except ValueError as exc:
+            self.rule_errors += 1
+            self.limited.warning("%s: no messages at step %d: %s", self.agent_id, step, exc)
+            messages = []
         if messages:
             ledger.author(episode, messages)
         ledger.flush()  # authored and received before sent or acknowledged: one write a step
@@ -99,6 +139,38 @@ class AgentTalk:
         if messages:
             self._last_sent = time.monotonic()
         return ledger.settled(episode)
+
+    def _named(self, episode: int, sensing: Any) -> list[Message]:
+        """The copies ``sensing["received"]`` names, in its order (waited for, bounded).
+
+        Raises:
+            ValueError: if the names are malformed, or a copy did not come in time.
+
+        """
+        if not isinstance(sensing, dict) or "received" not in sensing:
+            return []
+        names = sensing["received"]
+        if not (isinstance(names, list) and len(names) <= MAX_NAMED):
+            raise ValueError(f"the side channel's 'received' must be a list of <= {MAX_NAMED}")
+        keys = []
+        for name in names:
+            if not (isinstance(name, list) and len(name) == 2 and type(name[1]) is int):
+                raise ValueError("each copy the side channel names is [sender, seq]")
+            keys.append((episode, str(name[0]), name[1]))
+        copies = self._copies
+        deadline = time.monotonic() + self.await_timeout
+        hello = 0.0
+        self.drain()
+        while missing := [k for k in keys if k not in copies]:
+            now = time.monotonic()
+            if now >= deadline:
+                raise ValueError(f"{len(missing)} copies named were not delivered, {missing[0]}")
+            if now - hello >= self.retry:  # a restarted relay resends what it owes on hello
+                self._send(r.HELLO, {"incarnation": 0})
+                hello = now
+            self.sock.poll(milliseconds(min(deadline - now, self.retry)))
+            self.drain()
+        return [copies[k] for k in keys]
 
     def wait(self, world: zmq.Socket, timeout: float) -> bool:
         """Until ``world`` is readable (True) or ``timeout`` passes (False), serve the relay.
@@ -159,6 +231,7 @@ class AgentTalk:
                 receiver, copy = r.copy_from(fields)
                 if receiver == self.agent_id:
                     ledger.receive(episode, copy)
+                    self._copies.setdefault((episode, copy.sender, copy.seq), copy)
                     got.append([episode, copy.sender, copy.seq])
             for number, seqs in acks:
                 ledger.ack(number, [s for s in seqs if type(s) is int])

@@ -98,6 +98,8 @@ class AgentExchange:
         self.curve = curve
         self.env = env
         self.env_id = env_id
+        # Agents that send their own messages get their side channel with each observation.
+        self._sensing = "relay" in welcome and hasattr(env, "agent_sensing")
         self.agents = list(records)
         self.action_n = {a: int(env.action_space(a).n) for a in self.agents}
         self.names = names
@@ -160,7 +162,10 @@ class AgentExchange:
     def _send_observation(self, agent: str, record: AgentRecord, observation: Any) -> bool:
         """Send this tick's observation to ``agent``; False (and lost) if it cannot go."""
         progress = self.progress
-        payload = p.observation_payload(progress.episode, progress.seed, progress.step, observation)
+        sensing = self.env.agent_sensing(agent) if self._sensing else None
+        payload = p.observation_payload(
+            progress.episode, progress.seed, progress.step, observation, sensing
+        )
         if not self.send(record.ident, agent, p.OBS, payload, seq=progress.tick):
             self.lose(agent, "cannot send it its observation")
             return False
