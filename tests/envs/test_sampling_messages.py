@@ -57,11 +57,11 @@ def normal(messages):
     return [(m.sender, m.receiver, m.kind, m.send_time, m.seq, plain(m.payload)) for m in messages]
 
 
-def play(config, seed: int, team_name: str = "cautious"):
+def play(config, seed: int, team_name: str = "cautious", agent_side=None):
     """One episode; the messages the env sent and those an agent-side copy rebuilt."""
     SpyRouter.sent, SpyRouter.delivered = [], []
     env = PhobosSamplingEnv(config, message_bus=SpyRouter)
-    agent_side = PhobosSamplingEnv(config)  # never reset: as an agent process's copy
+    agent_side = agent_side or PhobosSamplingEnv(config)  # never reset: an agent process's
     team = make_team(team_name, env)
     observations, _ = env.reset(seed=seed)
     for i, agent in enumerate(env.possible_agents):
@@ -104,6 +104,14 @@ def test_agent_rule_builds_the_environments_messages(seed: int) -> None:
     # The advice's values are the team's float64 beliefs, not float32 observation values.
     advice = [m for m in sent if m.kind == "advice"]
     assert any(v != float(np.float32(v)) for m in advice for v in m.payload["values"])
+
+
+def test_the_team_starts_a_fresh_belief_each_episode() -> None:
+    config = config_tools.replace(make_config(ENV), horizon_steps=96, message_loss=0.2)
+    agent_side = PhobosSamplingEnv(config)
+    for seed in (3, 11):  # the second episode's copies must not fold into the first's belief
+        sent, rebuilt = play(config, seed, agent_side=agent_side)
+        assert normal(rebuilt) == normal(sent)
 
 
 def test_bad_sensing_is_a_one_line_error() -> None:
