@@ -288,3 +288,16 @@ def test_a_module_without_a_layer_is_refused(tmp_path: Path) -> None:
     root = fake_package(tmp_path, {"newthing.py": ""})
     with pytest.raises(KeyError, match="phobos.newthing has no layer"):
         violations(root)
+
+
+MAX_MODULE_LINES = 450
+"""Modules of a few hundred lines, one concept each (STYLE.md item 2)."""
+
+
+def test_no_module_is_over_the_line_limit() -> None:
+    long = {
+        str(path.relative_to(PACKAGE.parent)): lines
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"modules over {MAX_MODULE_LINES} lines (split them): {long}"

@@ -10,14 +10,18 @@ is rebuilt after a relay restart by routing the journaled ticks again.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Any
 
 import numpy as np
 
+from phobos.comms.codec import EncodeError, encode
+from phobos.comms.limits import quote
 from phobos.comms.link import TabulatedLinks
 from phobos.comms.message import BROADCAST, Message
 from phobos.comms.router import Router
+from phobos.live.dtn import protocol as r
 
 TOTALS = ("sent", "routed", "dropped_buffer", "dropped_loss", "held_router")
 """Names of :meth:`Episode.stats`' values in the relay's ledger, in order."""
@@ -102,3 +106,35 @@ class Episode:
         router, stats = self.router, self.router.stats
         held = router.in_flight() + router.stuck()
         return [stats.sent, stats.delivered, stats.rejected, stats.lost, held]
+
+    def admit(self, user: str, item: Any) -> tuple[str | None, int, Any, bytes]:
+        """Why ``user``'s submitted ``item`` is refused (or None), its tick, message, frame.
+
+        ``item`` comes off the wire: every field is checked before it is used, and the
+        message's encoded size is bounded (:data:`~phobos.live.dtn.protocol.MAX_MESSAGE_BYTES`).
+        """
+        episode = self
+        if not (isinstance(item, list) and len(item) == 5):
+            return "a message is [receiver, kind, send_time, seq, payload]", 0, None, b""
+        receiver, kind, send_time, seq, body = item
+        if not (isinstance(receiver, str) and isinstance(kind, str)):
+            return "receiver and kind must be strings", 0, None, b""
+        if type(seq) is not int or not 0 <= seq < 2**62:
+            return f"bad sequence number {quote(seq)}", 0, None, b""
+        if type(send_time) is not float or not math.isfinite(send_time) or send_time < 0:
+            return f"bad send time {quote(send_time)}", 0, None, b""
+        if receiver != BROADCAST and (receiver not in episode.index or receiver == user):
+            return f"unknown receiver {quote(receiver)}", 0, None, b""
+        if kind not in episode.kinds:
+            return f"unknown message kind {quote(kind)}", 0, None, b""
+        message = Message(user, receiver, kind, send_time, seq, body)
+        try:
+            frame = encode(message, r.MAX_FRAME_BYTES)
+        except EncodeError as exc:
+            return f"cannot encode the message: {exc}", 0, None, b""
+        if len(frame) > r.MAX_MESSAGE_BYTES:
+            return f"message over {r.MAX_MESSAGE_BYTES} bytes", 0, None, b""
+        tick = math.floor(send_time / episode.step_seconds)
+        if tick <= episode.done and (user, seq) not in episode.accepted:
+            return f"late: step {tick} is routed already", tick, None, b""
+        return None, tick, message, frame

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import signal
 import sqlite3
 import sys
@@ -40,7 +39,7 @@ import zmq
 
 from phobos.comms.codec import DecodeError, EncodeError, decode, encode
 from phobos.comms.limits import LogLimiter, quote
-from phobos.comms.message import BROADCAST, Message
+from phobos.comms.message import Message
 from phobos.comms.security import CurveAuthenticator, load_allow_list, load_keys
 from phobos.comms.zmq_transport import milliseconds
 from phobos.live.dtn import protocol as r
@@ -251,7 +250,7 @@ class DtnRelay:
         seqs = []
         for item in items:
             seq = item[3] if isinstance(item, list) and len(item) == 5 else -1
-            reason, tick, built, frame = self._check(user, episode, item)
+            reason, tick, built, frame = episode.admit(user, item)
             if reason is not None:
                 valid = type(seq) is int and 0 <= seq < 2**62
                 if valid:
@@ -272,35 +271,6 @@ class DtnRelay:
             self._acks.append((ident, user, number, seqs))
         if len(payload) == 4 and type(payload[3]) is int:  # its submit of that step is in
             episode.ready[payload[3]].add(user)
-
-    def _check(
-        self, user: str, episode: Episode, item: Any
-    ) -> tuple[str | None, int, Any, bytes]:
-        """Why ``item`` is refused (or None), its tick, the message and its frame."""
-        if not (isinstance(item, list) and len(item) == 5):
-            return "a message is [receiver, kind, send_time, seq, payload]", 0, None, b""
-        receiver, kind, send_time, seq, body = item
-        if not (isinstance(receiver, str) and isinstance(kind, str)):
-            return "receiver and kind must be strings", 0, None, b""
-        if type(seq) is not int or not 0 <= seq < 2**62:
-            return f"bad sequence number {quote(seq)}", 0, None, b""
-        if type(send_time) is not float or not math.isfinite(send_time) or send_time < 0:
-            return f"bad send time {quote(send_time)}", 0, None, b""
-        if receiver != BROADCAST and (receiver not in episode.index or receiver == user):
-            return f"unknown receiver {quote(receiver)}", 0, None, b""
-        if kind not in episode.kinds:
-            return f"unknown message kind {quote(kind)}", 0, None, b""
-        message = Message(user, receiver, kind, send_time, seq, body)
-        try:
-            frame = encode(message, r.MAX_FRAME_BYTES)
-        except EncodeError as exc:
-            return f"cannot encode the message: {exc}", 0, None, b""
-        if len(frame) > r.MAX_MESSAGE_BYTES:
-            return f"message over {r.MAX_MESSAGE_BYTES} bytes", 0, None, b""
-        tick = math.floor(send_time / episode.step_seconds)
-        if tick <= episode.done and (user, seq) not in episode.accepted:
-            return f"late: step {tick} is routed already", tick, None, b""
-        return None, tick, message, frame
 
     def _on_got(self, user: str, payload: Any) -> None:
         owed = self.owed.get(user)
