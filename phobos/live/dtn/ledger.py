@@ -8,8 +8,11 @@ relay's journal.
 
 Lines: ``{"a": [episode, seq, wire]}`` authored (``wire``: :func:`~phobos.live.dtn.protocol.wire`),
 ``{"k": [episode, [seq, ...]]}`` acknowledged by the relay, ``{"x": [episode, seq, reason]}``
-refused, ``{"g": [episode, sender, seq]}`` received (each copy once; ``"d"`` in place of
-``"g"``: a copy received again and discarded).
+refused, ``{"g": [episode, sender, seq], "c": wire}`` received, with the copy itself (each copy
+once; ``"d"`` in place of ``"g"``: a copy received again and discarded). A restarted process
+reads its copies back (:attr:`Ledger.copies`): a rule that builds on what the agent received
+(the sampling task's science team ranks from a belief built from its copies) goes on from
+them.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class Ledger:
         self.acked: set[tuple[int, int]] = set()
         self.refused: set[tuple[int, int]] = set()
         self.received: set[tuple[int, str, int]] = set()
+        self.copies: dict[tuple[int, str, int], Message] = {}
+        """Every copy received, by ``(episode, sender, seq)`` (see :meth:`forget_before`)."""
         self.discarded = 0
         self.received_lines = 0  # "g" lines: more than len(received) only if one repeats
         self.next_seq: dict[int, int] = defaultdict(int)
@@ -68,8 +73,12 @@ class Ledger:
         elif "x" in event:
             self.refused.add((event["x"][0], event["x"][1]))
         elif "g" in event:
-            self.received.add(tuple(event["g"]))
+            key = tuple(event["g"])
+            self.received.add(key)
             self.received_lines += 1
+            if "c" in event:
+                receiver, kind, send_time, seq, payload = event["c"]
+                self.copies[key] = Message(key[1], receiver, kind, send_time, seq, payload)
         elif "d" in event:
             self.discarded += 1
 
@@ -100,8 +109,13 @@ class Ledger:
             self._note({"d": list(key)})
             return False
         self.received.add(key)
-        self._note({"g": list(key)})
+        self.copies[key] = message
+        self._note({"g": list(key), "c": wire(message)})
         return True
+
+    def forget_before(self, episode: int) -> None:
+        """Drop the copies of episodes before ``episode`` from memory (the file keeps them)."""
+        self.copies = {k: m for k, m in self.copies.items() if k[0] >= episode}
 
     def unsettled(self) -> dict[int, list[tuple[int, list[Any]]]]:
         """Authored messages neither acknowledged nor refused, by episode, in order."""

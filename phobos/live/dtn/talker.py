@@ -14,7 +14,8 @@ The world's side channel (``sensing``, sent with the observation when the task h
 to the rule with the observation. When it names copies the agent must hold before it speaks
 (``sensing["received"]``: ``[sender, seq]`` of the copies the environment delivered to it, in
 order; the sampling task's science team ranks from a belief built from them), the talker hands
-the rule those copies, kept as the relay delivered them; one not here yet is waited for,
+the rule those copies, kept as the relay delivered them (in its ledger, so a restarted
+process has them too); one not here yet is waited for,
 saying hello to the relay every ``retry`` seconds (a restarted relay resends what it owes), up
 to ``await_timeout`` seconds. A rule that cannot build its messages (a malformed side channel,
 a copy still missing) sends none that step: counted in :attr:`AgentTalk.rule_errors`, logged.
@@ -85,7 +86,6 @@ class AgentTalk:
         self.rule_errors = 0
         """Steps whose messages the rule could not build (none were sent)."""
         self.limited = LogLimiter(log)
-        self._copies: dict[tuple[int, str, int], Message] = {}  # delivered to this agent
         self._episode = None
         self._got: list[list[Any]] = []  # copies recorded, not yet acknowledged to the relay
         self._resends = 0
@@ -120,7 +120,7 @@ class AgentTalk:
         ledger = self.ledger
         if episode != self._episode:  # copies of earlier episodes are no longer named
             self._episode = episode
-            self._copies = {k: m for k, m in self._copies.items() if k[0] >= episode}
+            ledger.forget_before(episode)
         seq = ledger.next_seq[episode]
         try:
             copies = self._named(episode, sensing)
@@ -157,7 +157,7 @@ class AgentTalk:
             if not (isinstance(name, list) and len(name) == 2 and type(name[1]) is int):
                 raise ValueError("each copy the side channel names is [sender, seq]")
             keys.append((episode, str(name[0]), name[1]))
-        copies = self._copies
+        copies = self.ledger.copies
         deadline = time.monotonic() + self.await_timeout
         hello = 0.0
         self.drain()
@@ -231,7 +231,6 @@ class AgentTalk:
                 receiver, copy = r.copy_from(fields)
                 if receiver == self.agent_id:
                     ledger.receive(episode, copy)
-                    self._copies.setdefault((episode, copy.sender, copy.seq), copy)
                     got.append([episode, copy.sender, copy.seq])
             for number, seqs in acks:
                 ledger.ack(number, [s for s in seqs if type(s) is int])
