@@ -87,7 +87,11 @@ def run_live(
     keys: Path, relay: RelayProcess, config, seed: int, tmp_path: Path, env_id=ENV, policy="greedy"
 ):
     address = relay.address
-    settings = WorldSettings(record=True, seed=seed, relay="process", relay_address=address)
+    # Telemetry on every step (not at most 10 a second), so that the messages in flight the
+    # test checks are sampled whatever the step rate.
+    settings = WorldSettings(
+        record=True, seed=seed, relay="process", relay_address=address, telemetry_hz=1e4
+    )
     world = WorldServer(env_id, config, keys=keys, settings=settings)
     steps: list = []
     recorded(world.env, steps)
