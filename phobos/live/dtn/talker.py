@@ -37,7 +37,7 @@ from phobos.comms.codec import DecodeError, EncodeError, decode, encode
 from phobos.comms.limits import LogLimiter
 from phobos.comms.message import Message
 from phobos.comms.security import KeyPair
-from phobos.comms.zmq_transport import milliseconds
+from phobos.comms.zmq_transport import make_socket, milliseconds
 from phobos.live.dtn import protocol as r
 from phobos.live.dtn.ledger import Ledger
 
@@ -98,12 +98,9 @@ class AgentTalk:
     def _connect(self) -> None:
         if self.sock is not None:
             self.sock.close(linger=0)
-        sock = self.sock = self.context.socket(zmq.DEALER)
-        sock.linger = 0
-        sock.maxmsgsize = r.MAX_FRAME_BYTES
-        sock.sndtimeo = 0
-        sock.curve_secretkey, sock.curve_publickey = self.keys.secret, self.keys.public
-        sock.curve_serverkey = self.relay_key
+        sock = self.sock = make_socket(
+            self.context, zmq.DEALER, r.MAX_FRAME_BYTES, 0.0, self.keys, self.relay_key
+        )
         sock.connect(self.address)
         self._send(r.HELLO, {"incarnation": 0})
 

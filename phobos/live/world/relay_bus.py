@@ -41,7 +41,7 @@ from phobos.comms.message_bus import Flight, FlightSink
 from phobos.comms.router import RouterStats
 from phobos.comms.security import KeyPair
 from phobos.comms.transport import TransportError
-from phobos.comms.zmq_transport import milliseconds
+from phobos.comms.zmq_transport import make_socket, milliseconds
 from phobos.live.dtn import protocol as r
 
 log = logging.getLogger(__name__)
@@ -69,12 +69,9 @@ class RelayLink:
     def _connect(self) -> None:
         if self.sock is not None:
             self.sock.close(linger=0)
-        sock = self.sock = self.context.socket(zmq.DEALER)
-        sock.linger = 0
-        sock.maxmsgsize = r.MAX_FRAME_BYTES
-        sock.sndtimeo = 0
-        sock.curve_secretkey, sock.curve_publickey = self.keys.secret, self.keys.public
-        sock.curve_serverkey = self.relay_key
+        sock = self.sock = make_socket(
+            self.context, zmq.DEALER, r.MAX_FRAME_BYTES, 0.0, self.keys, self.relay_key
+        )
         sock.connect(self.address)
 
     def request(
