@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 
 import zmq
 
@@ -70,6 +71,27 @@ def make_socket(
         sock.close(linger=0)
         raise
     return sock
+
+
+def waiting_frames(sock: zmq.Socket, most: int) -> Iterator[tuple[bytes, zmq.Frame | None]]:
+    """A ROUTER's waiting messages, at most ``most``, without blocking: ``(ident, frame)``.
+
+    ``frame`` is None for a message of more than one frame (its parts are read and dropped,
+    for the caller to refuse). Bounded, so that a peer that never stops sending cannot keep
+    the caller's loop here.
+    """
+    for _ in range(most):
+        try:
+            ident = sock.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        part = sock.recv(copy=False)
+        if part.more:
+            while sock.rcvmore:
+                sock.recv()
+            yield ident, None
+        else:
+            yield ident, part
 
 
 def milliseconds(seconds: float) -> int:

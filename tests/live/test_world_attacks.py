@@ -332,3 +332,28 @@ def test_a_second_hello_on_the_same_connection_keeps_the_step_waiting_for_it(key
         world.close()
     record = world.records["yinghuo1"]
     assert record.lost == 0 and record.actions >= 5, record
+
+
+def test_a_multipart_frame_is_rejected_whole_not_read_as_its_last_part(keys) -> None:
+    world = WorldProcess(keys, seconds=3.0, speed=20.0)
+    agents = honest_agents(world.address, keys, AGENTS)
+    context = zmq.Context()
+    try:
+        control = Control(context, world.address, keys)
+        control.wait_tick(5, 30.0)
+        intruder = Raw(context, world.address, keys, "intruder")
+        hello = encode(Message("intruder", "world", p.HELLO, 0.0, 0, {"incarnation": 1}))
+        intruder.sock.send_multipart([hello, hello])
+        # Read as its last part, the hello would be answered "unknown agent id"; whole, it
+        # is rejected unanswered. The same hello in one frame is answered: the world serves.
+        assert intruder.recv(timeout=2.0, kinds={p.REFUSED}) is None
+        intruder.sock.send(hello)
+        refused = intruder.recv(timeout=5.0, kinds={p.REFUSED})
+        assert refused is not None and "unknown agent id 'intruder'" in refused.payload
+        rc, result, log = world.finish(30.0)
+    finally:
+        world.kill()
+        stop(agents)
+        context.destroy(linger=0)
+    assert rc == 0, log[-2000:]
+    assert "multipart" in log and result["rejected"] >= 1

@@ -41,7 +41,7 @@ from phobos.comms.codec import DecodeError, EncodeError, decode, encode
 from phobos.comms.limits import LogLimiter, quote
 from phobos.comms.message import Message
 from phobos.comms.security import CurveAuthenticator, load_allow_list, load_keys
-from phobos.comms.zmq_transport import milliseconds
+from phobos.comms.zmq_transport import milliseconds, waiting_frames
 from phobos.live.dtn import protocol as r
 from phobos.live.dtn.episode import TOTALS as _TOTALS
 from phobos.live.dtn.episode import Episode
@@ -126,16 +126,8 @@ class DtnRelay:
 
     def drain(self, most: int = 1000) -> None:
         """Handle the frames waiting (at most ``most``), without blocking."""
-        sock = self.sock
-        for _ in range(most):
-            try:
-                ident = sock.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            part = sock.recv(copy=False)
-            if part.more:
-                while sock.rcvmore:
-                    sock.recv()
+        for ident, part in waiting_frames(self.sock, most):
+            if part is None:
                 self.refuse(ident, None, "sent a multipart message, expected one frame")
                 continue
             user = part.get("User-Id")

@@ -39,7 +39,7 @@ from phobos.comms.codec import DecodeError, EncodeError, decode, encode
 from phobos.comms.limits import LogLimiter, clip, quote
 from phobos.comms.liveness import Change, Liveness
 from phobos.comms.message import Message
-from phobos.comms.zmq_transport import milliseconds
+from phobos.comms.zmq_transport import milliseconds, waiting_frames
 from phobos.live import protocol as p
 from phobos.live.world.records import (
     ALIVE,
@@ -195,16 +195,8 @@ class AgentExchange:
         Bounded, so that a peer that never stops sending cannot keep the loop here: the
         callers poll again (the exchange until its deadline).
         """
-        sock = self.sock
-        for _ in range(most):
-            try:
-                ident = sock.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            part = sock.recv(copy=False)
-            if part.more:
-                while sock.rcvmore:
-                    sock.recv()
+        for ident, part in waiting_frames(self.sock, most):
+            if part is None:
                 self.reject(ident, "sent a multipart message, expected one frame")
                 continue
             try:
