@@ -71,6 +71,40 @@ WindowState = tuple[int | None, list[int]]
 """A :class:`~phobos.comms.reliable.DedupWindow` sender state: ``(floor, seen)``."""
 
 
+def open_exclusive(path: str, schema: str, synchronous: str) -> sqlite3.Connection:
+    """Open the SQLite journal at ``path`` for one owner: WAL, exclusive, ``schema`` applied.
+
+    Autocommit mode: transactions are the caller's explicit BEGIN/COMMIT pairs. One relay per
+    journal: after the first write the connection keeps an exclusive lock until it closes or
+    its process dies, so a second relay on the same file fails here rather than deliver the
+    same copies again.
+
+    Raises:
+        sqlite3.OperationalError: the file is in use by another relay (named so).
+        sqlite3.DatabaseError: WAL mode is unavailable.
+
+    """
+    db = sqlite3.connect(path, isolation_level=None, timeout=1.0)
+    try:
+        db.execute("PRAGMA locking_mode=EXCLUSIVE")
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise sqlite3.DatabaseError(f"{path}: WAL mode unavailable (got {mode!r})")
+        db.execute(f"PRAGMA synchronous={synchronous}")
+        db.execute("BEGIN EXCLUSIVE")
+        db.execute("COMMIT")
+        db.executescript(schema)
+    except sqlite3.OperationalError as exc:
+        db.close()
+        if "locked" in str(exc):
+            raise sqlite3.OperationalError(f"{path}: in use by another relay") from exc
+        raise
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 @dataclass
 class Recovered:
     """What a journal held when it was opened.
@@ -115,26 +149,9 @@ class Journal:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS}, got {synchronous!r}")
         self.path = os.fspath(path)
         self.max_size = max_size
-        # Autocommit mode: transactions are the explicit BEGIN/COMMIT pairs below.
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=1.0)
+        self._db = open_exclusive(self.path, _SCHEMA, synchronous)
         try:
-            # One relay per journal: after the first write the connection keeps an exclusive
-            # lock until it closes or its process dies, so a second relay on the same file
-            # fails here rather than deliver the same copies again.
-            self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
-            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise sqlite3.DatabaseError(f"{self.path}: WAL mode unavailable (got {mode!r})")
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
-            self._db.execute("BEGIN EXCLUSIVE")
-            self._db.execute("COMMIT")
-            self._db.executescript(_SCHEMA)
             self._check_version()
-        except sqlite3.OperationalError as exc:
-            self._db.close()
-            if "locked" in str(exc):
-                raise sqlite3.OperationalError(f"{self.path}: in use by another relay") from exc
-            raise
         except BaseException:
             self._db.close()
             raise

@@ -17,10 +17,10 @@ is pickled.
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Iterable, Sequence
 
 from phobos.comms.codec import MAX_FRAME_SIZE, decode, encode
+from phobos.comms.journal import open_exclusive
 from phobos.comms.message import Message
 
 _SCHEMA = """
@@ -66,22 +66,7 @@ class RelayJournal:
     def __init__(self, path: str | os.PathLike[str], max_size: int = MAX_FRAME_SIZE) -> None:
         self.path = os.fspath(path)
         self.max_size = max_size
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=1.0)
-        try:
-            self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("BEGIN EXCLUSIVE")
-            self._db.execute("COMMIT")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.OperationalError as exc:
-            self._db.close()
-            if "locked" in str(exc):
-                raise sqlite3.OperationalError(f"{self.path}: in use by another relay") from exc
-            raise
-        except BaseException:
-            self._db.close()
-            raise
+        self._db = open_exclusive(self.path, _SCHEMA, "NORMAL")
 
     # --------------------------------------------------------------------- reading
     def latest_plan(self) -> Message | None:
