@@ -217,7 +217,8 @@ def load_rllib(path: str, env: Any, agent: str, *, trust: bool = False) -> RLlib
                 f"{', '.join(modules)})"
             )
         module = modules[key]
-    _check_spaces(
-        f"rllib checkpoint {path!r}", module.observation_space, module.action_space, env, agent
-    )
+    # A central critic's module is built for observations with the joint state; what it
+    # needs to act (and what the environment must give) is its policy's space.
+    space = getattr(module, "policy_observation_space", module.observation_space)
+    _check_spaces(f"rllib checkpoint {path!r}", space, module.action_space, env, agent)
     return RLlibPolicy(module)
