@@ -100,6 +100,20 @@ def collect(
     }
 
 
+def joint_states(demonstrations: dict[str, Demonstrations], agents: list[str]) -> np.ndarray:
+    """The team's joint state at each demonstration step: ``agents``' observations side by side.
+
+    Every agent acts every step, so row ``j`` of each agent is the same moment.
+
+    Raises:
+        ValueError: if the agents acted a different number of steps.
+
+    """
+    if len({len(demonstrations[a].actions) for a in agents}) != 1:
+        raise ValueError("demonstrations: agents acted a different number of steps")
+    return np.concatenate([demonstrations[a].observations for a in agents], axis=1)
+
+
 def by_module(demonstrations: dict[str, Demonstrations]) -> dict[str, Demonstrations]:
     """Pool the demonstrations of agents that share a module (the ground stations)."""
     pooled: dict[str, list[Demonstrations]] = {}

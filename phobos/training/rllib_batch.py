@@ -26,6 +26,11 @@ Seeds: episode ``i`` of runner ``w`` (``w = 0`` for the driver) is first reset w
 ``seed + w * num_envs + i``, afterwards each continues its own generator, as a ParallelEnv
 reset without a seed does. Exploration samples from the runner's own torch generator.
 
+Central critic (``critic: central``): each observation the chunks carry also has a
+``joint_state`` key, every agent's observation vector of that episode and step in agent
+order, which the learner's module feeds its value function; the samplers' modules act on
+``observations`` and ``action_mask`` alone, as deployed agents do.
+
 The unused env-to-module and module-to-env connector pipelines are RLlib's defaults, kept
 because the algorithm merges, broadcasts and checkpoints their (empty) states.
 """
@@ -89,7 +94,9 @@ class BatchEnvRunner(EnvRunner, Checkpointable):
 
     Args:
         config: The algorithm's config; ``env_config`` is ``{"env": ID, "overrides": {...}}``
-            and ``num_envs_per_env_runner`` is the number of episodes in the batch.
+            (with ``"joint_state": True`` for a central critic: every agent's observation
+            then also carries the team's joint state) and ``num_envs_per_env_runner`` is the
+            number of episodes in the batch.
         **kwargs: RLlib's (``worker_index``, ``num_workers``, ...).
 
     """
@@ -103,7 +110,7 @@ class BatchEnvRunner(EnvRunner, Checkpointable):
         self._overrides = dict(env_config.get("overrides") or {})
         self.num_envs = int(self.config.num_envs_per_env_runner)
         env = make(self._env_id, **self._overrides)
-        self._roster = roster = Roster.of(env)
+        self._roster = roster = Roster.of(env, bool(env_config.get("joint_state")))
         env.close()
         self._agents = list(roster.agents)
         self._groups = {m: list(i) for m, i in roster.groups.items()}

@@ -40,6 +40,7 @@ from ray.rllib.utils.metrics import (
     WEIGHTS_SEQ_NO,
 )
 
+from phobos.agents.rl_module import JOINT_STATE
 from phobos.agents.roles import module_id
 
 
@@ -55,19 +56,35 @@ class Roster:
     """Each agent's observation space."""
     action_spaces: dict[str, gymnasium.spaces.Discrete]
     """Each agent's action space (its mask is the first ``n`` of the core's padded one)."""
+    joint_state: bool = False
+    """Whether each observation also carries ``joint_state``, every agent's ``observations``
+    of that episode and step side by side in agent order (for a central critic)."""
 
     @classmethod
-    def of(cls, env: Any) -> Roster:
-        """The roster of a ParallelEnv."""
+    def of(cls, env: Any, joint_state: bool = False) -> Roster:
+        """The roster of a ParallelEnv; ``joint_state`` adds that key to every agent's space."""
         agents = tuple(env.possible_agents)
         groups: dict[str, list[int]] = defaultdict(list)
         for index, agent in enumerate(agents):
             groups[module_id(agent)].append(index)
+        observation_spaces = {a: env.observation_space(a) for a in agents}
+        if joint_state:
+            own = [observation_spaces[a]["observations"] for a in agents]
+            joint = gymnasium.spaces.Box(
+                np.concatenate([s.low for s in own]),
+                np.concatenate([s.high for s in own]),
+                dtype=np.float32,
+            )
+            observation_spaces = {
+                a: gymnasium.spaces.Dict({**space.spaces, JOINT_STATE: joint})
+                for a, space in observation_spaces.items()
+            }
         return cls(
             agents=agents,
             groups={m: tuple(i) for m, i in groups.items()},
-            observation_spaces={a: env.observation_space(a) for a in agents},
+            observation_spaces=observation_spaces,
             action_spaces={a: env.action_space(a) for a in agents},
+            joint_state=joint_state,
         )
 
 
@@ -109,6 +126,8 @@ def chunks(
     actions, logp = stacked("actions"), stacked("logp")
     rewards = np.ascontiguousarray(np.stack(buffers["rewards"][first:end], axis=1)[group])
     logits = {m: stacked(m) for m in roster.groups}
+    if roster.joint_state:  # [group, T + 1, agents * D], one array all of an episode's agents read
+        joint = np.ascontiguousarray(np.moveaxis(obs, 1, 2)).reshape(len(group), length + 1, -1)
     seq = np.full(length, seq_no, dtype=np.int64)
     out = []
     for g, e in enumerate(group.tolist()):
@@ -119,12 +138,12 @@ def chunks(
                 agent = roster.agents[a]
                 width = roster.action_spaces[agent].n
                 space = roster.observation_spaces[agent]
+                observations = {"observations": obs[g, a], "action_mask": mask[g, a, :, :width]}
+                if roster.joint_state:
+                    observations[JOINT_STATE] = joint[g]
                 out.append(
                     SingleAgentEpisode(
-                        observations=InfiniteLookbackBuffer(
-                            {"observations": obs[g, a], "action_mask": mask[g, a, :, :width]},
-                            space=space,
-                        ),
+                        observations=InfiniteLookbackBuffer(observations, space=space),
                         observation_space=space,
                         infos=[{}] * (length + 1),
                         actions=InfiniteLookbackBuffer(actions[g, a]),

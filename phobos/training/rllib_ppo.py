@@ -3,6 +3,10 @@
 Modules are :class:`~phobos.agents.rl_module.MaskedPPOTorchModule`, mapped by
 :func:`~phobos.agents.rl_module.module_id` (``ground`` for every station). Each agent gets the
 team reward, so a module's return is the team's. Failed env runners are restarted by RLlib.
+
+With ``critic: central`` (batch sampler only) each module's value function also sees the
+joint state, every agent's observation of that step (MAPPO); the actor keeps its own
+observation, so the export flies a ParallelEnv as a local-critic one does.
 """
 
 from __future__ import annotations
@@ -44,13 +48,18 @@ def build_algorithm(config: TrainConfig) -> Any:
     env = make(config.env, **config.env_config)
     modules = sorted({module_id(agent) for agent in env.possible_agents})
     env.close()
-    model_config = {"fcnet_hiddens": list(config.hidden), "fcnet_activation": "tanh"}
+    model_config: dict[str, Any] = {
+        "fcnet_hiddens": list(config.hidden),
+        "fcnet_activation": "tanh",
+    }
+    env_config: dict[str, Any] = {"env": config.env, "overrides": dict(config.env_config)}
+    if config.critic == "central":  # the batch runner adds the joint state for the critic
+        env_config["joint_state"] = True
+        # PPO's default too, explicit here: the actor must not share the critic's encoder.
+        model_config["vf_share_layers"] = False
     ppo = (
         PPOConfig()
-        .environment(
-            PhobosMultiAgentEnv,
-            env_config={"env": config.env, "overrides": dict(config.env_config)},
-        )
+        .environment(PhobosMultiAgentEnv, env_config=env_config)
         .env_runners(**env_runner_settings(config))
         .learners(num_learners=0)
         .training(
@@ -137,25 +146,46 @@ def train(
 
 
 def warm_start(algorithm: Any, config: TrainConfig, announce: Callable[[str], None]) -> None:
-    """Clone the greedy team into every module (``imitation_episodes`` > 0), then sync runners."""
+    """Clone the greedy team into every module (``imitation_episodes`` > 0), then sync runners.
+
+    With a central critic each demonstration row is the agent's observation followed by the
+    joint state of its step (every agent's row of that step), split again for the module.
+    """
     if config.imitation_episodes <= 0:
         return
+    from dataclasses import replace
+
+    import numpy as np
     from ray.rllib.core.columns import Columns
 
-    from phobos.training.imitation import by_module, clone, collect
+    from phobos.agents.rl_module import JOINT_STATE
+    from phobos.training.imitation import by_module, clone, collect, joint_states
 
     announce(config.warm_start_line())
-    demonstrations = by_module(
-        collect(config.env, config.env_config, config.imitation_episodes, config.seed, config.gamma)
+    collected = collect(
+        config.env, config.env_config, config.imitation_episodes, config.seed, config.gamma
     )
+    if config.critic == "central":
+        joint = joint_states(collected, list(collected))  # collect keeps the env's agent order
+        collected = {
+            agent: replace(rows, observations=np.concatenate([rows.observations, joint], axis=1))
+            for agent, rows in collected.items()
+        }
+    demonstrations = by_module(collected)
 
     def fit(learner: Any) -> dict[str, dict[str, float]]:
         results = {}
         for module_name, rows in sorted(demonstrations.items()):
             module = learner.module[module_name]
+            own = module.policy_observation_space["observations"].shape[0]
 
-            def heads(observations: Any, masks: Any, module: Any = module) -> tuple[Any, Any]:
-                batch = {Columns.OBS: {"observations": observations, "action_mask": masks}}
+            def heads(
+                observations: Any, masks: Any, module: Any = module, own: int = own
+            ) -> tuple[Any, Any]:
+                inputs = {"observations": observations[:, :own], "action_mask": masks}
+                if module.central:
+                    inputs[JOINT_STATE] = observations[:, own:]
+                batch = {Columns.OBS: inputs}
                 logits = module.forward_train(batch)[Columns.ACTION_DIST_INPUTS]
                 return logits, module.compute_values(batch)
 

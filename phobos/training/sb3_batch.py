@@ -122,17 +122,13 @@ def export(model: Any, env: BatchVecEnv, config: TrainConfig, folder: Path) -> N
 
 def warm_start(model: Any, env: BatchVecEnv, config: TrainConfig, seed: int) -> dict[str, float]:
     """Clone the greedy team into the shared network, every agent's rows with its role."""
-    from phobos.training.imitation import Demonstrations, clone, collect
+    from phobos.training.imitation import Demonstrations, clone, collect, joint_states
 
     demonstrations = collect(
         config.env, config.env_config, config.imitation_episodes, seed, config.gamma
     )
     width = env.action_space.n
-    # Every agent acts every step, so the agents' rows line up step by step: row j of each
-    # agent is the same moment, and their observations side by side are its joint state.
-    if len({len(demonstrations[a].actions) for a in env.agents}) != 1:
-        raise ValueError("demonstrations: agents acted a different number of steps")
-    joint = np.concatenate([demonstrations[a].observations for a in env.agents], axis=1)
+    joint = joint_states(demonstrations, list(env.agents))
     parts = []
     for i, agent in enumerate(env.agents):
         rows = demonstrations[agent]

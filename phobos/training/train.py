@@ -63,11 +63,10 @@ def check(config: TrainConfig) -> None:
         raise ValueError(f"hidden must list positive layer sizes, got {config.hidden}")
     if config.lr <= 0 or any(lr <= 0 for lr in config.trial_lrs):
         raise ValueError("learning rates must be positive")
-    if config.critic == "central" and not shared_batch:
+    if config.critic == "central" and config.sampler != "batch":
         raise ValueError(
-            "critic 'central' needs framework 'sb3' with sampler 'batch' (the joint state "
-            f"comes from the batch core); got framework {config.framework!r}, sampler "
-            f"{config.sampler!r}"
+            "critic 'central' needs sampler 'batch' (the joint state comes from the batch "
+            f"core); got framework {config.framework!r}, sampler {config.sampler!r}"
         )
     if config.reward_shaping and not shared_batch:
         raise ValueError("reward_shaping needs framework 'sb3' with sampler 'batch'")
