@@ -192,8 +192,11 @@ def test_phobos_train_on_the_batch_sampler_exports_a_team_without_pickle(trained
         ({"env": NO_BATCH, "num_envs": 4}, "has no batch core"),
         ({"teacher_kl_coeff": 0.5}, "teacher_kl_coeff needs a teacher"),
         ({"teacher_kl_coeff": -1.0}, "teacher_kl_coeff must be 0 or more"),
-        ({"critic": "central", "sampler": "env"}, "critic 'central' needs framework 'sb3'"),
-        ({"critic": "central", "framework": "rllib"}, "critic 'central' needs framework 'sb3'"),
+        ({"critic": "central", "sampler": "env"}, "critic 'central' needs sampler 'batch'"),
+        (
+            {"critic": "central", "framework": "rllib", "sampler": "env"},
+            "critic 'central' needs sampler 'batch'",
+        ),
     ],
 )
 def test_bad_batch_configs_are_refused_before_ray_starts(fields, culprit):
