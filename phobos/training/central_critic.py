@@ -5,6 +5,11 @@ one-hot) followed by the team's joint state: every agent's observation of that e
 step. The actor reads only the first ``actor_inputs`` values, so the deployed agents stay
 decentralised and the exported policy is the same as with an independent critic; the value
 function reads everything, which is what a task scored as a team gives it to learn from.
+
+This is the Stable-Baselines3 side (``framework: sb3``). RLlib's (``framework: rllib``, one
+module per role) is :class:`~phobos.agents.rl_module.MaskedPPOTorchModule` with a
+``joint_state`` observation key, which :class:`~phobos.training.rllib_batch.BatchEnvRunner`
+adds; both need the batch sampler, whose core steps every agent of an episode together.
 """
 
 from __future__ import annotations

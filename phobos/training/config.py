@@ -38,9 +38,10 @@ class TrainConfig:
     num_envs: int = 256
     """batch sampler: episodes stepped together (per env runner for rllib)."""
     critic: Literal["local", "central"] = "local"
-    """``local``: each agent's value function sees its own observation. ``central`` (sb3 with
-    the batch sampler): it sees the team's joint state, every agent's observation (MAPPO);
-    the actor still sees only its own, so deployed agents stay decentralised."""
+    """``local``: each agent's value function sees its own observation. ``central`` (the batch
+    sampler, either framework): it also sees the team's joint state, every agent's observation
+    of that episode and step in the env's agent order (MAPPO); the actor still sees only its
+    own, so deployed agents stay decentralised and the export flies a plain ``ParallelEnv``."""
     num_env_runners: int = 0
     """rllib: remote sampling workers; 0 samples in the driver."""
     envs_per_env_runner: int = 1
