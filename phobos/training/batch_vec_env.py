@@ -104,14 +104,16 @@ class BatchVecEnv(VecEnv):
         self._actions: np.ndarray | None = None
 
     # ------------------------------------------------------------------------- slots
-    def _slots(self, observations: np.ndarray) -> np.ndarray:
+    def slots(self, observations: np.ndarray) -> np.ndarray:
+        """Slot inputs ``[n * agents, width]`` of a core's ``[n, agents, D]`` observations."""
         shape = observations.shape[:2] + self.role_features.shape[-1:]
         roles = np.broadcast_to(self.role_features, shape)
         parts = [observations, roles]
         if self.joint_state:
             joint = observations.reshape(observations.shape[0], 1, -1)
             parts.append(np.broadcast_to(joint, observations.shape[:2] + joint.shape[-1:]))
-        return np.concatenate(parts, axis=-1, dtype=np.float32).reshape(self.num_envs, -1)
+        joined = np.concatenate(parts, axis=-1, dtype=np.float32)
+        return joined.reshape(shape[0] * shape[1], -1)
 
     def action_masks(self) -> np.ndarray:
         """``[slots, actions]`` bool: what each slot may do now."""
@@ -130,7 +132,7 @@ class BatchVecEnv(VecEnv):
         self._masks = masks.reshape(self.num_envs, -1)
         self._returns[:] = 0.0
         self._lengths[:] = 0
-        return self._slots(observations)
+        return self.slots(observations)
 
     def step_async(self, actions: np.ndarray) -> None:
         """Remember the slots' actions."""
@@ -151,7 +153,7 @@ class BatchVecEnv(VecEnv):
         dones = np.repeat(done, agents)
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         if done.any():
-            final = self._slots(observations)
+            final = self.slots(observations)
             truncated = np.broadcast_to(
                 np.asarray(info.get("truncated", done), dtype=bool), (self.episodes,)
             )
@@ -172,7 +174,7 @@ class BatchVecEnv(VecEnv):
         if self.shaping_gamma is not None:
             self._potential = self.core.potential()  # restarted episodes start afresh
         self._masks = masks.reshape(self.num_envs, -1)
-        return self._slots(observations), rewards, dones, infos
+        return self.slots(observations), rewards, dones, infos
 
     def close(self) -> None:
         """Nothing to release: the core holds only arrays."""

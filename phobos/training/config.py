@@ -79,6 +79,16 @@ class TrainConfig:
     teacher_kl_coeff: float = 0.0
     """sb3: after each PPO update, pull the policy towards its warm-started self by
     minimising this weight times KL(teacher || policy) (needs ``imitation_episodes``); 0: off."""
+    rollout_rounds: int = 0
+    """sb3 batch sampler, after the warm start and before PPO: rounds of distilling a rollout
+    search's better actions into the policy (:mod:`phobos.training.rollout_teacher`); 0: off.
+    Needs a batch core that can branch (orbit scheduling)."""
+    rollout_episodes: int = 64
+    """Episodes the rollout teacher flies each round (stepped together)."""
+    rollout_horizon: int = 48
+    """Steps each of the teacher's rollouts flies before it counts what was delivered."""
+    rollout_epochs: int = 10
+    """Passes over all rounds' teacher rows after each round."""
     checkpoint_every: int = 5
     """Save a checkpoint every this many iterations (and at the end)."""
     trial_seeds: tuple[int, ...] = (0,)

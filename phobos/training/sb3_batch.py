@@ -102,9 +102,7 @@ def policy_tensors(policy: Any) -> dict[str, Any]:
     tensors = {}
     sides = (("actor", "mlp_extractor.policy_net"), ("critic", "mlp_extractor.value_net"))
     for side, prefix in sides:
-        layers = sorted(
-            {int(key.split(".")[2]) for key in state if key.startswith(prefix + ".")}
-        )
+        layers = sorted({int(key.split(".")[2]) for key in state if key.startswith(prefix + ".")})
         for i, index in enumerate(layers):
             for part in ("weight", "bias"):
                 tensors[f"{side}.{i}.{part}"] = state[f"{prefix}.{index}.{part}"]
@@ -139,12 +137,99 @@ def warm_start(model: Any, env: BatchVecEnv, config: TrainConfig, seed: int) -> 
         columns = [rows.observations, role] + ([joint] if env.joint_state else [])
         observations = np.concatenate(columns, axis=1, dtype=np.float32)
         parts.append(Demonstrations(observations, masks, rows.actions, rows.returns))
+    rows = Demonstrations.concatenate(parts)
     policy = model.policy
+    return clone(_heads(policy), policy.parameters(), rows, config.imitation_epochs, seed)
 
+
+def _heads(policy: Any) -> Any:
     def heads(observations: Any, masks: Any) -> tuple[Any, Any]:
         latent_pi, latent_vf = policy.mlp_extractor(policy.extract_features(observations))
         logits = policy.action_net(latent_pi).masked_fill(masks <= 0, -1e8)
         return logits, policy.value_net(latent_vf)
 
-    rows = Demonstrations.concatenate(parts)
-    return clone(heads, policy.parameters(), rows, config.imitation_epochs, seed)
+    return heads
+
+
+def team_policy(policy: Any, env: BatchVecEnv) -> Any:
+    """The policy's deterministic team actions on a core's ``[n, agents, D]`` observations."""
+    import torch
+
+    role_features = env.role_features
+
+    def act(observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        n, agents, _ = observations.shape
+        roles = np.broadcast_to(role_features, (n, agents, role_features.shape[-1]))
+        inputs = np.concatenate([observations, roles], axis=-1, dtype=np.float32)
+        with torch.no_grad():
+            inputs_t = torch.as_tensor(inputs.reshape(n * agents, -1))
+            latent = policy.mlp_extractor.policy_net(inputs_t)
+            logits = policy.action_net(latent).numpy().reshape(n, agents, -1)
+        return np.where(masks > 0, logits, -np.inf).argmax(axis=-1)
+
+    return act
+
+
+def fly(core: Any, act: Any, seeds: list[int]) -> np.ndarray:
+    """Team returns ``[n]`` of ``act`` flying the core's episodes from ``seeds``."""
+    observations, masks = core.reset(seeds)
+    total, done = np.zeros(core.num_envs), False
+    while not done:
+        observations, masks, reward, done, _ = core.step(act(observations, masks))
+        total += reward
+    return total
+
+
+ROLLOUT_SEED_BASE = 30_000_000
+"""The rollout teacher's episodes use seeds ``ROLLOUT_SEED_BASE + 100_000 * seed + i``."""
+
+
+def improve_by_rollouts(
+    model: Any, env: BatchVecEnv, config: TrainConfig, seed: int, log: Any = print
+) -> list[dict[str, float]]:
+    """Rounds of distilling the rollout teacher into ``model`` (:mod:`.rollout_teacher`).
+
+    Returns:
+        Per round: the teacher's mean team return, the share of actions it changed, and the
+        policy's action accuracy on all rows after the round's cloning.
+
+    """
+    from phobos.training.imitation import Demonstrations, clone
+    from phobos.training.rollout_teacher import RolloutTeacher
+
+    core = make_batch(config.env, config.rollout_episodes, **config.env_config)
+    parts: list[Demonstrations] = []
+    rounds = []
+    for round_index in range(config.rollout_rounds):
+        teacher = RolloutTeacher(core, team_policy(model.policy, env), config.rollout_horizon)
+        first = ROLLOUT_SEED_BASE + 100_000 * seed + round_index * config.rollout_episodes
+        flown = teacher.fly(list(range(first, first + config.rollout_episodes)))
+        steps, n, agents, size = flown.observations.shape
+        slots = env.slots(flown.observations.reshape(steps * n, agents, size))
+        returns = np.repeat(flown.returns(config.gamma).reshape(-1), agents)
+        masks = flown.masks.reshape(steps * n * agents, -1)
+        parts.append(
+            Demonstrations(slots, masks, flown.actions.reshape(-1), returns.astype(np.float32))
+        )
+        fitted = clone(
+            _heads(model.policy),
+            model.policy.parameters(),
+            Demonstrations.concatenate(parts),
+            config.rollout_epochs,
+            seed + round_index,
+        )
+        seeds = list(range(first, first + config.rollout_episodes))
+        summary = {
+            "round": round_index + 1,
+            "teacher_return_mean": float(flown.rewards.sum(axis=0).mean()),
+            "policy_return_mean": float(fly(core, team_policy(model.policy, env), seeds).mean()),
+            "changed": flown.changed,
+            "accuracy": fitted["accuracy"],
+        }
+        log(
+            f"rollout round {round_index + 1}: teacher return {summary['teacher_return_mean']:.2f}"
+            f", {flown.changed:.1%} of actions changed; policy matches {fitted['accuracy']:.1%} "
+            f"and returns {summary['policy_return_mean']:.2f} on the same episodes"
+        )
+        rounds.append(summary)
+    return rounds

@@ -46,7 +46,7 @@ def trial(params: dict[str, Any]) -> None:
     batch = config.sampler == "batch"
     env, steps = _trial_env(config, seed)
     checkpoint = tune.get_checkpoint()
-    updates, elapsed, imitation = 0, 0.0, None
+    updates, elapsed, imitation, rounds = 0, 0.0, None, []
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             if batch:
@@ -57,8 +57,10 @@ def trial(params: dict[str, Any]) -> None:
         updates, elapsed = state["iteration"], state["elapsed_s"]
         imitation = state.get("imitation_accuracy")
     else:
-        model = sb3_batch.new_model(config, env, seed, lr) if batch else _view_model(
-            config, env, seed, lr
+        model = (
+            sb3_batch.new_model(config, env, seed, lr)
+            if batch
+            else _view_model(config, env, seed, lr)
         )
         if config.imitation_episodes > 0:
             began = time.perf_counter()
@@ -73,6 +75,11 @@ def trial(params: dict[str, Any]) -> None:
                 tune.report({"warm_start_s": elapsed, "seed": seed, "lr": lr})
                 env.close()
                 return
+            if batch and config.rollout_rounds > 0:
+                began = time.perf_counter()
+                rounds = sb3_batch.improve_by_rollouts(model, env, config, seed)
+                elapsed += time.perf_counter() - began
+                imitation = rounds[-1]["accuracy"]
             if batch and config.teacher_kl_coeff > 0:
                 model.freeze_teacher()
     samples = config.train_batch_size * (len(env.agents) if batch else 1)
@@ -98,22 +105,41 @@ def trial(params: dict[str, Any]) -> None:
         }
         done = config.finished(steps(model), elapsed)
         if updates % config.checkpoint_every == 0 or done:
-            with tempfile.TemporaryDirectory() as folder:
-                model.save(Path(folder) / "model.zip")
-                if batch:
-                    sb3_batch.export(model, env, config, Path(folder) / "policy")
-                    model.save_teacher(Path(folder))
-                record = describe(config) | {
-                    "iteration": updates,
-                    "env_steps": steps(model),
-                    "elapsed_s": elapsed,
-                    "imitation_accuracy": imitation,
-                }
-                (Path(folder) / "phobos.json").write_text(json.dumps(record, indent=2))
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+            _checkpoint(model, env, config, metrics, updates, steps(model), elapsed, imitation)
         else:
             tune.report(metrics)
+    if updates == 0:  # cloning only (total_env_steps 0): the warm-started policy is the result
+        metrics = {"iteration": 0, "env_steps": 0, "time_s": round(elapsed, 2), "seed": seed}
+        if rounds:  # the distilled policy's return on the last round's episodes
+            metrics["team_return_mean"] = rounds[-1]["policy_return_mean"]
+        _checkpoint(model, env, config, metrics | {"lr": lr}, 0, 0, elapsed, imitation)
     env.close()
+
+
+def _checkpoint(
+    model: Any,
+    env: Any,
+    config: TrainConfig,
+    metrics: dict[str, Any],
+    updates: int,
+    env_steps: int,
+    elapsed: float,
+    imitation: float | None,
+) -> None:
+    """Report ``metrics`` with a checkpoint of ``model`` (its export and teacher beside it)."""
+    with tempfile.TemporaryDirectory() as folder:
+        model.save(Path(folder) / "model.zip")
+        if config.sampler == "batch":
+            sb3_batch.export(model, env, config, Path(folder) / "policy")
+            model.save_teacher(Path(folder))
+        record = describe(config) | {
+            "iteration": updates,
+            "env_steps": env_steps,
+            "elapsed_s": elapsed,
+            "imitation_accuracy": imitation,
+        }
+        (Path(folder) / "phobos.json").write_text(json.dumps(record, indent=2))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
 def _mean(values: list[float]) -> float:

@@ -40,8 +40,15 @@ class TrainRequest:
 def check(config: TrainConfig) -> None:
     """Every check that can fail before Ray starts; raises ValueError naming the culprit."""
     make_config(config.env, **config.env_config)  # unknown env, keys or values
+    cloning_only = config.framework == "sb3" and (
+        config.imitation_episodes > 0 or config.rollout_rounds > 0
+    )
+    if config.total_env_steps < (0 if cloning_only else 1):
+        raise ValueError(
+            f"total_env_steps must be at least 1 (0 only for an sb3 run that clones and stops), "
+            f"got {config.total_env_steps}"
+        )
     for name in (
-        "total_env_steps",
         "train_batch_size",
         "minibatch_size",
         "num_epochs",
@@ -83,6 +90,19 @@ def check(config: TrainConfig) -> None:
         )
     if config.num_envs < 1:
         raise ValueError(f"num_envs must be at least 1, got {config.num_envs}")
+    if config.rollout_rounds < 0:
+        raise ValueError(f"rollout_rounds must be 0 or more, got {config.rollout_rounds}")
+    if config.rollout_rounds > 0:
+        for name in ("rollout_episodes", "rollout_horizon", "rollout_epochs"):
+            if getattr(config, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
+        if not shared_batch:
+            raise ValueError("rollout_rounds needs framework 'sb3' with sampler 'batch'")
+        if not hasattr(make_batch(config.env, 1, **config.env_config), "branch"):
+            raise ValueError(
+                f"rollout_rounds: the {config.env} batch core cannot branch, so no rollout "
+                "search runs on it; set rollout_rounds: 0"
+            )
     if config.sampler == "batch":
         if not has_batch(config.env):
             raise ValueError(f"sampler 'batch': {config.env} has no batch core; use sampler 'env'")

@@ -8,6 +8,7 @@ contact plan, so that a seeded batch of one equals the ``ParallelEnv`` step for 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Sequence
 
@@ -86,6 +87,7 @@ class OrbitSchedulingBatch:
         self.plan: EpisodePlan | None = None
         self.plan_ahead = plan_ahead
         self._ahead: PlanAhead | None = None
+        self._branched_from: np.ndarray | None = None
 
     # ----------------------------------------------------------------------------- episode
     def reset(self, seeds: Sequence[int | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -95,6 +97,8 @@ class OrbitSchedulingBatch:
             Observations ``[env, agent, layout.size]`` float32 and masks ``[env, agent, 7]`` int8.
 
         """
+        if self._branched_from is not None:
+            raise RuntimeError("a branch follows its parent's episodes: reset the parent")
         if seeds is not None:
             if len(seeds) != self.num_envs:
                 raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} environments")
@@ -225,6 +229,48 @@ class OrbitSchedulingBatch:
         obs, mask = self._observe()
         return obs, mask, reward, self.step_index >= config.horizon_steps, info
 
+    # ------------------------------------------------------------------------- branches
+    def branch(self, copies: int) -> OrbitSchedulingBatch:
+        """``copies`` copies of each of these episodes (episode-major), in their state now.
+
+        The episodes' draws are shared and every step after this is deterministic, so the
+        copies can try different actions from one moment and be compared exactly: the rollout
+        search of :mod:`phobos.training.rollout_teacher`. :meth:`sync` brings a branch back to
+        this batch's state at any later step; a branch cannot be reset.
+        """
+        if self.plan is None:
+            raise RuntimeError("call reset() before branch()")
+        if copies < 1:
+            raise ValueError(f"copies must be at least 1, got {copies}")
+        index = np.repeat(np.arange(self.num_envs), copies)
+        other = copy.copy(self)
+        other.num_envs = len(index)
+        other._env = np.arange(len(index))[:, None]
+        other._rngs = []
+        other.plan_ahead, other._ahead = False, None
+        other.plan = EpisodePlan(**{name: getattr(self.plan, name)[index] for name in _PLAN_FIELDS})
+        for name in ("_latest", "delivered_at", "rejected_at"):
+            setattr(other, name, getattr(self, name)[index])
+        if self._lookahead is not None:
+            other._lookahead = self._lookahead[index]
+        other._branched_from, other._parent = index, self
+        other.sync(self)
+        return other
+
+    def sync(self, parent: OrbitSchedulingBatch) -> None:
+        """Take the state of the batch this one branched from, as it is now."""
+        index = self._branched_from
+        if index is None or parent is not self._parent:
+            raise ValueError("sync() takes the batch this one was branched from")
+        for name in _DYNAMIC_STATE:
+            setattr(self, name, getattr(parent, name)[index])
+        self.step_index = parent.step_index
+        self.totals = {name: total[index] for name, total in parent.totals.items()}
+
+    def delivered_by_horizon(self) -> np.ndarray:
+        """Science value ``[env]`` already downlinked that arrives within the episode."""
+        return self.pending[:, self.step_index + 1 : self.config.horizon_steps + 1].sum(axis=(1, 2))
+
     # ----------------------------------------------------------------------- observations
     def _observe(self) -> tuple[np.ndarray, np.ndarray]:
         config, layout = self.config, self.layout
@@ -232,9 +278,9 @@ class OrbitSchedulingBatch:
         g = np.array([min(k, config.horizon_steps - 1)])
         n, agents = self.num_envs, len(self.agents)
         tb = self._tables
-        obs = static_observation(
-            self.plan, config, layout, tb, np.array([k]), self._lookahead
-        )[:, 0]
+        obs = static_observation(self.plan, config, layout, tb, np.array([k]), self._lookahead)[
+            :, 0
+        ]
         crafts = slice(None, CRAFT_COUNT)
         obs[:, crafts, layout.own_field(BATTERY)] = self.battery / tb.battery_wh
         obs[:, crafts, layout.own_field(STORAGE)] = self.storage / tb.storage_bits
@@ -253,6 +299,8 @@ class OrbitSchedulingBatch:
 
 
 _PLAN_FIELDS = tuple(field.name for field in dataclasses.fields(EpisodePlan))
+_DYNAMIC_STATE = ("battery", "storage", "stored_value", "pending", "intents", "mask")
+"""What a step changes, per episode (with ``step_index`` and ``totals``)."""
 
 
 def prepare_episodes(
