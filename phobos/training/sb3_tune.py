@@ -56,6 +56,7 @@ def trial(params: dict[str, Any]) -> None:
             state = json.loads((Path(folder) / "phobos.json").read_text())
         updates, elapsed = state["iteration"], state["elapsed_s"]
         imitation = state.get("imitation_accuracy")
+        rounds = state.get("rollout_rounds", [])
     else:
         model = (
             sb3_batch.new_model(config, env, seed, lr)
@@ -105,26 +106,38 @@ def trial(params: dict[str, Any]) -> None:
         }
         done = config.finished(steps(model), elapsed)
         if updates % config.checkpoint_every == 0 or done:
-            _checkpoint(model, env, config, metrics, updates, steps(model), elapsed, imitation)
+            progress = _progress(updates, steps(model), elapsed, imitation, rounds)
+            _checkpoint(model, env, config, metrics, progress)
         else:
             tune.report(metrics)
     if updates == 0:  # cloning only (total_env_steps 0): the warm-started policy is the result
         metrics = {"iteration": 0, "env_steps": 0, "time_s": round(elapsed, 2), "seed": seed}
         if rounds:  # the distilled policy's return on the last round's episodes
             metrics["team_return_mean"] = rounds[-1]["policy_return_mean"]
-        _checkpoint(model, env, config, metrics | {"lr": lr}, 0, 0, elapsed, imitation)
+        progress = _progress(0, 0, elapsed, imitation, rounds)
+        _checkpoint(model, env, config, metrics | {"lr": lr}, progress)
     env.close()
 
 
-def _checkpoint(
-    model: Any,
-    env: Any,
-    config: TrainConfig,
-    metrics: dict[str, Any],
+def _progress(
     updates: int,
     env_steps: int,
     elapsed: float,
     imitation: float | None,
+    rounds: list[dict[str, float]],
+) -> dict[str, Any]:
+    """Where a trial stands, as its checkpoints record it (``phobos.json``)."""
+    record = {
+        "iteration": updates,
+        "env_steps": env_steps,
+        "elapsed_s": elapsed,
+        "imitation_accuracy": imitation,
+    }
+    return record | ({"rollout_rounds": rounds} if rounds else {})
+
+
+def _checkpoint(
+    model: Any, env: Any, config: TrainConfig, metrics: dict[str, Any], progress: dict[str, Any]
 ) -> None:
     """Report ``metrics`` with a checkpoint of ``model`` (its export and teacher beside it)."""
     with tempfile.TemporaryDirectory() as folder:
@@ -132,12 +145,7 @@ def _checkpoint(
         if config.sampler == "batch":
             sb3_batch.export(model, env, config, Path(folder) / "policy")
             model.save_teacher(Path(folder))
-        record = describe(config) | {
-            "iteration": updates,
-            "env_steps": env_steps,
-            "elapsed_s": elapsed,
-            "imitation_accuracy": imitation,
-        }
+        record = describe(config) | progress
         (Path(folder) / "phobos.json").write_text(json.dumps(record, indent=2))
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
