@@ -185,7 +185,12 @@ ROLLOUT_SEED_BASE = 30_000_000
 
 
 def improve_by_rollouts(
-    model: Any, env: BatchVecEnv, config: TrainConfig, seed: int, log: Any = print
+    model: Any,
+    env: BatchVecEnv,
+    config: TrainConfig,
+    seed: int,
+    log: Any = print,
+    after_round: Any = None,
 ) -> list[dict[str, float]]:
     """Rounds of distilling the rollout teacher into ``model`` (:mod:`.rollout_teacher`).
 
@@ -232,4 +237,6 @@ def improve_by_rollouts(
             f"and returns {summary['policy_return_mean']:.2f} on the same episodes"
         )
         rounds.append(summary)
+        if after_round is not None:
+            after_round(model, summary)
     return rounds
