@@ -89,6 +89,8 @@ class TrainConfig:
     """Steps each of the teacher's rollouts flies before it counts what was delivered."""
     rollout_epochs: int = 10
     """Passes over all rounds' teacher rows after each round."""
+    rollout_min_gain: float = 0.0
+    """Team return an action of the search must gain over the policy's own to replace it."""
     checkpoint_every: int = 5
     """Save a checkpoint every this many iterations (and at the end)."""
     trial_seeds: tuple[int, ...] = (0,)

@@ -206,7 +206,12 @@ def improve_by_rollouts(
     parts: list[Demonstrations] = []
     rounds = []
     for round_index in range(config.rollout_rounds):
-        teacher = RolloutTeacher(core, team_policy(model.policy, env), config.rollout_horizon)
+        teacher = RolloutTeacher(
+            core,
+            team_policy(model.policy, env),
+            config.rollout_horizon,
+            min_gain=config.rollout_min_gain,
+        )
         first = ROLLOUT_SEED_BASE + 100_000 * seed + round_index * config.rollout_episodes
         flown = teacher.fly(list(range(first, first + config.rollout_episodes)))
         steps, n, agents, size = flown.observations.shape

@@ -96,6 +96,8 @@ def check(config: TrainConfig) -> None:
         for name in ("rollout_episodes", "rollout_horizon", "rollout_epochs"):
             if getattr(config, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
+        if config.rollout_min_gain < 0:
+            raise ValueError(f"rollout_min_gain must be 0 or more, got {config.rollout_min_gain}")
         if not shared_batch:
             raise ValueError("rollout_rounds needs framework 'sb3' with sampler 'batch'")
         if not hasattr(make_batch(config.env, 1, **config.env_config), "branch"):

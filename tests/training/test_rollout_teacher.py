@@ -92,6 +92,17 @@ def test_the_full_horizon_search_never_does_worse_than_the_policy_it_improves():
     assert improved_better >= 3  # it is a real improvement, not a copy of the policy
 
 
+def test_min_gain_leaves_the_policy_its_choices_unless_an_alternative_gains_that_much():
+    core = make_batch("orbit-scheduling-v1", len(SEEDS), horizon_steps=LONG)
+    policy = _fixed_policy(1)
+    changes = [
+        RolloutTeacher(core, policy, 12, min_gain=gain).fly(SEEDS).changed
+        for gain in (0, 0.05, 1e9)
+    ]
+    assert changes[0] > changes[1] > 0
+    assert changes[2] == 0.0
+
+
 def test_returns_of_the_teacher_episodes_are_discounted_from_each_step():
     flown = RolloutTeacher(_core(1), _fixed_policy(0), horizon=2).fly(SEEDS[:1])
     returns = flown.returns(0.5)
@@ -176,6 +187,7 @@ def test_phobos_train_distils_the_teacher_and_exports_a_team_with_no_ppo_update(
         ({"rollout_rounds": -1}, "rollout_rounds must be 0 or more"),
         ({"rollout_rounds": 1, "rollout_horizon": 0}, "rollout_horizon must be at least 1"),
         ({"rollout_rounds": 1, "rollout_episodes": 0}, "rollout_episodes must be at least 1"),
+        ({"rollout_rounds": 1, "rollout_min_gain": -1.0}, "rollout_min_gain must be 0 or more"),
         ({"rollout_rounds": 1, "sampler": "env"}, "rollout_rounds needs framework 'sb3'"),
         ({"rollout_rounds": 1, "env": "phobos-sampling-v0"}, "cannot branch"),
         ({"total_env_steps": 0}, "total_env_steps must be at least 1"),
