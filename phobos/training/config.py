@@ -89,6 +89,9 @@ class TrainConfig:
     """Steps each of the teacher's rollouts flies before it counts what was delivered."""
     rollout_epochs: int = 10
     """Passes over all rounds' teacher rows after each round."""
+    rollout_workers: int = 1
+    """Processes the teacher's episodes are shared out over (the first in the trial, the
+    others Ray tasks of one CPU each)."""
     rollout_min_gain: float = 0.0
     """Team return an action of the search must gain over the policy's own to replace it."""
     checkpoint_every: int = 5

@@ -53,6 +53,18 @@ class TeacherEpisodes:
     rewards: np.ndarray
     changed: float
 
+    @staticmethod
+    def concatenate(parts: list[TeacherEpisodes]) -> TeacherEpisodes:
+        """Episodes flown apart (one part per worker), side by side on the episode axis."""
+        sizes = [p.actions.size for p in parts]
+        return TeacherEpisodes(
+            *(
+                np.concatenate([getattr(p, name) for p in parts], axis=1)
+                for name in ("observations", "masks", "actions", "rewards")
+            ),
+            changed=float(np.average([p.changed for p in parts], weights=sizes)),
+        )
+
     def returns(self, gamma: float) -> np.ndarray:
         """Discounted team return from each step on, ``[steps, n]``."""
         out = np.zeros_like(self.rewards)
@@ -144,3 +156,46 @@ class RolloutTeacher:
             np.stack(rewards),
             changed / stacked.size,
         )
+
+
+def actor_policy(actor: Any, role_features: np.ndarray) -> TeamPolicy:
+    """A :class:`~phobos.agents.shared_policy.SharedActor`'s deterministic team actions."""
+
+    def act(observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        n, agents, _ = observations.shape
+        roles = np.broadcast_to(role_features, (n, agents, role_features.shape[-1]))
+        inputs = np.concatenate([observations, roles], axis=-1, dtype=np.float32)
+        logits = actor.logits(inputs.reshape(n * agents, -1)).reshape(n, agents, -1)
+        return np.where(masks > 0, logits, -np.inf).argmax(axis=-1)
+
+    return act
+
+
+def fly_teacher(
+    env_id: str,
+    env_config: dict[str, Any],
+    spec: Any,
+    tensors: dict[str, np.ndarray],
+    seeds: list[int],
+    horizon: int,
+    min_gain: float,
+) -> TeacherEpisodes:
+    """The teacher over a shared policy's actor, on episodes ``seeds``: one worker's share.
+
+    Args:
+        env_id: The task.
+        env_config: Its config overrides.
+        spec: The policy's :class:`~phobos.agents.shared_policy.SharedPolicySpec`.
+        tensors: Its actor's weights as numpy arrays (``actor.K.weight`` ...).
+        seeds: The episodes to fly, stepped together.
+        horizon: Rollout steps.
+        min_gain: As :class:`RolloutTeacher`.
+
+    """
+    from phobos.agents.shared_policy import SharedActor
+    from phobos.envs import make_batch
+
+    core = make_batch(env_id, len(seeds), **env_config)
+    actor = SharedActor(spec, tensors, "the policy in training")
+    policy = actor_policy(actor, spec.role_features(core.agents))
+    return RolloutTeacher(core, policy, horizon, min_gain=min_gain).fly(list(seeds))

@@ -170,6 +170,38 @@ def team_policy(policy: Any, env: BatchVecEnv) -> Any:
     return act
 
 
+def _fly_teacher(model: Any, env: BatchVecEnv, config: TrainConfig, seeds: list[int]) -> Any:
+    """The rollout teacher over the policy now, its episodes shared by ``rollout_workers``.
+
+    Every share runs the same numpy actor (the policy's weights now), the first in this
+    process and the others as Ray tasks of one CPU each, so the labels do not depend on where
+    a share ran.
+    """
+    from phobos.training.rollout_teacher import TeacherEpisodes, fly_teacher
+
+    spec = SharedPolicySpec(hidden=tuple(config.hidden), activation="tanh", **env.spec_base)
+    tensors = {k: v.detach().numpy().copy() for k, v in policy_tensors(model.policy).items()}
+    actor = {k: v for k, v in tensors.items() if k.startswith("actor.")}
+    shares = [list(s) for s in np.array_split(seeds, config.rollout_workers) if len(s)]
+    arguments = [
+        (config.env, config.env_config, spec, actor, [int(x) for x in share])
+        + (config.rollout_horizon, config.rollout_min_gain)
+        for share in shares
+    ]
+    remote = []
+    if len(arguments) > 1:
+        import ray
+
+        task = ray.remote(num_cpus=1)(fly_teacher)
+        remote = [task.remote(*args) for args in arguments[1:]]
+    flown = [fly_teacher(*arguments[0])]
+    if remote:
+        import ray
+
+        flown += ray.get(remote)
+    return TeacherEpisodes.concatenate(flown)
+
+
 def fly(core: Any, act: Any, seeds: list[int]) -> np.ndarray:
     """Team returns ``[n]`` of ``act`` flying the core's episodes from ``seeds``."""
     observations, masks = core.reset(seeds)
@@ -200,20 +232,14 @@ def improve_by_rollouts(
 
     """
     from phobos.training.imitation import Demonstrations, clone
-    from phobos.training.rollout_teacher import RolloutTeacher
 
     core = make_batch(config.env, config.rollout_episodes, **config.env_config)
     parts: list[Demonstrations] = []
     rounds = []
     for round_index in range(config.rollout_rounds):
-        teacher = RolloutTeacher(
-            core,
-            team_policy(model.policy, env),
-            config.rollout_horizon,
-            min_gain=config.rollout_min_gain,
-        )
         first = ROLLOUT_SEED_BASE + 100_000 * seed + round_index * config.rollout_episodes
-        flown = teacher.fly(list(range(first, first + config.rollout_episodes)))
+        seeds = list(range(first, first + config.rollout_episodes))
+        flown = _fly_teacher(model, env, config, seeds)
         steps, n, agents, size = flown.observations.shape
         slots = env.slots(flown.observations.reshape(steps * n, agents, size))
         returns = np.repeat(flown.returns(config.gamma).reshape(-1), agents)
@@ -228,7 +254,6 @@ def improve_by_rollouts(
             config.rollout_epochs,
             seed + round_index,
         )
-        seeds = list(range(first, first + config.rollout_episodes))
         summary = {
             "round": round_index + 1,
             "teacher_return_mean": float(flown.rewards.sum(axis=0).mean()),

@@ -206,7 +206,11 @@ def train(
 ) -> CheckpointInfo:
     """Run every trial (seeds x learning rates) under Tune; export the best one."""
     lrs = list(config.trial_lrs) or [config.lr]
-    trainable = tune.with_resources(trial, {"cpu": 1})
+    # One CPU for the trial, and one more for each rollout worker beyond its own share
+    # (Tune launches a trial's tasks only inside the trial's placement group).
+    extra = config.rollout_workers - 1 if config.rollout_rounds > 0 else 0
+    bundles = [{"CPU": 1.0}] + [{"CPU": 1.0}] * extra
+    trainable = tune.with_resources(trial, tune.PlacementGroupFactory(bundles))
     experiment = run.path.resolve() / TUNE_FOLDER
     if resume and tune.Tuner.can_restore(str(experiment)):
         tuner = tune.Tuner.restore(

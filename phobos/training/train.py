@@ -93,7 +93,7 @@ def check(config: TrainConfig) -> None:
     if config.rollout_rounds < 0:
         raise ValueError(f"rollout_rounds must be 0 or more, got {config.rollout_rounds}")
     if config.rollout_rounds > 0:
-        for name in ("rollout_episodes", "rollout_horizon", "rollout_epochs"):
+        for name in ("rollout_episodes", "rollout_horizon", "rollout_epochs", "rollout_workers"):
             if getattr(config, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
         if config.rollout_min_gain < 0:
@@ -149,7 +149,9 @@ def run(request: TrainRequest) -> CheckpointInfo:
 
     # On small machines torch's thread pool fights Ray's workers for the same cores.
     torch.set_num_threads(1)
-    cpus = max(2, config.num_env_runners + 1, min(config.max_concurrent_trials, os.cpu_count()))
+    per_trial = config.rollout_workers if config.rollout_rounds > 0 else 1
+    trials = min(config.max_concurrent_trials, os.cpu_count() or 1)
+    cpus = max(2, config.num_env_runners + 1, trials * per_trial)
     started = init_ray(cpus, request.ray_address)
     try:
         if config.framework == "rllib":

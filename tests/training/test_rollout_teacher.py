@@ -157,6 +157,7 @@ def distilled_run(tmp_path_factory):
                 "imitation_epochs=1",
                 "rollout_rounds=1",
                 "rollout_episodes=2",
+                "rollout_workers=2",
                 "rollout_horizon=3",
                 "rollout_epochs=1",
                 "teacher_kl_coeff=0",
@@ -187,6 +188,7 @@ def test_phobos_train_distils_the_teacher_and_exports_a_team_with_no_ppo_update(
         ({"rollout_rounds": -1}, "rollout_rounds must be 0 or more"),
         ({"rollout_rounds": 1, "rollout_horizon": 0}, "rollout_horizon must be at least 1"),
         ({"rollout_rounds": 1, "rollout_episodes": 0}, "rollout_episodes must be at least 1"),
+        ({"rollout_rounds": 1, "rollout_workers": 0}, "rollout_workers must be at least 1"),
         ({"rollout_rounds": 1, "rollout_min_gain": -1.0}, "rollout_min_gain must be 0 or more"),
         ({"rollout_rounds": 1, "sampler": "env"}, "rollout_rounds needs framework 'sb3'"),
         ({"rollout_rounds": 1, "env": "phobos-sampling-v0"}, "cannot branch"),
@@ -235,3 +237,34 @@ def test_delivered_by_horizon_is_the_science_still_to_arrive_from_what_was_downl
     arrived = core.totals["science"] + core.totals["occultation"] - before
     np.testing.assert_allclose(arrived, promised)
     assert promised.sum() > 0
+
+
+def test_shares_of_the_teacher_s_episodes_label_them_as_one_batch_does(tmp_path):
+    from phobos.agents.shared_policy import SharedPolicySpec
+    from phobos.training.rollout_teacher import TeacherEpisodes, fly_teacher
+
+    spec = SharedPolicySpec(
+        env="orbit-scheduling-v1",
+        roles=("phobos_grunt", "yinghuo1", "ground"),
+        observation_size=93,
+        action_count=7,
+        hidden=(16,),
+    )
+    generator = np.random.default_rng(5)
+    actor = {
+        "actor.0.weight": generator.normal(size=(16, 96)).astype(np.float32),
+        "actor.0.bias": np.zeros(16, dtype=np.float32),
+        "actor.logits.weight": generator.normal(size=(7, 16)).astype(np.float32),
+        "actor.logits.bias": np.zeros(7, dtype=np.float32),
+    }
+    config = {"horizon_steps": LONG}
+    whole = fly_teacher("orbit-scheduling-v1", config, spec, actor, SEEDS, 24, 0.0)
+    shares = TeacherEpisodes.concatenate(
+        [
+            fly_teacher("orbit-scheduling-v1", config, spec, actor, SEEDS[:1], 24, 0.0),
+            fly_teacher("orbit-scheduling-v1", config, spec, actor, SEEDS[1:], 24, 0.0),
+        ]
+    )
+    np.testing.assert_array_equal(shares.actions, whole.actions)
+    np.testing.assert_array_equal(shares.rewards, whole.rewards)
+    assert shares.changed == pytest.approx(whole.changed) and whole.changed > 0
