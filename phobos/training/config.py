@@ -92,6 +92,9 @@ class TrainConfig:
     rollout_workers: int = 1
     """Processes the teacher's episodes are shared out over (the first in the trial, the
     others Ray tasks of one CPU each)."""
+    rollout_regret_weight: float = 0.0
+    """Weight of the expected-regret term when the policy learns the teacher's actions
+    (:func:`~phobos.training.imitation.clone`); 0: cross-entropy only."""
     rollout_min_gain: float = 0.0
     """Team return an action of the search must gain over the policy's own to replace it."""
     checkpoint_every: int = 5

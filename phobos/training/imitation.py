@@ -38,6 +38,8 @@ class Demonstrations:
         masks: Action masks, ``(n, A)`` int8.
         actions: The teacher's actions, ``(n,)`` int64.
         returns: Discounted team return from that step on, ``(n,)`` float32.
+        regrets: Optional ``(n, A)`` float32: how much team return each action gives up
+            against the best one (a search teacher knows it); 0 where unknown or forbidden.
 
     """
 
@@ -45,18 +47,21 @@ class Demonstrations:
     masks: np.ndarray
     actions: np.ndarray
     returns: np.ndarray
+    regrets: np.ndarray | None = None
 
     @staticmethod
     def concatenate(parts: list[Demonstrations]) -> Demonstrations:
         """Stack several agents' demonstrations (stations sharing one module)."""
-        return Demonstrations(
-            *(
-                np.concatenate(column)
-                for column in zip(
-                    *((p.observations, p.masks, p.actions, p.returns) for p in parts), strict=True
-                )
+        columns = [
+            np.concatenate(column)
+            for column in zip(
+                *((p.observations, p.masks, p.actions, p.returns) for p in parts), strict=True
             )
-        )
+        ]
+        regrets = None
+        if all(p.regrets is not None for p in parts):
+            regrets = np.concatenate([p.regrets for p in parts])
+        return Demonstrations(*columns, regrets=regrets)
 
 
 def collect(
@@ -135,8 +140,15 @@ def clone(
     lr: float = 1e-3,
     batch_size: int = 256,
     value_weight: float = 0.5,
+    regret_weight: float = 0.0,
 ) -> dict[str, float]:
     """Fit a policy to the teacher's actions and its value to their returns.
+
+    With ``regret_weight`` and rows that carry regrets, the policy also minimises its expected
+    regret ``sum_a pi(a) * regret(a)``: where agents that see the same observation face
+    different states (each sees only its own), that leads it to the action best on average
+    over them, which copying each state's best action does not, and it weighs a choice by
+    what it is worth rather than counting every label alike.
 
     Returns:
         The final epoch's action accuracy and mean losses.
@@ -150,6 +162,8 @@ def clone(
     masks = torch.as_tensor(rows.masks.astype(np.float32))
     actions = torch.as_tensor(rows.actions)
     returns = torch.as_tensor(rows.returns)
+    use_regrets = regret_weight > 0 and rows.regrets is not None
+    regrets = torch.as_tensor(rows.regrets) if use_regrets else None
     metrics: dict[str, float] = {}
     for _ in range(epochs):
         order = torch.as_tensor(generator.permutation(len(actions)))
@@ -159,8 +173,12 @@ def clone(
             logits, values = heads(observations[index], masks[index])
             action_loss = torch.nn.functional.cross_entropy(logits, actions[index])
             fit_loss = torch.nn.functional.mse_loss(values.reshape(-1), returns[index])
+            loss = action_loss + value_weight * fit_loss
+            if regrets is not None:
+                expected = (torch.softmax(logits, dim=1) * regrets[index]).sum(dim=1).mean()
+                loss = loss + regret_weight * expected
             optimizer.zero_grad()
-            (action_loss + value_weight * fit_loss).backward()
+            loss.backward()
             optimizer.step()
             correct += int((logits.argmax(-1) == actions[index]).sum())
             policy_loss += float(action_loss.detach()) * len(index)

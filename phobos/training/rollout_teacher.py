@@ -43,6 +43,8 @@ class TeacherEpisodes:
         masks: ``[steps, n, agents, A]`` int8.
         actions: The teacher's actions ``[steps, n, agents]``.
         rewards: Team rewards ``[steps, n]``.
+        regrets: ``[steps, n, agents, A]``: the team return each allowed action delivered
+            less than the best one in the search (0 for forbidden and unsearched actions).
         changed: Share of agent-steps where the search overruled the policy.
 
     """
@@ -51,6 +53,7 @@ class TeacherEpisodes:
     masks: np.ndarray
     actions: np.ndarray
     rewards: np.ndarray
+    regrets: np.ndarray
     changed: float
 
     @staticmethod
@@ -60,7 +63,7 @@ class TeacherEpisodes:
         return TeacherEpisodes(
             *(
                 np.concatenate([getattr(p, name) for p in parts], axis=1)
-                for name in ("observations", "masks", "actions", "rewards")
+                for name in ("observations", "masks", "actions", "rewards", "regrets")
             ),
             changed=float(np.average([p.changed for p in parts], weights=sizes)),
         )
@@ -106,11 +109,18 @@ class RolloutTeacher:
             branch.sync(self.core)
         return branch
 
-    def improve(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        """The teacher's joint actions ``[n, agents]`` from the core's present state."""
-        actions = np.array(self.policy(observations, masks), dtype=np.int64)
+    def improve(self, observations: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The teacher's joint actions ``[n, agents]`` from the core's present state.
+
+        Returns:
+            The actions, the policy's own actions, and the regrets ``[n, agents, A]``.
+
+        """
+        base = np.array(self.policy(observations, masks), dtype=np.int64)
+        actions = base.copy()
         n, agents = actions.shape
         rows = np.arange(n)
+        regrets = np.zeros(masks.shape, dtype=np.float32)
         for agent in range(agents):
             allowed = masks[:, agent].astype(bool)
             width = int(np.flatnonzero(allowed.any(axis=0)).max()) + 1
@@ -120,9 +130,11 @@ class RolloutTeacher:
             first[:, agent] = np.tile(np.arange(width), n)
             value = self._deliveries(self._branch(width), first).reshape(n, width)
             value[~allowed[:, :width]] = -np.inf
+            best = value.max(axis=1, keepdims=True)
+            regrets[:, agent, :width] = np.where(allowed[:, :width], best - value, 0.0)
             value[rows, actions[:, agent]] += self.min_gain
             actions[:, agent] = value.argmax(axis=1)
-        return actions
+        return actions, base, regrets
 
     def _deliveries(self, branch: Any, first: np.ndarray) -> np.ndarray:
         observations, masks, reward, done, _ = branch.step(first)
@@ -138,11 +150,12 @@ class RolloutTeacher:
         """Whole episodes of the teacher from ``seeds`` (one per episode of the core)."""
         observations, masks = self.core.reset(seeds)
         self._branches.clear()  # branches hold the previous episodes' draws
-        seen, allowed, chosen, rewards, changed = [], [], [], [], 0
+        seen, allowed, chosen, rewards, regrets, changed = [], [], [], [], [], 0
         done = False
         while not done:
-            actions = self.improve(observations, masks)
-            changed += int((actions != self.policy(observations, masks)).sum())
+            actions, base, regret = self.improve(observations, masks)
+            changed += int((actions != base).sum())
+            regrets.append(regret)
             seen.append(observations)
             allowed.append(masks)
             chosen.append(actions)
@@ -154,6 +167,7 @@ class RolloutTeacher:
             np.stack(allowed),
             stacked,
             np.stack(rewards),
+            np.stack(regrets),
             changed / stacked.size,
         )
 

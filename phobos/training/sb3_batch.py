@@ -245,7 +245,13 @@ def improve_by_rollouts(
         returns = np.repeat(flown.returns(config.gamma).reshape(-1), agents)
         masks = flown.masks.reshape(steps * n * agents, -1)
         parts.append(
-            Demonstrations(slots, masks, flown.actions.reshape(-1), returns.astype(np.float32))
+            Demonstrations(
+                slots,
+                masks,
+                flown.actions.reshape(-1),
+                returns.astype(np.float32),
+                flown.regrets.reshape(steps * n * agents, -1),
+            )
         )
         fitted = clone(
             _heads(model.policy),
@@ -253,6 +259,7 @@ def improve_by_rollouts(
             Demonstrations.concatenate(parts),
             config.rollout_epochs,
             seed + round_index,
+            regret_weight=config.rollout_regret_weight,
         )
         summary = {
             "round": round_index + 1,

@@ -96,6 +96,10 @@ def check(config: TrainConfig) -> None:
         for name in ("rollout_episodes", "rollout_horizon", "rollout_epochs", "rollout_workers"):
             if getattr(config, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
+        if config.rollout_regret_weight < 0:
+            raise ValueError(
+                f"rollout_regret_weight must be 0 or more, got {config.rollout_regret_weight}"
+            )
         if config.rollout_min_gain < 0:
             raise ValueError(f"rollout_min_gain must be 0 or more, got {config.rollout_min_gain}")
         if not shared_batch:
