@@ -268,3 +268,41 @@ def test_shares_of_the_teacher_s_episodes_label_them_as_one_batch_does(tmp_path)
     np.testing.assert_array_equal(shares.actions, whole.actions)
     np.testing.assert_array_equal(shares.rewards, whole.rewards)
     assert shares.changed == pytest.approx(whole.changed) and whole.changed > 0
+
+
+def test_regrets_are_zero_for_the_best_and_the_forbidden_actions_and_positive_elsewhere():
+    core = make_batch("orbit-scheduling-v1", len(SEEDS), horizon_steps=LONG)
+    flown = RolloutTeacher(core, _fixed_policy(1), 12).fly(SEEDS)
+    chosen = np.take_along_axis(flown.regrets, flown.actions[..., None], axis=-1)
+    assert (chosen <= 1e-6).all()  # with no min_gain the teacher takes a best action
+    assert (flown.regrets[flown.masks == 0] == 0).all()
+    assert (flown.regrets >= 0).all() and flown.regrets.max() > 0
+
+
+def test_the_regret_term_picks_the_action_best_on_average_where_observations_alias():
+    from phobos.training.imitation import Demonstrations, clone
+
+    torch.manual_seed(0)
+    # One observation, two states behind it: half the rows' best action is 0 (1 loses 0.1),
+    # half's is 1 (0 loses 2.0). Copying labels alone splits evenly; the regret term picks 1.
+    rows = 400
+    observations = np.ones((rows, 3), dtype=np.float32)
+    masks = np.ones((rows, 2), dtype=np.int8)
+    actions = np.array([0, 1] * (rows // 2))
+    regrets = np.where(actions[:, None] == 0, [0.0, 0.1], [2.0, 0.0]).astype(np.float32)
+    network = torch.nn.Linear(3, 3)
+
+    def heads(x, m):
+        out = network(x)
+        return out[:, :2].masked_fill(m <= 0, -1e8), out[:, 2:]
+
+    def share_of_action_1(weight):
+        for p in network.parameters():
+            torch.nn.init.zeros_(p)
+        data = Demonstrations(observations, masks, actions, np.zeros(rows, np.float32), regrets)
+        clone(heads, network.parameters(), data, 50, seed=0, lr=0.05, regret_weight=weight)
+        with torch.no_grad():
+            return float(torch.softmax(heads(torch.ones(1, 3), torch.ones(1, 2))[0], 1)[0, 1])
+
+    assert share_of_action_1(0.0) == pytest.approx(0.5, abs=0.05)
+    assert share_of_action_1(5.0) > 0.75  # (the optimum of both terms together: 0.87)
