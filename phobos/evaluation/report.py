@@ -38,7 +38,7 @@ from phobos.evaluation.oracle_report import (
 from phobos.evaluation.report_figures import learning_figure, returns_figure
 from phobos.evaluation.rollout import EpisodeSpec, run_episode
 from phobos.evaluation.runner import EvaluationRun
-from phobos.evaluation.stats import bootstrap_mean, probability_of_improvement
+from phobos.evaluation.stats import bootstrap_mean, paired_comparison, probability_of_improvement
 
 
 def summarise(run: EvaluationRun, seed: int = 0) -> dict[str, Any]:
@@ -64,6 +64,13 @@ def summarise(run: EvaluationRun, seed: int = 0) -> dict[str, Any]:
             if a != b and returns[a] and returns[b]:
                 poi = probability_of_improvement(returns[a], returns[b], seed=seed)
                 summary["improvement"][f"{a} > {b}"] = poi.as_dict()
+    by_seed = {t: {r.seed: r.metrics["team_return"] for r in ok[t]} for t in teams}
+    summary["paired"] = {
+        f"{a} - {b}": paired_comparison(by_seed[a], by_seed[b], seed=seed)
+        for i, b in enumerate(teams)
+        for a in teams[i + 1 :]
+        if set(by_seed[a]) & set(by_seed[b])
+    }
     if run.oracle:
         summary["oracle"] = oracle_summary(run.oracle, ok)
     return summary
@@ -226,4 +233,27 @@ def _improvement_table(summary: dict[str, Any]) -> list[str]:
     ]
     for pair, ci in summary["improvement"].items():
         lines.append(f"| {pair} | {ci['estimate']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}] |")
+    return lines + [""] + _paired_table(summary)
+
+
+def _paired_table(summary: dict[str, Any]) -> list[str]:
+    if not summary.get("paired"):
+        return []
+    lines = [
+        "## Paired by seed (team return)",
+        "",
+        "Every later team against every earlier one on the seeds both flew: the mean of the",
+        "per-seed differences and the share of seeds the later team won (ties half), each with",
+        "its 95% bootstrap interval over seeds.",
+        "",
+        "| A - B | mean difference [95% CI] | A wins [95% CI] | wins / losses / ties |",
+        "|---|---:|---:|---:|",
+    ]
+    for pair, c in summary["paired"].items():
+        d, w = c["difference"], c["win_rate"]
+        lines.append(
+            f"| {pair} | {d['estimate']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}] | "
+            f"{w['estimate']:.3f} [{w['low']:.3f}, {w['high']:.3f}] | "
+            f"{c['wins']} / {c['losses']} / {c['ties']} |"
+        )
     return lines + [""]

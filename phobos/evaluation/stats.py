@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -100,3 +101,39 @@ def probability_of_improvement(
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(draws, [alpha, 1.0 - alpha])
     return Interval(estimate, float(min(low, estimate)), float(max(high, estimate)), a.size)
+
+
+def paired_comparison(
+    x: dict[int, float],
+    y: dict[int, float],
+    confidence: float = 0.95,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Two policies flown on the same seeds, compared seed by seed.
+
+    Args:
+        x: Seed to team return of policy ``x``.
+        y: The same of policy ``y``; only the seeds both flew are compared.
+        confidence: Interval level.
+        resamples: Bootstrap resamples.
+        seed: The bootstrap's own seed.
+
+    Returns:
+        ``difference``: the mean of ``x - y`` over the shared seeds with its bootstrap
+        interval (seeds resampled); ``win_rate``: the share of seeds where ``x`` returned
+        more, ties counted half, with its interval; ``wins``, ``losses``, ``ties``.
+
+    """
+    seeds = sorted(set(x) & set(y))
+    if not seeds:
+        raise ValueError("paired comparison: the two policies share no seed")
+    difference = _check([x[s] - y[s] for s in seeds], "differences")
+    outcome = np.sign(difference) * 0.5 + 0.5  # 1 win, 0.5 tie, 0 loss
+    return {
+        "difference": bootstrap_mean(difference, confidence, resamples, seed).as_dict(),
+        "win_rate": bootstrap_mean(outcome, confidence, resamples, seed).as_dict(),
+        "wins": int((difference > 0).sum()),
+        "losses": int((difference < 0).sum()),
+        "ties": int((difference == 0).sum()),
+    }

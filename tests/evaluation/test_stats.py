@@ -41,3 +41,17 @@ def test_probability_of_improvement():
     assert probability_of_improvement([1.0, 2.0], [5.0, 6.0]).estimate == 0.0
     ci = probability_of_improvement([1.0, 3.0, 5.0], [2.0, 4.0], resamples=300)
     assert ci.estimate == pytest.approx(0.5) and 0.0 <= ci.low <= ci.estimate <= ci.high <= 1.0
+
+
+def test_a_paired_comparison_counts_seeds_won_and_the_mean_difference_on_shared_seeds():
+    from phobos.evaluation.stats import paired_comparison
+
+    x = {1: 10.0, 2: 12.0, 3: 9.0, 4: 5.0, 9: 100.0}
+    y = {1: 9.0, 2: 12.0, 3: 10.0, 4: 1.0, 7: 0.0}  # seeds 7 and 9 are not shared
+    result = paired_comparison(x, y)
+    assert (result["wins"], result["losses"], result["ties"]) == (2, 1, 1)
+    assert result["difference"]["estimate"] == pytest.approx((1 + 0 - 1 + 4) / 4)
+    assert result["win_rate"]["estimate"] == pytest.approx((1 + 0.5 + 0 + 1) / 4)
+    assert result["win_rate"]["low"] <= result["win_rate"]["estimate"] <= result["win_rate"]["high"]
+    with pytest.raises(ValueError, match="share no seed"):
+        paired_comparison({1: 1.0}, {2: 1.0})
