@@ -29,6 +29,12 @@ def test_report_builds_from_a_tiny_scheduling_run(tmp_path, short_orbit):
         ("greedy", "1"),
     ]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    (pair,) = summary["paired"]  # the later team against the earlier, seed by seed
+    returns = {(r["team"], r["seed"]): float(r["team_return"]) for r in rows}
+    differences = [returns[("greedy", s)] - returns[("random", s)] for s in ("0", "1")]
+    assert pair == "greedy - random" and "Paired by seed" in text
+    assert summary["paired"][pair]["difference"]["estimate"] == sum(differences) / 2
+    assert summary["paired"][pair]["wins"] == sum(d > 0 for d in differences)
     assert set(summary["oracle"]["teams"]) == {"random", "greedy"}
     for gaps in summary["oracle"]["teams"].values():
         assert gaps["to_bound"]["n"] == summary["oracle"]["proven"]
