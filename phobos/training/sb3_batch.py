@@ -151,55 +151,45 @@ def _heads(policy: Any) -> Any:
     return heads
 
 
-def team_policy(policy: Any, env: BatchVecEnv) -> Any:
-    """The policy's deterministic team actions on a core's ``[n, agents, D]`` observations."""
-    import torch
-
-    role_features = env.role_features
-
-    def act(observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        n, agents, _ = observations.shape
-        roles = np.broadcast_to(role_features, (n, agents, role_features.shape[-1]))
-        inputs = np.concatenate([observations, roles], axis=-1, dtype=np.float32)
-        with torch.no_grad():
-            inputs_t = torch.as_tensor(inputs.reshape(n * agents, -1))
-            latent = policy.mlp_extractor.policy_net(inputs_t)
-            logits = policy.action_net(latent).numpy().reshape(n, agents, -1)
-        return np.where(masks > 0, logits, -np.inf).argmax(axis=-1)
-
-    return act
+def _actor_now(model: Any, env: BatchVecEnv, config: TrainConfig) -> tuple[Any, dict]:
+    """The policy's spec and its actor's weights as numpy arrays, as they are now."""
+    spec = SharedPolicySpec(hidden=tuple(config.hidden), activation="tanh", **env.spec_base)
+    tensors = policy_tensors(model.policy).items()
+    return spec, {k: v.detach().numpy().copy() for k, v in tensors if k.startswith("actor.")}
 
 
-def _fly_teacher(model: Any, env: BatchVecEnv, config: TrainConfig, seeds: list[int]) -> Any:
-    """The rollout teacher over the policy now, its episodes shared by ``rollout_workers``.
+def _fly_teacher(
+    env: BatchVecEnv, config: TrainConfig, spec: Any, actor: dict, seeds: list[int]
+) -> Any:
+    """The rollout teacher over ``actor``, its episodes shared by ``rollout_workers``.
 
-    Every share runs the same numpy actor (the policy's weights now), the first in this
-    process and the others as Ray tasks of one CPU each, so the labels do not depend on where
-    a share ran.
+    Every share runs the same numpy actor, the first in this process and the others as Ray
+    tasks of one CPU each, so the labels do not depend on where a share ran.
     """
     from phobos.training.rollout_teacher import TeacherEpisodes, fly_teacher
 
-    spec = SharedPolicySpec(hidden=tuple(config.hidden), activation="tanh", **env.spec_base)
-    tensors = {k: v.detach().numpy().copy() for k, v in policy_tensors(model.policy).items()}
-    actor = {k: v for k, v in tensors.items() if k.startswith("actor.")}
     shares = [list(s) for s in np.array_split(seeds, config.rollout_workers) if len(s)]
     arguments = [
         (config.env, config.env_config, spec, actor, [int(x) for x in share])
         + (config.rollout_horizon, config.rollout_min_gain)
         for share in shares
     ]
-    remote = []
-    if len(arguments) > 1:
-        import ray
+    if len(arguments) == 1:
+        return fly_teacher(*arguments[0])
+    import ray
 
-        task = ray.remote(num_cpus=1)(fly_teacher)
-        remote = [task.remote(*args) for args in arguments[1:]]
-    flown = [fly_teacher(*arguments[0])]
-    if remote:
-        import ray
+    task = ray.remote(num_cpus=1)(fly_teacher)
+    remote = [task.remote(*args) for args in arguments[1:]]
+    return TeacherEpisodes.concatenate([fly_teacher(*arguments[0]), *ray.get(remote)])
 
-        flown += ray.get(remote)
-    return TeacherEpisodes.concatenate(flown)
+
+def _team_policy(model: Any, env: BatchVecEnv, config: TrainConfig) -> Any:
+    """The policy as it is now, as the team's deterministic actions on a core's arrays."""
+    from phobos.agents.shared_policy import SharedActor
+    from phobos.training.rollout_teacher import actor_policy
+
+    spec, actor = _actor_now(model, env, config)
+    return actor_policy(SharedActor(spec, actor, "the policy in training"), env.role_features)
 
 
 def fly(core: Any, act: Any, seeds: list[int]) -> np.ndarray:
@@ -239,7 +229,7 @@ def improve_by_rollouts(
     for round_index in range(config.rollout_rounds):
         first = ROLLOUT_SEED_BASE + 100_000 * seed + round_index * config.rollout_episodes
         seeds = list(range(first, first + config.rollout_episodes))
-        flown = _fly_teacher(model, env, config, seeds)
+        flown = _fly_teacher(env, config, *_actor_now(model, env, config), seeds)
         steps, n, agents, size = flown.observations.shape
         slots = env.slots(flown.observations.reshape(steps * n, agents, size))
         returns = np.repeat(flown.returns(config.gamma).reshape(-1), agents)
@@ -264,7 +254,7 @@ def improve_by_rollouts(
         summary = {
             "round": round_index + 1,
             "teacher_return_mean": float(flown.rewards.sum(axis=0).mean()),
-            "policy_return_mean": float(fly(core, team_policy(model.policy, env), seeds).mean()),
+            "policy_return_mean": float(fly(core, _team_policy(model, env, config), seeds).mean()),
             "changed": flown.changed,
             "accuracy": fitted["accuracy"],
         }

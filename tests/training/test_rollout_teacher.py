@@ -69,16 +69,12 @@ def test_a_branch_follows_its_batch_exactly_and_each_copy_can_act_on_its_own():
         core.branch(0)
 
 
-def _team_returns(core, act, seeds):
-    return sb3_batch.fly(core, act, seeds)
-
-
 def test_the_full_horizon_search_never_does_worse_than_the_policy_it_improves():
     core = make_batch("orbit-scheduling-v1", len(SEEDS), horizon_steps=LONG)
     improved_better = 0
     for policy_seed in (0, 1):
         policy = _fixed_policy(policy_seed)
-        base = _team_returns(core, policy, SEEDS)
+        base = sb3_batch.fly(core, policy, SEEDS)
         flown = RolloutTeacher(core, policy, horizon=LONG).fly(SEEDS)
         teacher = flown.rewards.sum(axis=0)
         # Multiagent rollout over a deterministic episode: never worse than its base policy.
