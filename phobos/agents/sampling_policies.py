@@ -211,6 +211,74 @@ class ScienceTeam(_SamplingPolicy):
         return 1 + int(np.argmax(score))
 
 
+class GreedyTeamArrays(_SamplingPolicy):
+    """The greedy lander and the scripted science team over a batch core's arrays.
+
+    The same choices as :class:`GreedyLander` and :class:`ScienceTeam` make one observation
+    at a time, for ``[env, agent, ...]`` observations and masks (agents in the task's
+    order, masks padded to the lander's action count) in one pass: the base policy of the
+    rollout teacher's experiments and tests, where thousands of imagined episodes step
+    together.
+
+    Args:
+        config: The task configuration.
+
+    """
+
+    def act(self, observation: dict[str, Any]) -> int:
+        """Not for one agent's observation: call the object on arrays."""
+        raise TypeError("GreedyTeamArrays acts on [env, agent] arrays: call it")
+
+    def __call__(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """Actions ``[env, agent]`` of the lander and the science team."""
+        layout, n = self.layout, len(observations)
+        rows = np.arange(n)
+        lander, lander_mask = observations[:, 0], masks[:, 0] == 1
+        cells = lander[:, layout.header :].reshape(n, layout.cells, layout.cell_size)
+        extra = self._extra
+        actions = np.zeros((n, 2), dtype=np.int64)
+        # The lander: image the first unseen area, else confirm or sample the best cell.
+        unseen = np.stack(
+            [(cells[:, area, extra + IMAGED] == 0).any(axis=1) for area in self._area_cells],
+            axis=1,
+        )
+        first_image = 2 + np.arange(layout.areas)
+        can_image = unseen & lander_mask[:, first_image]
+        sample0 = layout.sample(0)
+        sampleable = lander_mask[:, sample0 : sample0 + layout.cells]
+        score = np.where(sampleable, self._net_values(cells), -np.inf)
+        best = score.argmax(axis=1)
+        confident = cells[rows, best, : layout.classes].max(axis=1) >= CONFIDENT
+        spectrum = layout.spectrometer(0) + best
+        confirm = ~confident & (cells[rows, best, extra + SPECTRUM] == 0)
+        confirm &= lander_mask[rows, spectrum]
+        choice = np.where(confirm, spectrum, sample0 + best)
+        choice = np.where(sampleable.any(axis=1), choice, layout.WAIT)
+        choice = np.where(can_image.any(axis=1), first_image[can_image.argmax(axis=1)], choice)
+        dark = (lander[:, SUN] <= 0.0) & (lander[:, layout.own_field(BATTERY)] < NIGHT_RESERVE)
+        idle = (lander_mask.sum(axis=1) <= 1) | dark
+        actions[:, 0] = np.where(idle, layout.WAIT, choice)
+        # The science team: advise its best cell when new data has come.
+        team, team_mask = observations[:, 1], masks[:, 1, 1 : 1 + layout.cells] == 1
+        team_cells = team[:, layout.header :].reshape(n, layout.cells, layout.cell_size)
+        advice = np.where(team_mask, self._net_values(team_cells), -np.inf).argmax(axis=1)
+        fresh = (team[:, layout.own_field(NEW_DATA)] >= 0.5) & team_mask.any(axis=1)
+        actions[:, 1] = np.where(fresh, 1 + advice, 0)
+        return actions
+
+    @property
+    def _area_cells(self) -> list[np.ndarray]:
+        from phobos.envs.sampling.site import area_cells
+
+        return area_cells(self.config.site)
+
+    def _net_values(self, cells: np.ndarray) -> np.ndarray:
+        extra = self._extra
+        value = cells[..., extra + PROBABLE_VALUE].astype(np.float64) * self._value_scale
+        hazard = cells[..., extra + HAZARD].astype(np.float64)
+        return value * (1.0 - hazard) - self.config.failure_penalty * hazard
+
+
 def sampling_team(name: str, env: Any) -> dict[str, Policy]:
     """The ``greedy``, ``cautious`` or ``oracle`` lander with the scripted science team."""
     config: SamplingConfig = env.config

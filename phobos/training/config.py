@@ -82,7 +82,7 @@ class TrainConfig:
     rollout_rounds: int = 0
     """sb3 batch sampler, after the warm start and before PPO: rounds of distilling a rollout
     search's better actions into the policy (:mod:`phobos.training.rollout_teacher`); 0: off.
-    Needs a batch core that can branch (orbit scheduling)."""
+    Needs a batch core that can branch (both tasks)."""
     rollout_episodes: int = 64
     """Episodes the rollout teacher flies each round (stepped together)."""
     rollout_horizon: int = 48
@@ -97,6 +97,10 @@ class TrainConfig:
     (:func:`~phobos.training.imitation.clone`); 0: cross-entropy only."""
     rollout_min_gain: float = 0.0
     """Team return an action of the search must gain over the policy's own to replace it."""
+    rollout_samples: int = 0
+    """Sites imagined from the lander's belief per decision, for a task whose world is hidden
+    (phobos-sampling: :mod:`phobos.training.belief_teacher`); 0 where the batch core is
+    known exactly and the search branches the true episode (orbit scheduling)."""
     checkpoint_every: int = 5
     """Save a checkpoint every this many iterations (and at the end)."""
     trial_seeds: tuple[int, ...] = (0,)

@@ -193,6 +193,8 @@ def fly_teacher(
     seeds: list[int],
     horizon: int,
     min_gain: float,
+    samples: int = 0,
+    seed: int = 0,
 ) -> TeacherEpisodes:
     """The teacher over a shared policy's actor, on episodes ``seeds``: one worker's share.
 
@@ -204,6 +206,9 @@ def fly_teacher(
         seeds: The episodes to fly, stepped together.
         horizon: Rollout steps.
         min_gain: As :class:`RolloutTeacher`.
+        samples: Sites imagined per decision where the world is hidden
+            (:class:`~phobos.training.belief_teacher.BeliefRolloutTeacher`); 0: exact.
+        seed: Seeds the imagined sites.
 
     """
     from phobos.agents.shared_policy import SharedActor
@@ -212,4 +217,9 @@ def fly_teacher(
     core = make_batch(env_id, len(seeds), **env_config)
     actor = SharedActor(spec, tensors, "the policy in training")
     policy = actor_policy(actor, spec.role_features(core.agents))
+    if samples:
+        from phobos.training.belief_teacher import BeliefRolloutTeacher
+
+        teacher = BeliefRolloutTeacher(core, policy, samples, horizon, min_gain, seed)
+        return teacher.fly(list(seeds))
     return RolloutTeacher(core, policy, horizon, min_gain=min_gain).fly(list(seeds))

@@ -159,7 +159,7 @@ def _actor_now(model: Any, env: BatchVecEnv, config: TrainConfig) -> tuple[Any, 
 
 
 def _fly_teacher(
-    env: BatchVecEnv, config: TrainConfig, spec: Any, actor: dict, seeds: list[int]
+    env: BatchVecEnv, config: TrainConfig, spec: Any, actor: dict, seeds: list[int], seed: int
 ) -> Any:
     """The rollout teacher over ``actor``, its episodes shared by ``rollout_workers``.
 
@@ -171,7 +171,7 @@ def _fly_teacher(
     shares = [list(s) for s in np.array_split(seeds, config.rollout_workers) if len(s)]
     arguments = [
         (config.env, config.env_config, spec, actor, [int(x) for x in share])
-        + (config.rollout_horizon, config.rollout_min_gain)
+        + (config.rollout_horizon, config.rollout_min_gain, config.rollout_samples, seed)
         for share in shares
     ]
     if len(arguments) == 1:
@@ -193,12 +193,18 @@ def _team_policy(model: Any, env: BatchVecEnv, config: TrainConfig) -> Any:
 
 
 def fly(core: Any, act: Any, seeds: list[int]) -> np.ndarray:
-    """Team returns ``[n]`` of ``act`` flying the core's episodes from ``seeds``."""
+    """Team returns ``[n]`` of ``act`` flying the core's episodes from ``seeds``.
+
+    Where episodes end at different steps (sampling) the ended ones run on, ignored.
+    """
     observations, masks = core.reset(seeds)
-    total, done = np.zeros(core.num_envs), False
-    while not done:
+    if hasattr(core, "run_on"):
+        core.run_on = True
+    total, ended = np.zeros(core.num_envs), np.zeros(core.num_envs, dtype=bool)
+    while not ended.all():
         observations, masks, reward, done, _ = core.step(act(observations, masks))
-        total += reward
+        total += np.where(ended, 0.0, reward)
+        ended |= done
     return total
 
 
@@ -229,18 +235,19 @@ def improve_by_rollouts(
     for round_index in range(config.rollout_rounds):
         first = ROLLOUT_SEED_BASE + 100_000 * seed + round_index * config.rollout_episodes
         seeds = list(range(first, first + config.rollout_episodes))
-        flown = _fly_teacher(env, config, *_actor_now(model, env, config), seeds)
+        flown = _fly_teacher(env, config, *_actor_now(model, env, config), seeds, seed)
         steps, n, agents, size = flown.observations.shape
         slots = env.slots(flown.observations.reshape(steps * n, agents, size))
         returns = np.repeat(flown.returns(config.gamma).reshape(-1), agents)
         masks = flown.masks.reshape(steps * n * agents, -1)
+        kept = masks.any(axis=1)  # rows after an episode ended have no allowed action
         parts.append(
             Demonstrations(
-                slots,
-                masks,
-                flown.actions.reshape(-1),
-                returns.astype(np.float32),
-                flown.regrets.reshape(steps * n * agents, -1),
+                slots[kept],
+                masks[kept],
+                flown.actions.reshape(-1)[kept],
+                returns.astype(np.float32)[kept],
+                flown.regrets.reshape(steps * n * agents, -1)[kept],
             )
         )
         fitted = clone(

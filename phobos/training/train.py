@@ -104,10 +104,22 @@ def check(config: TrainConfig) -> None:
             raise ValueError(f"rollout_min_gain must be 0 or more, got {config.rollout_min_gain}")
         if not shared_batch:
             raise ValueError("rollout_rounds needs framework 'sb3' with sampler 'batch'")
-        if not hasattr(make_batch(config.env, 1, **config.env_config), "branch"):
+        core = make_batch(config.env, 1, **config.env_config)
+        if not hasattr(core, "branch"):
             raise ValueError(
                 f"rollout_rounds: the {config.env} batch core cannot branch, so no rollout "
                 "search runs on it; set rollout_rounds: 0"
+            )
+        hidden = hasattr(core, "believed_sites")
+        if hidden and config.rollout_samples < 1:
+            raise ValueError(
+                f"rollout_samples must be at least 1 for {config.env}: its world is hidden "
+                "from the lander, so the search imagines sites from the lander's belief"
+            )
+        if not hidden and config.rollout_samples:
+            raise ValueError(
+                f"rollout_samples must be 0 for {config.env}: its batch core is known exactly "
+                "and the search branches the true episode"
             )
     if config.sampler == "batch":
         if not has_batch(config.env):

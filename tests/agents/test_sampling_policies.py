@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from phobos.agents import make_team, policy_names
-from phobos.agents.sampling_policies import CautiousLander, ScienceTeam
+from phobos.agents.sampling_policies import CautiousLander, GreedyLander, ScienceTeam
 from phobos.agents.teams import trained_policy
 from phobos.envs import make
 from phobos.envs.sampling.layout import ADVICE_RANK
@@ -136,3 +136,33 @@ def test_random_team_is_reproducible_by_seed():
     a, _ = play("random", seeds=range(3))
     b, _ = play("random", seeds=range(3))
     np.testing.assert_array_equal(a, b)
+
+
+def test_the_array_greedy_team_chooses_as_the_greedy_lander_and_science_team_do():
+    from phobos.agents.sampling_policies import GreedyTeamArrays
+    from phobos.envs import make_batch
+
+    n = 32
+    core = make_batch("phobos-sampling-v0", n)
+    config = core.config
+    team = GreedyTeamArrays(config)
+    lander, science = GreedyLander(config), ScienceTeam(config)
+    cautious = CautiousLander(config)  # flies half the landers: it sends, so the team advises
+    observations, masks = core.reset(list(range(700, 700 + n)))
+    core.run_on = True
+    ended, kinds, advised = np.zeros(n, dtype=bool), set(), 0
+    while not ended.all():
+        actions = team(observations, masks)
+        for i in np.flatnonzero(~ended):
+            one = {"observations": observations[i, 0], "action_mask": masks[i, 0]}
+            assert actions[i, 0] == lander.act(one)
+            kinds.add(core.layout.decode(int(actions[i, 0]))[0])
+            if i % 2:
+                actions[i, 0] = cautious.act(one)
+            advice = masks[i, 1, : config.site.cells + 1]
+            one = {"observations": observations[i, 1], "action_mask": advice}
+            assert actions[i, 1] == science.act(one)
+            advised += int(actions[i, 1] > 0)
+        observations, masks, _, done, _ = core.step(actions)
+        ended |= done
+    assert {"image", "spectrometer", "sample", "wait"} <= kinds and advised > 20

@@ -187,7 +187,8 @@ def test_phobos_train_distils_the_teacher_and_exports_a_team_with_no_ppo_update(
         ({"rollout_rounds": 1, "rollout_workers": 0}, "rollout_workers must be at least 1"),
         ({"rollout_rounds": 1, "rollout_min_gain": -1.0}, "rollout_min_gain must be 0 or more"),
         ({"rollout_rounds": 1, "sampler": "env"}, "rollout_rounds needs framework 'sb3'"),
-        ({"rollout_rounds": 1, "env": "phobos-sampling-v0"}, "cannot branch"),
+        ({"rollout_rounds": 1, "env": "phobos-sampling-v0"}, "rollout_samples must be at least 1"),
+        ({"rollout_rounds": 1, "rollout_samples": 4}, "rollout_samples must be 0"),
         ({"total_env_steps": 0}, "total_env_steps must be at least 1"),
     ],
 )

@@ -20,6 +20,7 @@ says that episode ``i`` ended with this step; it must be restarted with
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,14 +29,27 @@ import numpy as np
 from phobos.envs.sampling.batch_links import LANDER_TO_TEAM, TEAM_TO_LANDER, LinkBatch
 from phobos.envs.sampling.batch_state import BatchState
 from phobos.envs.sampling.config import AGENTS, MATERIALS, SamplingConfig
+from phobos.envs.sampling.layout import SAMPLED as SAMPLED_FIELD
 from phobos.envs.sampling.plan import plan_episodes
-from phobos.envs.sampling.site import generate_sites
+from phobos.envs.sampling.site import failure_probability, generate_sites
 from phobos.envs.sampling.state import IMAGE, SAMPLE, SEND, SPECTROMETER, WAIT
 
 SITE_FIELDS = ("material", "slope_deg", "composition", "value", "failure_probability")
 SITE_FIELDS += ("failure_draw", "damage_draw", "mass_g")
 """The site's per-cell arrays the batch keeps (``reachable`` is the same for every site)."""
 INT_FIELDS = ("material", "composition")
+
+EPISODE_STATE = ("masks", "done", "step_index", "busy_left", "activity", "target", "battery")
+EPISODE_STATE += ("container", "sampler_ok", "stowed", "target_samples", "advice_step")
+EPISODE_STATE += ("in_advice", "unsent", "cell_ok", "reported", "data_step", "data_seq")
+EPISODE_STATE += ("new_data", "advised", "known_attempted", "solar_wh", "contact", "image_ok")
+EPISODE_STATE += ("shared", "image_area", "image_labels", "image_slope", "spectrum", "attempt")
+EPISODE_STATE += ("logged", "reported_upto", "report_range", "report_status", "report_seen")
+EPISODE_STATE += ("reports_at", "advice_cells", "advice_values", "advice_length", "advice_at")
+"""Every per-episode array of the core (``[env, ...]``) besides the observations."""
+BELIEF_STATE = ("material_loglik", "class_loglik", "slope_sum", "slope_count", "mixture")
+LINK_STATE = ("next_open", "light_time_s", "lost", "waiting", "waiting_depart")
+LINK_STATE += ("delivered_at", "lost_at")
 
 
 class PhobosSamplingBatch(BatchState):
@@ -70,6 +84,11 @@ class PhobosSamplingBatch(BatchState):
             self.num_envs, config.horizon_steps, config.step_seconds, config.message_buffer
         )
         self._started = False
+        self.run_on = False
+        """Whether episodes that ended keep stepping (their rewards are the caller's to
+        ignore) instead of raising until restarted: lock-step rollouts set it."""
+        self._branched_from: np.ndarray | None = None
+        self._parent: PhobosSamplingBatch | None = None
 
     # ---------------------------------------------------------------------------- episodes
     def reset(
@@ -142,7 +161,7 @@ class PhobosSamplingBatch(BatchState):
         """
         if not self._started:
             raise RuntimeError("call reset() before step()")
-        if self.done.any():
+        if self.done.any() and not self.run_on:
             raise RuntimeError(
                 f"episodes {np.flatnonzero(self.done).tolist()} are over: restart them with "
                 "reset(indices=...) before step()"
@@ -226,6 +245,143 @@ class PhobosSamplingBatch(BatchState):
             info["episode"] = self.episode_summary()
         obs, masks = self._observe()
         return obs, masks, reward, self.done.copy(), info
+
+    # ----------------------------------------------------------------------------- branches
+    def branch(
+        self, copies: int, episodes: Sequence[int] | np.ndarray | None = None
+    ) -> PhobosSamplingBatch:
+        """``copies`` copies of each of ``episodes`` (all by default; episode-major), now.
+
+        Each copy draws its labels from a copy of its episode's generator, so a copy given
+        the episode's actions steps exactly as the episode does. The rollout teacher instead
+        gives the copies imagined sites (:meth:`believed_sites`, :meth:`imagine`): what the
+        lander believes is there, not what is. :meth:`sync` brings a branch back to this
+        batch's state at any later step; a branch cannot be reset. Its episodes run on after
+        they end (``run_on``), so that copies which end at different steps step together.
+        """
+        if not self._started:
+            raise RuntimeError("call reset() before branch()")
+        if isinstance(copies, bool) or not isinstance(copies, int | np.integer) or copies < 1:
+            raise ValueError(f"copies must be a positive integer, got {copies!r}")
+        chosen = np.arange(self.num_envs) if episodes is None else np.asarray(episodes, np.int64)
+        if chosen.size == 0 or chosen.min() < 0 or chosen.max() >= self.num_envs:
+            raise ValueError(f"episodes must lie in 0..{self.num_envs - 1}, got {chosen.tolist()}")
+        index = np.repeat(chosen.reshape(-1), int(copies))
+        other = copy.copy(self)
+        other.run_on = True
+        other.belief, other.links = copy.copy(self.belief), copy.copy(self.links)
+        other.num_envs = len(index)
+        other._branched_from, other._parent = index, self
+        other.sync(self)
+        return other
+
+    def sync(self, parent: PhobosSamplingBatch) -> None:
+        """Take the state of the batch this one branched from, as it is now.
+
+        The hidden sites and generators come back too: :meth:`imagine` again after it.
+        """
+        index = self._branched_from
+        if index is None or parent is not self._parent:
+            raise ValueError("sync() takes the batch this one was branched from")
+        for name in EPISODE_STATE:
+            setattr(self, name, getattr(parent, name)[index])
+        for name in BELIEF_STATE:
+            setattr(self.belief, name, getattr(parent.belief, name)[index])
+        for name in LINK_STATE:
+            setattr(self.links, name, getattr(parent.links, name)[index])
+        self.site = {name: values[index] for name, values in parent.site.items()}
+        self.totals = {name: total[index] for name, total in parent.totals.items()}
+        self.obs = parent.obs[index]
+        cells, size = self.layout.cells, self.layout.cell_size
+        header = self.layout.header
+        self.blocks = self.obs[:, :, header:].reshape(len(index), 2, cells, size)
+        self.belief.blocks = self.blocks
+        self._envs = np.arange(len(index))
+        self._sent_now = np.zeros(len(index), np.int64)
+        self._rejected_now = np.zeros(len(index), np.int64)
+        self._rngs = [copy.deepcopy(parent._rngs[i]) for i in index.tolist()]
+
+    def believed_sites(self, rngs: Sequence[np.random.Generator]) -> dict[str, np.ndarray]:
+        """One site per episode drawn from what its lander believes now.
+
+        Each cell's material and composition are drawn together from the lander's posterior
+        (its labels' likelihoods times the priors), the slope from the prior of that material
+        updated by the measured slopes, value, mass and the outcome draws from their priors.
+        Cells are independent, as the lander's belief holds them. Also returned, under
+        ``"stowed"``, are the classes the container would hold there: the compositions drawn
+        for the cells sampled without failure (the lander knows which failed, not what the
+        others were).
+        """
+        if len(rngs) != self.num_envs:
+            raise ValueError(f"got {len(rngs)} generators for {self.num_envs} episodes")
+        site, belief = self.config.site, self.belief
+        n, cells = self.num_envs, self.layout.cells
+        material_log = belief.material_loglik[:, 0]  # [n, cells, materials]
+        class_log = belief.class_loglik[:, 0]  # [n, cells, classes]
+        joint = (
+            np.asarray(site.material_prior)[:, None]
+            * np.asarray(site.composition_prior)
+            * np.exp(material_log - material_log.max(axis=-1, keepdims=True))[..., None]
+            * np.exp(class_log - class_log.max(axis=-1, keepdims=True))[..., None, :]
+        ).reshape(n, cells, -1)
+        cumulative = np.cumsum(joint, axis=-1)
+        cumulative /= cumulative[..., -1:]
+        draws, normal = np.zeros((4, n, cells)), np.zeros((2, n, cells))
+        for i, rng in enumerate(rngs):
+            draws[:, i] = rng.random((4, cells))
+            normal[:, i] = rng.standard_normal((2, cells))
+        pick = (draws[0][..., None] > cumulative[..., :-1]).sum(axis=-1)
+        material, composition = np.divmod(pick, len(site.compositions))
+        # The slope: a normal prior of the material, and readings of known noise.
+        prior_mean = np.asarray(site.slope_mean_deg)[material]
+        prior_var = np.asarray(site.slope_sd_deg)[material] ** 2
+        noise_var = self.config.lander.slope_noise_deg**2
+        count, total = belief.slope_count[:, 0], belief.slope_sum[:, 0]
+        var = 1.0 / (1.0 / np.maximum(prior_var, 1e-9) + count / noise_var)
+        mean = var * (prior_mean / np.maximum(prior_var, 1e-9) + total / noise_var)
+        slope = np.clip(np.abs(mean + np.sqrt(var) * normal[0]), 0.0, 45.0)
+        value = np.asarray(site.composition_value)[composition] * np.exp(
+            site.value_spread * normal[1] - 0.5 * site.value_spread**2
+        )
+        mass = np.asarray(site.sample_mass_g)[material] * (
+            1.0 + site.mass_spread * (2.0 * draws[1] - 1.0)
+        )
+        true = self.site
+        attempted = self.blocks[:, 0, :, self.layout.classes + len(MATERIALS) + SAMPLED_FIELD] > 0
+        stowed_cells = attempted & ~(true["failure_draw"] < true["failure_probability"])
+        stowed = np.zeros((n, len(site.compositions)), dtype=bool)
+        rows, columns = np.nonzero(stowed_cells)
+        stowed[rows, composition[rows, columns]] = True
+        return {
+            "material": material,
+            "slope_deg": slope,
+            "composition": composition,
+            "value": value,
+            "failure_probability": failure_probability(site, material, slope),
+            "failure_draw": draws[2],
+            "damage_draw": draws[3],
+            "mass_g": mass,
+            "stowed": stowed,
+        }
+
+    def imagine(
+        self, sites: dict[str, np.ndarray], rngs: Sequence[np.random.Generator]
+    ) -> None:
+        """Put this branch's episodes on imagined sites, with new generators.
+
+        Args:
+            sites: :meth:`believed_sites` rows, one per episode of this branch.
+            rngs: One generator per episode, for the labels still to come.
+
+        """
+        if self._branched_from is None:
+            raise RuntimeError("imagine() is for a branch: its episodes are no longer true")
+        if len(rngs) != self.num_envs:
+            raise ValueError(f"got {len(rngs)} generators for {self.num_envs} episodes")
+        for name in SITE_FIELDS:
+            self.site[name] = np.asarray(sites[name]).copy()
+        self.stowed = np.asarray(sites["stowed"]).copy()
+        self._rngs = list(rngs)
 
     # --------------------------------------------------------------------------- activities
     def _images(self, envs: np.ndarray) -> None:

@@ -1,0 +1,129 @@
+"""The belief rollout teacher: candidates the lander may take, a search that never reads the
+hidden site, that repeats exactly, and that beats a policy with clearly better choices."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from phobos.agents.sampling_policies import GreedyTeamArrays
+from phobos.envs import make_batch
+from phobos.training import sb3_batch
+from phobos.training.belief_teacher import BeliefRolloutTeacher
+from phobos.training.rollout_teacher import fly_teacher
+
+SEEDS = [51, 52]
+SHORT = 40
+"""Steps per episode in these tests (the task's default is 96)."""
+
+
+def _core(n: int = len(SEEDS)):
+    return make_batch("phobos-sampling-v0", n, horizon_steps=SHORT)
+
+
+def _mid_episode(core, policy, steps: int = 12):
+    """Observations and masks after ``steps`` or more, when no lander is busy."""
+    observations, masks = core.reset(SEEDS)
+    core.run_on = True
+    for _ in range(steps):
+        observations, masks, _, _, _ = core.step(policy(observations, masks))
+    while ((masks[:, 0] == 1).sum(axis=1) <= 1).any():  # on until every lander may choose
+        observations, masks, _, _, _ = core.step(policy(observations, masks))
+    return observations, masks
+
+
+def test_candidates_are_allowed_distinct_and_start_with_the_policy_s_own_action():
+    core = _core()
+    policy = GreedyTeamArrays(core.config)
+    observations, masks = _mid_episode(core, policy)
+    teacher = BeliefRolloutTeacher(core, policy, samples=2, horizon=8)
+    base = policy(observations, masks)
+    table = teacher.candidates(observations, masks, base)
+    np.testing.assert_array_equal(table[:, 0], base[:, 0])
+    for row, mask in zip(table, masks[:, 0], strict=True):
+        tried = row[row >= 0]
+        assert len(set(tried.tolist())) == len(tried) > 3
+        assert (mask[tried] == 1).all()
+
+
+def test_the_search_never_reads_the_hidden_site():
+    core = _core()
+    policy = GreedyTeamArrays(core.config)
+    observations, masks = _mid_episode(core, policy)
+    teacher = BeliefRolloutTeacher(core, policy, samples=3, horizon=SHORT, seed=5)
+    teacher._episode_seeds = SEEDS
+    base = policy(observations, masks)
+    episodes = np.arange(len(SEEDS))
+    table = teacher.candidates(observations, masks, base)
+    before = teacher._values(episodes, table, base)
+    failed = core.site["failure_draw"] < core.site["failure_probability"]
+    for name in ("value", "composition", "material", "slope_deg", "mass_g", "damage_draw"):
+        core.site[name][:] = core.site[name][:, ::-1]  # what no lander could see, scrambled
+    core.site["failure_draw"][:] = np.where(failed, 0.0, 1.0)  # which attempts failed: known
+    after = teacher._values(episodes, table, base)
+    np.testing.assert_array_equal(before, after)
+    assert np.isfinite(before[table >= 0]).all() and before.std() > 0
+
+
+def test_a_policy_that_only_waits_is_overruled_and_beaten():
+    core = _core()
+    config = core.config
+
+    def wait(observations, masks):
+        return np.zeros(masks.shape[:2], dtype=np.int64)
+
+    base = sb3_batch.fly(core, wait, SEEDS)
+    flown = BeliefRolloutTeacher(core, wait, samples=3, horizon=SHORT).fly(SEEDS)
+    teacher = flown.rewards.sum(axis=0)
+    assert (teacher > base + 3.0).all(), (teacher, base)
+    assert flown.changed > 0.05
+    chosen = np.take_along_axis(flown.masks, flown.actions[..., None], axis=-1)[..., 0]
+    live = flown.masks.any(axis=-1)
+    assert (chosen[live] == 1).all()  # what it chose it was allowed to choose
+    # Rows after an episode ended teach nothing and earn nothing.
+    ended = ~live[:, :, 0]
+    assert ended.any() or flown.actions.shape[0] == SHORT
+    assert (flown.rewards[ended] == 0).all()
+    assert (flown.regrets[~live] == 0).all()
+    assert config.horizon_steps == SHORT
+
+
+def test_min_gain_leaves_the_policy_its_choices_and_the_search_repeats_exactly():
+    core = _core()
+    policy = GreedyTeamArrays(core.config)
+    kept = BeliefRolloutTeacher(core, policy, samples=2, horizon=SHORT, min_gain=1e9).fly(SEEDS)
+    assert kept.changed == 0.0
+    np.testing.assert_allclose(kept.rewards.sum(axis=0), sb3_batch.fly(core, policy, SEEDS))
+    first = BeliefRolloutTeacher(core, policy, samples=2, horizon=SHORT, seed=3).fly(SEEDS)
+    again = BeliefRolloutTeacher(core, policy, samples=2, horizon=SHORT, seed=3).fly(SEEDS)
+    np.testing.assert_array_equal(first.actions, again.actions)
+    np.testing.assert_array_equal(first.regrets, again.regrets)
+    other = BeliefRolloutTeacher(core, policy, samples=2, horizon=SHORT, seed=4).fly(SEEDS)
+    assert not np.array_equal(first.regrets, other.regrets)  # the seed draws the worlds
+
+
+def test_a_worker_s_share_is_the_belief_search_over_the_policy_s_actor():
+    from phobos.agents.shared_policy import SharedActor, SharedPolicySpec
+    from phobos.training.rollout_teacher import actor_policy
+
+    core = _core()
+    rng = np.random.default_rng(0)
+    size, actions = core.layout.size, core.layout.lander_actions
+    spec = SharedPolicySpec(
+        env="phobos-sampling-v0",
+        roles=("phobos_grunt", "science_team"),
+        observation_size=size,
+        action_count=actions,
+        hidden=(8,),
+    )
+    tensors = {
+        "actor.0.weight": rng.normal(size=(8, size + 2)).astype(np.float32),
+        "actor.0.bias": np.zeros(8, np.float32),
+        "actor.logits.weight": rng.normal(size=(actions, 8)).astype(np.float32),
+        "actor.logits.bias": np.zeros(actions, np.float32),
+    }
+    share = fly_teacher(
+        "phobos-sampling-v0", {"horizon_steps": SHORT}, spec, tensors, SEEDS, SHORT, 0.0, 2, 9
+    )
+    policy = actor_policy(SharedActor(spec, tensors, "test"), spec.role_features(core.agents))
+    direct = BeliefRolloutTeacher(core, policy, 2, SHORT, seed=9).fly(SEEDS)
+    np.testing.assert_array_equal(share.actions, direct.actions)
