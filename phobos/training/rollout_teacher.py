@@ -58,11 +58,21 @@ class TeacherEpisodes:
 
     @staticmethod
     def concatenate(parts: list[TeacherEpisodes]) -> TeacherEpisodes:
-        """Episodes flown apart (one part per worker), side by side on the episode axis."""
+        """Episodes flown apart (one part per worker), side by side on the episode axis.
+
+        Parts whose episodes ended sooner (sampling) are padded to the longest with steps that
+        allow nothing and earn nothing, as the steps after an episode's end are within a part.
+        """
         sizes = [p.actions.size for p in parts]
+        steps = max(len(p.actions) for p in parts)
+
+        def padded(array: np.ndarray) -> np.ndarray:
+            extra = [(0, steps - len(array))] + [(0, 0)] * (array.ndim - 1)
+            return np.pad(array, extra)
+
         return TeacherEpisodes(
             *(
-                np.concatenate([getattr(p, name) for p in parts], axis=1)
+                np.concatenate([padded(getattr(p, name)) for p in parts], axis=1)
                 for name in ("observations", "masks", "actions", "rewards", "regrets")
             ),
             changed=float(np.average([p.changed for p in parts], weights=sizes)),

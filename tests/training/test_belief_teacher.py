@@ -127,3 +127,51 @@ def test_a_worker_s_share_is_the_belief_search_over_the_policy_s_actor():
     policy = actor_policy(SharedActor(spec, tensors, "test"), spec.role_features(core.agents))
     direct = BeliefRolloutTeacher(core, policy, 2, SHORT, seed=9).fly(SEEDS)
     np.testing.assert_array_equal(share.actions, direct.actions)
+
+
+def test_phobos_train_distils_the_belief_search_into_a_sampling_team(tmp_path):
+    import json
+
+    from phobos.agents.team_spec import TeamSpec, build_team
+    from phobos.envs import make
+    from tests.training.conftest import overrides, phobos
+
+    folder = tmp_path / "lander"
+    result = phobos(
+        "train",
+        "--out",
+        str(folder),
+        *overrides(
+            [
+                "env=phobos-sampling-v0",
+                "framework=sb3",
+                "sampler=batch",
+                "critic=central",
+                "num_envs=2",
+                f"env_config={{horizon_steps: {SHORT}}}",
+                "train_batch_size=8",
+                "minibatch_size=8",
+                "hidden=[16]",
+                "total_env_steps=0",
+                "imitation_episodes=2",
+                "imitation_epochs=1",
+                "rollout_rounds=1",
+                "rollout_episodes=2",
+                "rollout_samples=2",
+                f"rollout_horizon={SHORT}",
+                "rollout_epochs=1",
+                "rollout_workers=2",
+            ]
+        ),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((folder / "policy" / "phobos.json").read_text())
+    (summary,) = record["rollout_rounds"]
+    assert summary["round"] == 1 and 0 < summary["accuracy"] <= 1
+    assert np.isfinite(summary["teacher_return_mean"])
+    env = make("phobos-sampling-v0", horizon_steps=SHORT)
+    team = build_team(TeamSpec.parse(f"shared:{folder / 'policy'}"), env)
+    observations, _ = env.reset(seed=3)
+    while env.agents:
+        actions = {agent: team[agent](observations[agent]) for agent in env.agents}
+        observations, _, _, _, _ = env.step(actions)
