@@ -30,6 +30,8 @@ from phobos.agents.policy import Policy
 from phobos.agents.roles import module_id
 
 FORMAT = "phobos-shared-mlp/1"
+CELLS_FORMAT = "phobos-shared-cells/1"
+"""The cell-set actor (:attr:`SharedPolicySpec.cells`): one scorer shared by every cell."""
 SPEC_FILE = "policy.json"
 WEIGHTS_FILE = "policy.safetensors"
 MAX_SPEC_BYTES = 64 * 1024
@@ -53,6 +55,17 @@ class SharedPolicySpec:
         inputs: The blocks of an actor's input, in order (of :data:`INPUTS`).
         per_role: One actor per role (``ROLE.actor.K`` tensors) instead of one shared
             ``actor.K``; agents whose role is not listed are not covered.
+        cells: ``(header, count, size)`` for the cell-set actor: the observation is a header
+            of ``header`` values then ``count`` blocks of ``size``, one per cell of a site.
+            Each cell's block (with the header and role) goes through one MLP shared by all
+            cells (``actor.cell.K``, the ``hidden`` sizes) to a score per cell action group
+            (``actor.cell_logits``); the cells' mean latent, the header and the role go
+            through one layer (``actor.mix``) to the logits of every action
+            (``actor.logits``), of which the cell actions are then replaced by their cells'
+            scores. An argmax over cells is one comparison of shared scores, which a flat MLP
+            over 590 inputs learns poorly. None: the plain MLP.
+        cell_actions: For the cell-set actor, per role: ``[first action, group]`` pairs, each
+            ``count`` actions (one per cell) scored by that group.
 
     """
 
@@ -64,6 +77,15 @@ class SharedPolicySpec:
     activation: str = "tanh"
     inputs: tuple[str, ...] = ("observations", "role")
     per_role: bool = False
+    cells: tuple[int, int, int] | None = None
+    cell_actions: dict[str, tuple[tuple[int, int], ...]] | None = None
+
+    @property
+    def cell_groups(self) -> int:
+        """Scores per cell of the cell-set actor (0 for the MLP)."""
+        if self.cells is None or not self.cell_actions:
+            return 0
+        return 1 + max(group for pairs in self.cell_actions.values() for _, group in pairs)
 
     @property
     def input_size(self) -> int:
@@ -93,7 +115,11 @@ class SharedPolicySpec:
 
     def to_json(self) -> str:
         """The spec file's text."""
-        return json.dumps({"format": FORMAT, **asdict(self)}, indent=2) + "\n"
+        record = asdict(self)
+        if self.cells is None:
+            del record["cells"], record["cell_actions"]  # MLP specs read as before
+            return json.dumps({"format": FORMAT, **record}, indent=2) + "\n"
+        return json.dumps({"format": CELLS_FORMAT, **record}, indent=2) + "\n"
 
     @classmethod
     def from_json(cls, text: str, source: str) -> SharedPolicySpec:
@@ -102,8 +128,9 @@ class SharedPolicySpec:
             record = json.loads(text)
         except ValueError as error:
             raise ValueError(f"{source}: not JSON ({error})") from None
-        if not isinstance(record, dict) or record.get("format") != FORMAT:
-            raise ValueError(f"{source}: not a {FORMAT} spec")
+        if not isinstance(record, dict) or record.get("format") not in (FORMAT, CELLS_FORMAT):
+            raise ValueError(f"{source}: not a {FORMAT} spec (nor {CELLS_FORMAT})")
+        cells = record.get("format") == CELLS_FORMAT
         try:
             spec = cls(
                 env=str(record["env"]),
@@ -114,9 +141,13 @@ class SharedPolicySpec:
                 activation=str(record.get("activation", "tanh")),
                 inputs=tuple(str(i) for i in record.get("inputs", ("observations", "role"))),
                 per_role=bool(record.get("per_role", False)),
+                cells=_cells(record["cells"]) if cells else None,
+                cell_actions=_cell_actions(record["cell_actions"]) if cells else None,
             )
         except (KeyError, TypeError) as error:
             raise ValueError(f"{source}: missing or malformed field {error}") from None
+        if spec.cells is not None:
+            check_cells(spec, source)
         if spec.activation not in ACTIVATIONS:
             raise ValueError(f"{source}: activation {spec.activation!r}; use {ACTIVATIONS}")
         if not spec.roles or len(set(spec.roles)) != len(spec.roles):
@@ -124,6 +155,60 @@ class SharedPolicySpec:
         if not set(spec.inputs) <= set(INPUTS) or len(set(spec.inputs)) != len(spec.inputs):
             raise ValueError(f"{source}: inputs {list(spec.inputs)}; choose from {INPUTS}")
         return spec
+
+
+def _cells(value: Any) -> tuple[int, int, int]:
+    if not isinstance(value, list | tuple) or len(value) != 3:
+        raise TypeError("cells")
+    header, count, size = (_positive(v, "cells") for v in value)
+    return header, count, size
+
+
+def _cell_actions(value: Any) -> dict[str, tuple[tuple[int, int], ...]]:
+    if not isinstance(value, dict) or len(value) > 64:
+        raise TypeError("cell_actions")
+    out = {}
+    for role, pairs in value.items():
+        if not isinstance(pairs, list | tuple) or len(pairs) > 16:
+            raise TypeError("cell_actions")
+        out[str(role)] = tuple(
+            (_positive(p[0], "cell_actions"), _natural(p[1], "cell_actions"))
+            if isinstance(p, list | tuple) and len(p) == 2
+            else _fail("cell_actions")
+            for p in pairs
+        )
+    return out
+
+
+def _natural(value: Any, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1_000_000:
+        raise TypeError(name)
+    return value
+
+
+def _fail(name: str) -> Any:
+    raise TypeError(name)
+
+
+def check_cells(spec: SharedPolicySpec, source: str) -> None:
+    """Refuse a cell-set spec whose layout cannot fit its observation and actions."""
+    header, count, size = spec.cells
+    if header + count * size != spec.observation_size:
+        raise ValueError(
+            f"{source}: cells {list(spec.cells)} do not make an observation of "
+            f"{spec.observation_size} values"
+        )
+    if spec.inputs != ("observations", "role") or spec.per_role:
+        raise ValueError(f"{source}: the cell-set actor reads observations then role, shared")
+    for role, pairs in (spec.cell_actions or {}).items():
+        if role not in spec.roles:
+            raise ValueError(f"{source}: cell_actions for unknown role {role!r}")
+        for first, _ in pairs:
+            if first + count > spec.action_count:
+                raise ValueError(
+                    f"{source}: cell actions {first}..{first + count - 1} of {role!r} exceed "
+                    f"the {spec.action_count} actions"
+                )
 
 
 def _positive(value: Any, name: str) -> int:
@@ -136,6 +221,17 @@ def actor_layers(
     spec: SharedPolicySpec, prefix: str = "actor"
 ) -> list[tuple[str, tuple[int, int]]]:
     """``(weight name, (out, in))`` of each linear layer of an actor, input to output."""
+    if spec.cells is not None:
+        header, _, size = spec.cells
+        context = header + len(spec.roles)
+        sizes = [size + context, *spec.hidden]
+        layers = [(f"{prefix}.cell.{i}", (sizes[i + 1], sizes[i])) for i in range(len(spec.hidden))]
+        latent = spec.hidden[-1]
+        return layers + [
+            (f"{prefix}.cell_logits", (spec.cell_groups, latent)),
+            (f"{prefix}.mix", (latent, context + latent)),
+            (f"{prefix}.logits", (spec.action_count, latent)),
+        ]
     sizes = [spec.input_size, *spec.hidden, spec.action_count]
     names = [f"{prefix}.{i}" for i in range(len(spec.hidden))] + [f"{prefix}.logits"]
     return [(names[i], (sizes[i + 1], sizes[i])) for i in range(len(names))]
@@ -200,11 +296,39 @@ class SharedActor:
 
     def logits(self, inputs: np.ndarray) -> np.ndarray:
         """``[batch, action_count]`` logits of ``[batch, input_size]`` inputs."""
+        if self.spec.cells is not None:
+            return self._cell_logits(np.asarray(inputs, dtype=np.float32))
         x = np.asarray(inputs, dtype=np.float32)
         for weight, bias in self.layers[:-1]:
             x = self._activation(x @ weight.T + bias)
         weight, bias = self.layers[-1]
         return x @ weight.T + bias
+
+
+    def _cell_logits(self, x: np.ndarray) -> np.ndarray:
+        spec = self.spec
+        header, count, size = spec.cells
+        cell_layers = self.layers[: len(spec.hidden)]
+        (score_w, score_b), (mix_w, mix_b), (out_w, out_b) = self.layers[len(spec.hidden) :]
+        batch = len(x)
+        context = np.concatenate([x[:, :header], x[:, spec.observation_size :]], axis=1)
+        cells = x[:, header : spec.observation_size].reshape(batch, count, size)
+        h = np.concatenate(
+            [cells, np.broadcast_to(context[:, None], (batch, count, context.shape[1]))], axis=2
+        )
+        for weight, bias in cell_layers:
+            h = self._activation(h @ weight.T + bias)
+        scores = h @ score_w.T + score_b  # [batch, count, groups]
+        mixed = self._activation(
+            np.concatenate([context, h.mean(axis=1)], axis=1) @ mix_w.T + mix_b
+        )
+        logits = mixed @ out_w.T + out_b
+        role = x[:, spec.observation_size :].argmax(axis=1)
+        for r, name in enumerate(spec.roles):
+            rows = np.flatnonzero(role == r)
+            for first, group in (spec.cell_actions or {}).get(name, ()):
+                logits[rows, first : first + count] = scores[rows, :, group]
+        return logits
 
 
 def _relu(x: np.ndarray) -> np.ndarray:

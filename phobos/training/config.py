@@ -79,6 +79,11 @@ class TrainConfig:
     teacher_kl_coeff: float = 0.0
     """sb3: after each PPO update, pull the policy towards its warm-started self by
     minimising this weight times KL(teacher || policy) (needs ``imitation_episodes``); 0: off."""
+    policy_network: Literal["mlp", "cells"] = "mlp"
+    """sb3 batch sampler: ``mlp``, one MLP over the agent's observation and role; ``cells``,
+    for a task whose observation is a header and one block per cell of a site (sampling):
+    one MLP shared by the cells scores each cell's actions (:mod:`phobos.training.
+    cell_network`)."""
     rollout_rounds: int = 0
     """sb3 batch sampler, after the warm start and before PPO: rounds of distilling a rollout
     search's better actions into the policy (:mod:`phobos.training.rollout_teacher`); 0: off.

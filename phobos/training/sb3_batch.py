@@ -62,7 +62,18 @@ def new_model(config: TrainConfig, env: BatchVecEnv, seed: int, lr: float) -> An
 
     policy: Any = "MlpPolicy"
     policy_kwargs: dict[str, Any] = {"net_arch": list(config.hidden)}
-    if config.critic == "central":
+    if config.policy_network == "cells":
+        from phobos.training.cell_network import CellSetPolicy
+
+        spec = policy_spec(env, config)
+        policy = CellSetPolicy
+        policy_kwargs |= {
+            "actor_inputs": env.actor_inputs,
+            "cells": spec.cells,
+            "roles": spec.roles,
+            "cell_actions": spec.cell_actions,
+        }
+    elif config.critic == "central":
         from phobos.training.central_critic import CentralCriticPolicy
 
         policy = CentralCriticPolicy
@@ -91,6 +102,22 @@ def load_model(config: TrainConfig, env: BatchVecEnv, folder: Path) -> Any:
     return model
 
 
+def policy_spec(env: BatchVecEnv, config: TrainConfig) -> SharedPolicySpec:
+    """The exported policy's spec: the MLP, or the cell-set actor over the core's cells."""
+    fields: dict[str, Any] = {}
+    if config.policy_network == "cells":
+        from phobos.agents.roles import module_id
+
+        cells, per_agent = env.core.cell_structure()
+        fields = {
+            "cells": cells,
+            "cell_actions": {module_id(agent): pairs for agent, pairs in per_agent.items()},
+        }
+    return SharedPolicySpec(
+        hidden=tuple(config.hidden), activation="tanh", **env.spec_base, **fields
+    )
+
+
 def env_steps(model: Any, env: BatchVecEnv) -> int:
     """Env steps sampled so far (SB3 counts slots, one per agent-step)."""
     return model.num_timesteps // len(env.agents)
@@ -98,6 +125,10 @@ def env_steps(model: Any, env: BatchVecEnv) -> int:
 
 def policy_tensors(policy: Any) -> dict[str, Any]:
     """An SB3 ``ActorCriticPolicy``'s actor and critic under the shared format's names."""
+    from phobos.training.cell_network import CellSetPolicy, actor_tensors
+
+    if isinstance(policy, CellSetPolicy):
+        return actor_tensors(policy)
     state = policy.state_dict()
     tensors = {}
     sides = (("actor", "mlp_extractor.policy_net"), ("critic", "mlp_extractor.value_net"))
@@ -114,8 +145,7 @@ def policy_tensors(policy: Any) -> dict[str, Any]:
 
 def export(model: Any, env: BatchVecEnv, config: TrainConfig, folder: Path) -> None:
     """Write the shared policy of ``model`` into ``folder`` (no pickle in the result)."""
-    spec = SharedPolicySpec(hidden=tuple(config.hidden), activation="tanh", **env.spec_base)
-    save_shared_policy(folder, spec, policy_tensors(model.policy))
+    save_shared_policy(folder, policy_spec(env, config), policy_tensors(model.policy))
 
 
 def warm_start(model: Any, env: BatchVecEnv, config: TrainConfig, seed: int) -> dict[str, float]:
@@ -153,7 +183,7 @@ def _heads(policy: Any) -> Any:
 
 def _actor_now(model: Any, env: BatchVecEnv, config: TrainConfig) -> tuple[Any, dict]:
     """The policy's spec and its actor's weights as numpy arrays, as they are now."""
-    spec = SharedPolicySpec(hidden=tuple(config.hidden), activation="tanh", **env.spec_base)
+    spec = policy_spec(env, config)
     tensors = policy_tensors(model.policy).items()
     return spec, {k: v.detach().numpy().copy() for k, v in tensors if k.startswith("actor.")}
 

@@ -90,6 +90,14 @@ def check(config: TrainConfig) -> None:
         )
     if config.num_envs < 1:
         raise ValueError(f"num_envs must be at least 1, got {config.num_envs}")
+    if config.policy_network == "cells":
+        if not shared_batch:
+            raise ValueError("policy_network 'cells' needs framework 'sb3' with sampler 'batch'")
+        if not hasattr(make_batch(config.env, 1, **config.env_config), "cell_structure"):
+            raise ValueError(
+                f"policy_network 'cells': the {config.env} observation has no cell blocks; "
+                "use policy_network 'mlp'"
+            )
     if config.rollout_rounds < 0:
         raise ValueError(f"rollout_rounds must be 0 or more, got {config.rollout_rounds}")
     if config.rollout_rounds > 0:

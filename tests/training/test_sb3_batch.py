@@ -34,7 +34,12 @@ if NO_BATCH not in registered():  # a task without a batch core, registered by t
 ENVS = ["orbit-scheduling-v0", "phobos-sampling-v0"]
 
 
-def _trained_model(env_id: str = "orbit-scheduling-v0", seed: int = 0, critic: str = "local"):
+def _trained_model(
+    env_id: str = "orbit-scheduling-v0",
+    seed: int = 0,
+    critic: str = "local",
+    policy_network: str = "mlp",
+):
     """A model after two PPO updates on three 24-step episodes (weights no longer initial)."""
     torch.set_num_threads(1)
     config = TrainConfig(
@@ -49,6 +54,7 @@ def _trained_model(env_id: str = "orbit-scheduling-v0", seed: int = 0, critic: s
         lr=3e-3,
         env_config={"horizon_steps": HORIZON},
         critic=critic,
+        policy_network=policy_network,
     )
     core = make_batch(config.env, config.num_envs, **config.env_config)
     env = BatchVecEnv(core, config.env, SEEDS, joint_state=critic == "central")
@@ -57,12 +63,15 @@ def _trained_model(env_id: str = "orbit-scheduling-v0", seed: int = 0, critic: s
     return config, model
 
 
-@pytest.mark.parametrize("critic", ["local", "central"])
-@pytest.mark.parametrize("env_id", ENVS)
+@pytest.mark.parametrize(
+    ("env_id", "critic", "network"),
+    [(env, critic, "mlp") for env in ENVS for critic in ("local", "central")]
+    + [("phobos-sampling-v0", "central", "cells")],
+)
 def test_a_trained_shared_policy_acts_the_same_on_the_batch_path_and_in_the_parallel_env(
-    env_id, critic, tmp_path
+    env_id, critic, network, tmp_path
 ):
-    config, model = _trained_model(env_id, critic=critic)
+    config, model = _trained_model(env_id, critic=critic, policy_network=network)
     sb3_batch.export(model, model.env, config, tmp_path)
     env = make(config.env, horizon_steps=HORIZON)
     team = load_shared_team(str(tmp_path), env)

@@ -246,6 +246,24 @@ class PhobosSamplingBatch(BatchState):
         obs, masks = self._observe()
         return obs, masks, reward, self.done.copy(), info
 
+    def cell_structure(self) -> tuple[tuple[int, int, int], dict[str, tuple[tuple[int, int], ...]]]:
+        """The observation's cell blocks and each agent's per-cell actions.
+
+        What a cell-set policy needs (:attr:`~phobos.agents.shared_policy.SharedPolicySpec.
+        cells`).
+
+        Returns:
+            ``(header, cells, cell_size)``, and per agent ``(first action, group)``: the
+            lander's spectrometer (group 0) and sample (1) actions, the team's advice (2).
+
+        """
+        layout = self.layout
+        lander, team = self.agents
+        return (layout.header, layout.cells, layout.cell_size), {
+            lander: ((layout.spectrometer(0), 0), (layout.sample(0), 1)),
+            team: ((1, 2),),
+        }
+
     # ----------------------------------------------------------------------------- branches
     def branch(
         self, copies: int, episodes: Sequence[int] | np.ndarray | None = None
