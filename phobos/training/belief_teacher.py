@@ -130,15 +130,12 @@ class BeliefRolloutTeacher:
         width = table.shape[1]
         value = self._values(choosing, table, base[choosing])  # [m, width]
         value[table < 0] = -np.inf
-        best = value.max(axis=1, keepdims=True)
-        value[:, 0] += self.min_gain  # column 0 is the policy's own action
-        pick = table[np.arange(len(choosing)), value.argmax(axis=1)]
-        actions[choosing, LANDER] = pick
         tried = table >= 0
+        regret = value.max(axis=1, keepdims=True) - np.where(tried, value, 0.0)
         rows = np.repeat(choosing, width)[tried.reshape(-1)]
-        regret = (best - np.where(tried, value, 0.0))
-        regret[:, 0] -= self.min_gain
         regrets[rows, LANDER, table[tried]] = regret[tried]
+        value[:, 0] += self.min_gain  # column 0 is the policy's own action
+        actions[choosing, LANDER] = table[np.arange(len(choosing)), value.argmax(axis=1)]
         return actions, base, regrets
 
     def _values(self, episodes: np.ndarray, table: np.ndarray, base: np.ndarray) -> np.ndarray:

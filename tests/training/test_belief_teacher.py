@@ -92,6 +92,8 @@ def test_min_gain_leaves_the_policy_its_choices_and_the_search_repeats_exactly()
     policy = GreedyTeamArrays(core.config)
     kept = BeliefRolloutTeacher(core, policy, samples=2, horizon=SHORT, min_gain=1e9).fly(SEEDS)
     assert kept.changed == 0.0
+    # Regrets are what each tried action returned less than the best, whatever min_gain is.
+    assert (kept.regrets >= 0).all() and kept.regrets.max() > 0
     np.testing.assert_allclose(kept.rewards.sum(axis=0), sb3_batch.fly(core, policy, SEEDS))
     first = BeliefRolloutTeacher(core, policy, samples=2, horizon=SHORT, seed=3).fly(SEEDS)
     again = BeliefRolloutTeacher(core, policy, samples=2, horizon=SHORT, seed=3).fly(SEEDS)
