@@ -171,12 +171,12 @@ def _cell_actions(value: Any) -> dict[str, tuple[tuple[int, int], ...]]:
     for role, pairs in value.items():
         if not isinstance(pairs, list | tuple) or len(pairs) > 16:
             raise TypeError("cell_actions")
-        out[str(role)] = tuple(
-            (_positive(p[0], "cell_actions"), _natural(p[1], "cell_actions"))
-            if isinstance(p, list | tuple) and len(p) == 2
-            else _fail("cell_actions")
-            for p in pairs
-        )
+        checked = []
+        for pair in pairs:
+            if not isinstance(pair, list | tuple) or len(pair) != 2:
+                raise TypeError("cell_actions")
+            checked.append((_positive(pair[0], "cell_actions"), _natural(pair[1], "cell_actions")))
+        out[str(role)] = tuple(checked)
     return out
 
 
@@ -184,10 +184,6 @@ def _natural(value: Any, name: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1_000_000:
         raise TypeError(name)
     return value
-
-
-def _fail(name: str) -> Any:
-    raise TypeError(name)
 
 
 def check_cells(spec: SharedPolicySpec, source: str) -> None:

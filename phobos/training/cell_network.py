@@ -65,24 +65,16 @@ class CellSetActor(nn.Module):
         mixed = self.activation(self.mix(torch.cat([context, h.mean(dim=1)], dim=1)))
         logits = self.logits(mixed)
         role = x[:, observation:].argmax(dim=1)
-        pieces = []
+        out = logits
         for r, name in enumerate(self.roles):
-            rows = (role == r)[:, None]
             replaced = logits
             for first, group in self.cell_actions.get(name, ()):
                 # Built by concatenation: an in-place write would break autograd's record.
                 replaced = torch.cat(
-                    [
-                        replaced[:, :first],
-                        scores[:, :, group],
-                        replaced[:, first + self.count :],
-                    ],
+                    [replaced[:, :first], scores[:, :, group], replaced[:, first + self.count :]],
                     dim=1,
                 )
-            pieces.append((rows, replaced))
-        out = logits
-        for rows, replaced in pieces:
-            out = torch.where(rows, replaced, out)
+            out = torch.where((role == r)[:, None], replaced, out)
         return out
 
 
