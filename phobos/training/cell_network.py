@@ -18,7 +18,7 @@ import torch
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from torch import nn
 
-from phobos.training.central_critic import _mlp
+from phobos.training.central_critic import SplitMlpExtractor, _mlp
 
 
 class CellSetActor(nn.Module):
@@ -78,46 +78,6 @@ class CellSetActor(nn.Module):
         return out
 
 
-class CellSetExtractor(nn.Module):
-    """SB3's extractor whose actor latent is already the logits (``action_net`` is identity).
-
-    Args:
-        actor: The cell-set actor, reading the first ``actor_inputs`` features.
-        actor_inputs: Leading features the actor sees (own observation and role).
-        features: All features (the critic sees them all).
-        hidden: Hidden sizes of the critic.
-        activation: Activation class.
-
-    """
-
-    def __init__(
-        self,
-        actor: CellSetActor,
-        actor_inputs: int,
-        features: int,
-        hidden: list[int],
-        activation: type[nn.Module],
-    ) -> None:
-        super().__init__()
-        self.actor_inputs = actor_inputs
-        self.policy_net = actor
-        self.value_net = _mlp(features, hidden, activation)
-        self.latent_dim_pi = actor.logits.out_features
-        self.latent_dim_vf = hidden[-1]
-
-    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Actor logits and critic latent."""
-        return self.forward_actor(features), self.forward_critic(features)
-
-    def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
-        """The logits, from the agent's own inputs."""
-        return self.policy_net(features[:, : self.actor_inputs])
-
-    def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
-        """The critic's latent."""
-        return self.value_net(features)
-
-
 class CellSetPolicy(MaskableActorCriticPolicy):
     """MaskablePPO's policy with the cell-set actor.
 
@@ -156,8 +116,13 @@ class CellSetPolicy(MaskableActorCriticPolicy):
             hidden,
             self.activation_fn,
         )
-        self.mlp_extractor = CellSetExtractor(
-            actor, self.actor_inputs, self.features_dim, hidden, self.activation_fn
+        # The actor's latent is the logits: _build makes action_net the identity.
+        self.mlp_extractor = SplitMlpExtractor(
+            self.actor_inputs,
+            self.features_dim,
+            hidden,
+            self.activation_fn,
+            actor=(actor, actor.logits.out_features),
         )
 
     def _build(self, lr_schedule: Any) -> None:

@@ -37,18 +37,27 @@ class SplitMlpExtractor(nn.Module):
         features: All features (the critic sees them all).
         hidden: Hidden sizes of each network.
         activation: Activation class.
+        actor: The actor network instead of an MLP of ``hidden``, with the width of its output
+            (the cell-set actor, whose output is already the logits).
 
     """
 
     def __init__(
-        self, actor_inputs: int, features: int, hidden: list[int], activation: type[nn.Module]
+        self,
+        actor_inputs: int,
+        features: int,
+        hidden: list[int],
+        activation: type[nn.Module],
+        actor: tuple[nn.Module, int] | None = None,
     ) -> None:
         super().__init__()
         self.actor_inputs = actor_inputs
         # Named as SB3 names them, so exports read the same keys with either critic.
-        self.policy_net = _mlp(actor_inputs, hidden, activation)
+        self.policy_net = _mlp(actor_inputs, hidden, activation) if actor is None else actor[0]
         self.value_net = _mlp(features, hidden, activation)
         self.latent_dim_pi = self.latent_dim_vf = hidden[-1] if hidden else features
+        if actor is not None:
+            self.latent_dim_pi = actor[1]
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Actor and critic latents."""
