@@ -142,16 +142,18 @@ class BeliefRolloutTeacher:
         """Mean return ``[m, C]`` of each candidate over the imagined sites."""
         m, width = table.shape
         k = self.samples
-        branch = self.core.branch(width * k, episodes)
         step = int(self.core.step_index[episodes[0]])
-        site_rngs, label_rngs = [], []
-        for e in episodes.tolist():
-            for _ in range(width):
-                for j in range(k):
-                    key = [self.seed, self._episode_seeds[e], step, j]
-                    site_rngs.append(np.random.default_rng(key + [0]))
-                    label_rngs.append(np.random.default_rng(key + [1]))
-        branch.imagine(branch.believed_sites(site_rngs), label_rngs)
+        seeds = [self._episode_seeds[e] for e in episodes.tolist()]
+        keys = [[self.seed, episode, step, j] for episode in seeds for j in range(k)]
+        # K sites per episode, drawn once; every candidate meets the same ones (rows e, c, j).
+        sites = self.core.branch(k, episodes).believed_sites(
+            [np.random.default_rng(key + [0]) for key in keys]
+        )
+        rows = (np.arange(m)[:, None, None] * k + np.arange(k)[None, None, :]).repeat(width, 1)
+        imagined = {name: values[rows.reshape(-1)] for name, values in sites.items()}
+        labels = [np.random.default_rng(keys[r] + [1]) for r in rows.reshape(-1).tolist()]
+        branch = self.core.branch(width * k, episodes)
+        branch.imagine(imagined, labels)
         first = np.repeat(base, width * k, axis=0)
         first[:, LANDER] = np.repeat(np.maximum(table, 0).reshape(-1), k)
         observations, masks, reward, done, _ = branch.step(first)
