@@ -27,6 +27,7 @@ register_task(
             "greedy": "phobos.agents.sampling_policies:greedy_team",
             "cautious": "phobos.agents.sampling_policies:cautious_team",
             "oracle": "phobos.agents.sampling_policies:oracle_team",
+            "informed": "phobos.agents.sampling_informed:informed_team",
         },
         single_agent_view="phobos.agents.views:phobos_sampling_view",
         metrics="phobos.envs.sampling.metrics:SamplingMetrics",

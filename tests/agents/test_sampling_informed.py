@@ -1,0 +1,76 @@
+"""The informed lander: one observation at a time and over arrays it makes the same choices."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from phobos.agents.sampling_informed import InformedLander, InformedTeamArrays
+from phobos.agents.sampling_policies import ScienceTeam
+from phobos.agents.teams import make_team
+from phobos.envs import make, make_batch
+from phobos.envs.sampling.layout import (
+    ADVICE_RANK,
+    ADVICE_RECEIVED,
+    ADVICE_VALUE,
+    BATTERY,
+    IMAGED,
+    PROBABLE_VALUE,
+    SPECTRUM,
+    SUN,
+)
+
+
+def test_the_array_informed_team_chooses_as_the_informed_lander_and_science_team_do():
+    n = 24
+    core = make_batch("phobos-sampling-v0", n)
+    config = core.config
+    team, lander, science = InformedTeamArrays(config), InformedLander(config), ScienceTeam(config)
+    observations, masks = core.reset(list(range(900, 900 + n)))
+    core.run_on = True
+    ended = np.zeros(n, dtype=bool)
+    kinds: dict[str, int] = {}
+    while not ended.all():
+        actions = team(observations, masks)
+        for i in np.flatnonzero(~ended):
+            one = {"observations": observations[i, 0], "action_mask": masks[i, 0]}
+            assert actions[i, 0] == lander.act(one)
+            kind = core.layout.decode(int(actions[i, 0]))[0]
+            kinds[kind] = kinds.get(kind, 0) + 1
+            advice = masks[i, 1, : config.site.cells + 1]
+            one = {"observations": observations[i, 1], "action_mask": advice}
+            assert actions[i, 1] == science.act(one)
+        observations, masks, _, done, _ = core.step(actions)
+        ended |= done
+    # It sends its data, and looks again: more images than one per area per episode.
+    assert kinds.get("send", 0) >= n
+    assert kinds["image"] > n * config.site.areas
+    assert {"spectrometer", "sample", "wait"} <= set(kinds)
+
+
+def test_the_informed_lander_samples_the_cell_the_ground_values_over_its_own_estimate():
+    env = make("phobos-sampling-v0")
+    team = make_team("informed", env)
+    observations, _ = env.reset(seed=3)
+    lander = team["phobos_grunt"]
+    layout = lander._rule.layout
+    extra = layout.classes + layout.materials
+    vector = observations["phobos_grunt"]["observations"].copy()
+    mask = np.zeros(layout.lander_actions, dtype=np.int8)
+    mask[[layout.WAIT, layout.sample(4), layout.sample(9)]] = 1
+    cells = vector[layout.header :].reshape(layout.cells, layout.cell_size)
+    cells[:, extra:] = 0.0
+    cells[:, extra + IMAGED] = 1.0
+    cells[:, : layout.classes] = 0.0
+    cells[:, 0] = 1.0  # sure of the class, so it does not confirm
+    cells[4, extra + PROBABLE_VALUE] = 0.9  # its own estimate favours cell 4
+    cells[9, extra + PROBABLE_VALUE] = 0.2
+    cells[9, extra + ADVICE_RANK] = 1.0  # the ground ranks cell 9 first, and high
+    cells[9, extra + ADVICE_VALUE] = 1.0
+    vector[layout.header :] = cells.reshape(-1)
+    vector[layout.own_field(ADVICE_RECEIVED)] = 1.0  # a ranking has arrived: no waiting
+    vector[SUN] = 1.0
+    vector[layout.own_field(BATTERY)] = 1.0
+    assert lander.act({"observations": vector, "action_mask": mask}) == layout.sample(9)
+    cells[9, extra + SPECTRUM] = 1.0  # once a spectrum is taken, its own estimate rules again
+    vector[layout.header :] = cells.reshape(-1)
+    assert lander.act({"observations": vector, "action_mask": mask}) == layout.sample(4)
