@@ -67,8 +67,11 @@ class TrainConfig:
     hidden: tuple[int, ...] = (128, 128)
     """Hidden layer sizes of the policy and value MLPs."""
     imitation_episodes: int = 0
-    """Before PPO, clone the scripted greedy team from this many of its episodes (policy by
-    cross-entropy, value by the returns it earned); 0 starts from scratch."""
+    """Before PPO, clone the scripted ``imitation_team`` from this many of its episodes (policy
+    by cross-entropy, value by the returns it earned); 0 starts from scratch."""
+    imitation_team: str = "greedy"
+    """The scripted team the warm start clones: one of the task's teams (``greedy``, or for
+    sampling ``informed``, ``cautious``); not ``trained`` or ``random``."""
     imitation_epochs: int = 10
     """Passes over the demonstrations when cloning."""
     reward_shaping: bool = False
@@ -144,7 +147,8 @@ class TrainConfig:
         """The line printed as the warm start begins (it can take minutes)."""
         budget = f" (counts in time_budget_s={self.time_budget_s:g})" if self.time_budget_s else ""
         return (
-            f"warm start: cloning the greedy team from {self.imitation_episodes} episodes, "
+            f"warm start: cloning the {self.imitation_team} team from {self.imitation_episodes} "
+            f"episodes, "
             f"{self.imitation_epochs} epochs{budget}"
         )
 

@@ -65,11 +65,16 @@ class Demonstrations:
 
 
 def collect(
-    env_id: str, overrides: dict[str, Any], episodes: int, seed: int, gamma: float
+    env_id: str,
+    overrides: dict[str, Any],
+    episodes: int,
+    seed: int,
+    gamma: float,
+    team_name: str = "greedy",
 ) -> dict[str, Demonstrations]:
-    """Episodes of the greedy team; returns each agent's demonstrations."""
+    """Episodes of the scripted team ``team_name``; returns each agent's demonstrations."""
     env = make(env_id, **overrides)
-    team = make_team("greedy", env)
+    team = make_team(team_name, env)
     rows: dict[str, list[tuple]] = {agent: [] for agent in env.possible_agents}
     for episode in range(episodes):
         episode_seed = SEED_BASE + 100_000 * seed + episode
@@ -77,7 +82,7 @@ def collect(
             policy.reset(episode_seed)
         observations, _ = env.reset(seed=episode_seed)
         trace: dict[str, list[tuple]] = {agent: [] for agent in env.possible_agents}
-        for step in play(env, lambda seen: _greedy_actions(env, team, seen), observations):
+        for step in play(env, lambda seen: _team_actions(env, team, seen), observations):
             for agent, action in step.actions.items():
                 observation = step.observations[agent]
                 trace[agent].append(
@@ -191,6 +196,6 @@ def clone(
     return metrics
 
 
-def _greedy_actions(env: Any, team: dict[str, Any], observations: dict[str, Any]) -> dict:
+def _team_actions(env: Any, team: dict[str, Any], observations: dict[str, Any]) -> dict:
     """The team's actions as plain ints (the demonstrations' action column)."""
     return {agent: int(team[agent](observations[agent])) for agent in env.agents}

@@ -163,7 +163,12 @@ def warm_start(algorithm: Any, config: TrainConfig, announce: Callable[[str], No
 
     announce(config.warm_start_line())
     collected = collect(
-        config.env, config.env_config, config.imitation_episodes, config.seed, config.gamma
+        config.env,
+        config.env_config,
+        config.imitation_episodes,
+        config.seed,
+        config.gamma,
+        config.imitation_team,
     )
     if config.critic == "central":
         joint = joint_states(collected, list(collected))  # collect keeps the env's agent order

@@ -149,11 +149,16 @@ def export(model: Any, env: BatchVecEnv, config: TrainConfig, folder: Path) -> N
 
 
 def warm_start(model: Any, env: BatchVecEnv, config: TrainConfig, seed: int) -> dict[str, float]:
-    """Clone the greedy team into the shared network, every agent's rows with its role."""
+    """Clone the scripted team into the shared network, every agent's rows with its role."""
     from phobos.training.imitation import Demonstrations, clone, collect, joint_states
 
     demonstrations = collect(
-        config.env, config.env_config, config.imitation_episodes, seed, config.gamma
+        config.env,
+        config.env_config,
+        config.imitation_episodes,
+        seed,
+        config.gamma,
+        config.imitation_team,
     )
     width = env.action_space.n
     joint = joint_states(demonstrations, list(env.agents))

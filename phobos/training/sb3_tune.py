@@ -187,7 +187,14 @@ def warm_start(model: Any, config: TrainConfig, seed: int) -> dict[str, float]:
     from phobos.training.imitation import clone, collect
 
     policy = model.policy
-    rows = collect(config.env, config.env_config, config.imitation_episodes, seed, config.gamma)
+    rows = collect(
+        config.env,
+        config.env_config,
+        config.imitation_episodes,
+        seed,
+        config.gamma,
+        config.imitation_team,
+    )
 
     def heads(observations: Any, masks: Any) -> tuple[Any, Any]:
         features = policy.extract_features({"observations": observations, "action_mask": masks})

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phobos.envs import has_batch, make, make_batch
-from phobos.envs.registry import make_config
+from phobos.envs.registry import make_config, task_spec
 from phobos.ray_cluster import check_ray_address, init_ray
 from phobos.training.config import TrainConfig
 from phobos.training.run_dir import CheckpointInfo, RunDir, format_progress
@@ -88,6 +88,8 @@ def check(config: TrainConfig) -> None:
             "teacher_kl_coeff needs a teacher: framework 'sb3', sampler 'batch' and "
             "imitation_episodes > 0 (the cloned policy is the teacher)"
         )
+    if config.imitation_episodes > 0:
+        _check_imitation_team(config)
     if config.num_envs < 1:
         raise ValueError(f"num_envs must be at least 1, got {config.num_envs}")
     if config.policy_network == "cells":
@@ -145,6 +147,16 @@ def check(config: TrainConfig) -> None:
             )
     if config.framework == "sb3" and not config.trial_seeds:
         raise ValueError("trial_seeds must list at least one seed")
+
+
+def _check_imitation_team(config: TrainConfig) -> None:
+    """The warm start's team must be one of the task's scripted teams."""
+    scripted = sorted(task_spec(config.env).teams)
+    if config.imitation_team not in scripted:
+        raise ValueError(
+            f"imitation_team {config.imitation_team!r} is not a scripted team of {config.env}; "
+            f"choose from {', '.join(scripted)}"
+        )
 
 
 def run(request: TrainRequest) -> CheckpointInfo:

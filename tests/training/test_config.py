@@ -40,6 +40,11 @@ def test_yaml_file_and_overrides(tmp_path):
         ({"num_env_runners": -1}, "num_env_runners"),
         ({"total_env_steps": 0}, "total_env_steps must be at least 1"),
         ({"framework": "sb3", "learner": "ground_goldstone"}, "learner 'ground_goldstone'"),
+        (
+            {"env": "phobos-sampling-v0", "imitation_episodes": 2, "imitation_team": "trained"},
+            "imitation_team 'trained' is not a scripted team of phobos-sampling-v0; choose from "
+            "cautious, greedy, informed, oracle",
+        ),
     ],
 )
 def test_bad_values_are_refused_before_ray_starts(changes, message):
