@@ -62,8 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         required=True,
         metavar="TEAM",
-        help="team spec, repeatable: random, greedy, trained, cautious, oracle, planner "
-        "(orbit scheduling: the oracle's schedule flown in the env; a reference, not "
+        help="team spec, repeatable: random, greedy, trained, cautious, informed, oracle, "
+        "planner (orbit scheduling: the oracle's schedule flown in the env; a reference, not "
         "deployable), or BASE,AGENT=POLICY with POLICY a team name, sb3:PATH[@ALGO] or "
         "rllib:PATH",
     )
