@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -82,6 +82,11 @@ class TaskSpec:
     describe_episode: str | None = None
     """``"module:attribute"`` of ``describe(env) -> list[str]``: lines ``phobos run`` prints
     about an episode just flown (dates, geometry); ``None``: none."""
+    array_teams: Mapping[str, str] = field(default_factory=dict)
+    """Scripted team name -> ``"module:attribute"`` of its twin over the batch core's arrays,
+    built as ``twin(config)`` and called as ``twin(observations, masks) -> actions`` on
+    ``[env, agent, ...]`` arrays, with the same choices as the team (the on-policy warm
+    start's expert); empty: none."""
     oracle: bool = False
     """Whether evaluation's offline oracle (the proven bound and the ``planner`` team of
     ``phobos.evaluation.oracle``) models this task."""
@@ -101,6 +106,11 @@ class TaskSpec:
         object.__setattr__(self, "teams", dict(self.teams))
         for team, entry in self.teams.items():
             _check_entry_point(entry, f"{where}: team {team!r}")
+        object.__setattr__(self, "array_teams", dict(self.array_teams))
+        for team, entry in self.array_teams.items():
+            if team not in self.teams:
+                raise ValueError(f"{where}: array team {team!r} is not one of TaskSpec.teams")
+            _check_entry_point(entry, f"{where}: array team {team!r}")
         for part in ("single_agent_view", "metrics"):
             if not getattr(self, part):
                 raise ValueError(f"{where}: TaskSpec.{part} is required ('module:attribute')")
@@ -129,6 +139,15 @@ class TaskSpec:
                 f"task {self.name!r} has no team {name!r}; teams: {', '.join(sorted(self.teams))}"
             )
         return load_entry_point(self.teams[name])
+
+    def array_team(self, name: str) -> Any:
+        """The class of the scripted team ``name``'s twin over batch arrays."""
+        if name not in self.array_teams:
+            twins = ", ".join(sorted(self.array_teams)) or "none"
+            raise ValueError(
+                f"task {self.name!r} has no array twin of team {name!r} (teams with one: {twins})"
+            )
+        return load_entry_point(self.array_teams[name])
 
 
 class EpisodeMetrics:

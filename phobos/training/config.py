@@ -109,6 +109,15 @@ class TrainConfig:
     """Sites imagined from the lander's belief per decision, for a task whose world is hidden
     (phobos-sampling: :mod:`phobos.training.belief_teacher`); 0 where the batch core is
     known exactly and the search branches the true episode (orbit scheduling)."""
+    dagger_rounds: int = 0
+    """sb3 batch sampler, after the warm start (and any rollout rounds), before PPO: rounds of
+    on-policy cloning (:mod:`phobos.training.dagger`): the policy flies ``dagger_episodes``
+    episodes, the ``imitation_team``'s array twin labels every state it reached, and the
+    policy is cloned again on all rounds' rows; 0: off."""
+    dagger_episodes: int = 128
+    """Episodes each on-policy cloning round flies (stepped together)."""
+    dagger_epochs: int = 10
+    """Passes over all rounds' rows after each on-policy cloning round."""
     checkpoint_every: int = 5
     """Save a checkpoint every this many iterations (and at the end)."""
     trial_seeds: tuple[int, ...] = (0,)

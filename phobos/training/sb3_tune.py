@@ -71,7 +71,8 @@ def trial(params: dict[str, Any]) -> None:
                 cloned = warm_start(model, config, seed)
             elapsed += time.perf_counter() - began  # the warm start counts in the budget
             imitation = cloned["accuracy"]
-            print(f"imitation: {imitation:.1%} of greedy actions matched", flush=True)
+            team = config.imitation_team
+            print(f"imitation: {imitation:.1%} of the {team} team's actions matched", flush=True)
             if config.warm_start_overrun(elapsed) is not None:  # no update can run: say so
                 tune.report({"warm_start_s": elapsed, "seed": seed, "lr": lr})
                 env.close()
@@ -81,6 +82,12 @@ def trial(params: dict[str, Any]) -> None:
                 rounds = sb3_batch.improve_by_rollouts(model, env, config, seed)
                 elapsed += time.perf_counter() - began
                 imitation = rounds[-1]["accuracy"]
+            if batch and config.dagger_rounds > 0:
+                from phobos.training.dagger import imitate_on_policy
+
+                began = time.perf_counter()
+                imitation = imitate_on_policy(model, env, config, seed)[-1]["accuracy"]
+                elapsed += time.perf_counter() - began
             if batch and config.teacher_kl_coeff > 0:
                 model.freeze_teacher()
     samples = config.train_batch_size * (len(env.agents) if batch else 1)

@@ -90,6 +90,18 @@ def check(config: TrainConfig) -> None:
         )
     if config.imitation_episodes > 0:
         _check_imitation_team(config)
+    if config.dagger_rounds < 0:
+        raise ValueError(f"dagger_rounds must be 0 or more, got {config.dagger_rounds}")
+    if config.dagger_rounds > 0:
+        if not (shared_batch and config.imitation_episodes > 0):
+            raise ValueError(
+                "dagger_rounds needs framework 'sb3', sampler 'batch' and imitation_episodes > 0 "
+                "(on-policy cloning refines the warm start)"
+            )
+        for name in ("dagger_episodes", "dagger_epochs"):
+            if getattr(config, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
+        task_spec(config.env).array_team(config.imitation_team)  # its array twin, or an error
     if config.num_envs < 1:
         raise ValueError(f"num_envs must be at least 1, got {config.num_envs}")
     if config.policy_network == "cells":

@@ -29,6 +29,10 @@ register_task(
             "oracle": "phobos.agents.sampling_policies:oracle_team",
             "informed": "phobos.agents.sampling_informed:informed_team",
         },
+        array_teams={
+            "greedy": "phobos.agents.sampling_policies:GreedyTeamArrays",
+            "informed": "phobos.agents.sampling_informed:InformedTeamArrays",
+        },
         single_agent_view="phobos.agents.views:phobos_sampling_view",
         metrics="phobos.envs.sampling.metrics:SamplingMetrics",
         headline=(
