@@ -26,12 +26,25 @@ from typing import Any
 
 import numpy as np
 
+from phobos.agents.cell_actor import (
+    cell_groups,
+    cell_layers,
+    cell_logits,
+    check_cells,
+    parse_area_actions,
+    parse_areas,
+    parse_cell_actions,
+    parse_cells,
+    positive,
+)
 from phobos.agents.policy import Policy
 from phobos.agents.roles import module_id
 
 FORMAT = "phobos-shared-mlp/1"
 CELLS_FORMAT = "phobos-shared-cells/1"
 """The cell-set actor (:attr:`SharedPolicySpec.cells`): one scorer shared by every cell."""
+AREAS_FORMAT = "phobos-shared-cells/2"
+"""The cell-set actor whose area actions are scored from their cells (``areas``)."""
 SPEC_FILE = "policy.json"
 WEIGHTS_FILE = "policy.safetensors"
 MAX_SPEC_BYTES = 64 * 1024
@@ -66,6 +79,11 @@ class SharedPolicySpec:
             over 590 inputs learns poorly. None: the plain MLP.
         cell_actions: For the cell-set actor, per role: ``[first action, group]`` pairs, each
             ``count`` actions (one per cell) scored by that group.
+        areas: For the cell-set actor, the cells of each area of the site; with
+            ``area_actions`` (per role, the first of its one-per-area actions) those actions
+            are scored from the mean latent of their area's cells (``actor.area_logits``).
+            None: they come from the mixing layer like the other actions.
+        area_actions: See ``areas``.
 
     """
 
@@ -79,13 +97,13 @@ class SharedPolicySpec:
     per_role: bool = False
     cells: tuple[int, int, int] | None = None
     cell_actions: dict[str, tuple[tuple[int, int], ...]] | None = None
+    areas: tuple[tuple[int, ...], ...] | None = None
+    area_actions: dict[str, int] | None = None
 
     @property
     def cell_groups(self) -> int:
         """Scores per cell of the cell-set actor (0 for the MLP)."""
-        if self.cells is None or not self.cell_actions:
-            return 0
-        return 1 + max(group for pairs in self.cell_actions.values() for _, group in pairs)
+        return cell_groups(self)
 
     @property
     def input_size(self) -> int:
@@ -117,9 +135,13 @@ class SharedPolicySpec:
         """The spec file's text."""
         record = asdict(self)
         if self.cells is None:
-            del record["cells"], record["cell_actions"]  # MLP specs read as before
+            for key in ("cells", "cell_actions", "areas", "area_actions"):
+                del record[key]  # MLP specs read as before
             return json.dumps({"format": FORMAT, **record}, indent=2) + "\n"
-        return json.dumps({"format": CELLS_FORMAT, **record}, indent=2) + "\n"
+        if self.areas is None:
+            del record["areas"], record["area_actions"]  # as format 1 wrote them
+            return json.dumps({"format": CELLS_FORMAT, **record}, indent=2) + "\n"
+        return json.dumps({"format": AREAS_FORMAT, **record}, indent=2) + "\n"
 
     @classmethod
     def from_json(cls, text: str, source: str) -> SharedPolicySpec:
@@ -128,21 +150,25 @@ class SharedPolicySpec:
             record = json.loads(text)
         except ValueError as error:
             raise ValueError(f"{source}: not JSON ({error})") from None
-        if not isinstance(record, dict) or record.get("format") not in (FORMAT, CELLS_FORMAT):
-            raise ValueError(f"{source}: not a {FORMAT} spec (nor {CELLS_FORMAT})")
-        cells = record.get("format") == CELLS_FORMAT
+        formats = (FORMAT, CELLS_FORMAT, AREAS_FORMAT)
+        if not isinstance(record, dict) or record.get("format") not in formats:
+            raise ValueError(f"{source}: not a {FORMAT} spec (nor {CELLS_FORMAT}/2)")
+        cells = record.get("format") in (CELLS_FORMAT, AREAS_FORMAT)
+        areas = record.get("format") == AREAS_FORMAT
         try:
             spec = cls(
                 env=str(record["env"]),
                 roles=tuple(str(r) for r in record["roles"]),
-                observation_size=_positive(record["observation_size"], "observation_size"),
-                action_count=_positive(record["action_count"], "action_count"),
-                hidden=tuple(_positive(h, "hidden") for h in record["hidden"]),
+                observation_size=positive(record["observation_size"], "observation_size"),
+                action_count=positive(record["action_count"], "action_count"),
+                hidden=tuple(positive(h, "hidden") for h in record["hidden"]),
                 activation=str(record.get("activation", "tanh")),
                 inputs=tuple(str(i) for i in record.get("inputs", ("observations", "role"))),
                 per_role=bool(record.get("per_role", False)),
-                cells=_cells(record["cells"]) if cells else None,
-                cell_actions=_cell_actions(record["cell_actions"]) if cells else None,
+                cells=parse_cells(record["cells"]) if cells else None,
+                cell_actions=parse_cell_actions(record["cell_actions"]) if cells else None,
+                areas=parse_areas(record["areas"]) if areas else None,
+                area_actions=parse_area_actions(record["area_actions"]) if areas else None,
             )
         except (KeyError, TypeError) as error:
             raise ValueError(f"{source}: missing or malformed field {error}") from None
@@ -157,77 +183,12 @@ class SharedPolicySpec:
         return spec
 
 
-def _cells(value: Any) -> tuple[int, int, int]:
-    if not isinstance(value, list | tuple) or len(value) != 3:
-        raise TypeError("cells")
-    header, count, size = (_positive(v, "cells") for v in value)
-    return header, count, size
-
-
-def _cell_actions(value: Any) -> dict[str, tuple[tuple[int, int], ...]]:
-    if not isinstance(value, dict) or len(value) > 64:
-        raise TypeError("cell_actions")
-    out = {}
-    for role, pairs in value.items():
-        if not isinstance(pairs, list | tuple) or len(pairs) > 16:
-            raise TypeError("cell_actions")
-        checked = []
-        for pair in pairs:
-            if not isinstance(pair, list | tuple) or len(pair) != 2:
-                raise TypeError("cell_actions")
-            checked.append((_positive(pair[0], "cell_actions"), _natural(pair[1], "cell_actions")))
-        out[str(role)] = tuple(checked)
-    return out
-
-
-def _natural(value: Any, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1_000_000:
-        raise TypeError(name)
-    return value
-
-
-def check_cells(spec: SharedPolicySpec, source: str) -> None:
-    """Refuse a cell-set spec whose layout cannot fit its observation and actions."""
-    header, count, size = spec.cells
-    if header + count * size != spec.observation_size:
-        raise ValueError(
-            f"{source}: cells {list(spec.cells)} do not make an observation of "
-            f"{spec.observation_size} values"
-        )
-    if spec.inputs != ("observations", "role") or spec.per_role:
-        raise ValueError(f"{source}: the cell-set actor reads observations then role, shared")
-    for role, pairs in (spec.cell_actions or {}).items():
-        if role not in spec.roles:
-            raise ValueError(f"{source}: cell_actions for unknown role {role!r}")
-        for first, _ in pairs:
-            if first + count > spec.action_count:
-                raise ValueError(
-                    f"{source}: cell actions {first}..{first + count - 1} of {role!r} exceed "
-                    f"the {spec.action_count} actions"
-                )
-
-
-def _positive(value: Any, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= 1_000_000:
-        raise TypeError(name)
-    return value
-
-
 def actor_layers(
     spec: SharedPolicySpec, prefix: str = "actor"
 ) -> list[tuple[str, tuple[int, int]]]:
     """``(weight name, (out, in))`` of each linear layer of an actor, input to output."""
     if spec.cells is not None:
-        header, _, size = spec.cells
-        context = header + len(spec.roles)
-        sizes = [size + context, *spec.hidden]
-        layers = [(f"{prefix}.cell.{i}", (sizes[i + 1], sizes[i])) for i in range(len(spec.hidden))]
-        latent = spec.hidden[-1]
-        return layers + [
-            (f"{prefix}.cell_logits", (spec.cell_groups, latent)),
-            (f"{prefix}.mix", (latent, context + latent)),
-            (f"{prefix}.logits", (spec.action_count, latent)),
-        ]
+        return cell_layers(spec, prefix)
     sizes = [spec.input_size, *spec.hidden, spec.action_count]
     names = [f"{prefix}.{i}" for i in range(len(spec.hidden))] + [f"{prefix}.logits"]
     return [(names[i], (sizes[i + 1], sizes[i])) for i in range(len(names))]
@@ -302,29 +263,7 @@ class SharedActor:
 
 
     def _cell_logits(self, x: np.ndarray) -> np.ndarray:
-        spec = self.spec
-        header, count, size = spec.cells
-        cell_layers = self.layers[: len(spec.hidden)]
-        (score_w, score_b), (mix_w, mix_b), (out_w, out_b) = self.layers[len(spec.hidden) :]
-        batch = len(x)
-        context = np.concatenate([x[:, :header], x[:, spec.observation_size :]], axis=1)
-        cells = x[:, header : spec.observation_size].reshape(batch, count, size)
-        h = np.concatenate(
-            [cells, np.broadcast_to(context[:, None], (batch, count, context.shape[1]))], axis=2
-        )
-        for weight, bias in cell_layers:
-            h = self._activation(h @ weight.T + bias)
-        scores = h @ score_w.T + score_b  # [batch, count, groups]
-        mixed = self._activation(
-            np.concatenate([context, h.mean(axis=1)], axis=1) @ mix_w.T + mix_b
-        )
-        logits = mixed @ out_w.T + out_b
-        role = x[:, spec.observation_size :].argmax(axis=1)
-        for r, name in enumerate(spec.roles):
-            rows = np.flatnonzero(role == r)
-            for first, group in (spec.cell_actions or {}).get(name, ()):
-                logits[rows, first : first + count] = scores[rows, :, group]
-        return logits
+        return cell_logits(self.spec, self.layers, self._activation, x)
 
 
 def _relu(x: np.ndarray) -> np.ndarray:
