@@ -155,6 +155,8 @@ class SharedPolicySpec:
             raise ValueError(f"{source}: not a {FORMAT} spec (nor {CELLS_FORMAT}/2)")
         cells = record.get("format") in (CELLS_FORMAT, AREAS_FORMAT)
         areas = record.get("format") == AREAS_FORMAT
+        if not areas and ("areas" in record or "area_actions" in record):
+            raise ValueError(f"{source}: areas need format {AREAS_FORMAT}")
         try:
             spec = cls(
                 env=str(record["env"]),

@@ -18,6 +18,7 @@ import torch
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from torch import nn
 
+from phobos.agents.cell_actor import area_means
 from phobos.training.central_critic import SplitMlpExtractor, _mlp
 
 
@@ -31,6 +32,9 @@ class CellSetActor(nn.Module):
         actions: Logits per agent.
         hidden: Hidden sizes of the shared cell MLP (the last also sizes the mixing layer).
         activation: Activation class.
+        areas: The cells of each area, or None; with ``area_actions`` (per role, the first of
+            its one-per-area actions) those actions are scored from their area's mean latent.
+        area_actions: See ``areas``.
 
     """
 
@@ -42,6 +46,8 @@ class CellSetActor(nn.Module):
         actions: int,
         hidden: list[int],
         activation: type[nn.Module],
+        areas: tuple[tuple[int, ...], ...] | None = None,
+        area_actions: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
         self.header, self.count, self.size = cells
@@ -53,6 +59,10 @@ class CellSetActor(nn.Module):
         self.mix = nn.Linear(context + hidden[-1], hidden[-1])
         self.logits = nn.Linear(hidden[-1], actions)
         self.activation = activation()
+        self.area_actions = dict(area_actions or {})
+        if areas is not None:
+            self.area_logits = nn.Linear(hidden[-1], 1)
+            self.register_buffer("area_means", torch.as_tensor(area_means(areas, self.count)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Every action's logit."""
@@ -64,6 +74,10 @@ class CellSetActor(nn.Module):
         scores = self.cell_logits(h)  # [batch, count, groups]
         mixed = self.activation(self.mix(torch.cat([context, h.mean(dim=1)], dim=1)))
         logits = self.logits(mixed)
+        areas = None
+        if self.area_actions:
+            pooled = torch.einsum("ac,bch->bah", self.area_means, h)
+            areas = self.area_logits(pooled)[..., 0]  # [batch, areas]
         role = x[:, observation:].argmax(dim=1)
         out = logits
         for r, name in enumerate(self.roles):
@@ -74,6 +88,10 @@ class CellSetActor(nn.Module):
                     [replaced[:, :first], scores[:, :, group], replaced[:, first + self.count :]],
                     dim=1,
                 )
+            first = self.area_actions.get(name)
+            if first is not None and areas is not None:
+                end = first + areas.shape[1]
+                replaced = torch.cat([replaced[:, :first], areas, replaced[:, end:]], dim=1)
             out = torch.where((role == r)[:, None], replaced, out)
         return out
 
@@ -98,10 +116,13 @@ class CellSetPolicy(MaskableActorCriticPolicy):
         cells: tuple[int, int, int],
         roles: tuple[str, ...],
         cell_actions: dict[str, tuple[tuple[int, int], ...]],
+        areas: tuple[tuple[int, ...], ...] | None = None,
+        area_actions: dict[str, int] | None = None,
         **kwargs: Any,
     ) -> None:
         self.actor_inputs, self.cells = actor_inputs, tuple(cells)
         self.roles, self.cell_actions = tuple(roles), dict(cell_actions)
+        self.areas, self.area_actions = areas, area_actions
         super().__init__(*args, **kwargs)
 
     def _build_mlp_extractor(self) -> None:
@@ -115,6 +136,8 @@ class CellSetPolicy(MaskableActorCriticPolicy):
             int(self.action_space.n),
             hidden,
             self.activation_fn,
+            self.areas,
+            self.area_actions,
         )
         # The actor's latent is the logits: _build makes action_net the identity.
         self.mlp_extractor = SplitMlpExtractor(
@@ -138,6 +161,8 @@ class CellSetPolicy(MaskableActorCriticPolicy):
             "cells": self.cells,
             "roles": self.roles,
             "cell_actions": self.cell_actions,
+            "areas": self.areas,
+            "area_actions": self.area_actions,
         }
 
 
@@ -152,6 +177,8 @@ def actor_tensors(policy: CellSetPolicy) -> dict[str, torch.Tensor]:
         ("actor.mix", actor.mix),
         ("actor.logits", actor.logits),
     ]
+    if actor.area_actions:
+        named.append(("actor.area_logits", actor.area_logits))
     critic = [m for m in policy.mlp_extractor.value_net if isinstance(m, nn.Linear)]
     named += [(f"critic.{i}", layer) for i, layer in enumerate(critic)]
     named.append(("critic.value", policy.value_net))

@@ -82,11 +82,12 @@ class TrainConfig:
     teacher_kl_coeff: float = 0.0
     """sb3: after each PPO update, pull the policy towards its warm-started self by
     minimising this weight times KL(teacher || policy) (needs ``imitation_episodes``); 0: off."""
-    policy_network: Literal["mlp", "cells"] = "mlp"
+    policy_network: Literal["mlp", "cells", "cells_areas"] = "mlp"
     """sb3 batch sampler: ``mlp``, one MLP over the agent's observation and role; ``cells``,
     for a task whose observation is a header and one block per cell of a site (sampling):
     one MLP shared by the cells scores each cell's actions (:mod:`phobos.training.
-    cell_network`)."""
+    cell_network`); ``cells_areas``, the same whose per-area actions (image an area) are
+    scored from the mean latent of the area's cells."""
     rollout_rounds: int = 0
     """sb3 batch sampler, after the warm start and before PPO: rounds of distilling a rollout
     search's better actions into the policy (:mod:`phobos.training.rollout_teacher`); 0: off.

@@ -62,7 +62,7 @@ def new_model(config: TrainConfig, env: BatchVecEnv, seed: int, lr: float) -> An
 
     policy: Any = "MlpPolicy"
     policy_kwargs: dict[str, Any] = {"net_arch": list(config.hidden)}
-    if config.policy_network == "cells":
+    if config.policy_network in ("cells", "cells_areas"):
         from phobos.training.cell_network import CellSetPolicy
 
         spec = policy_spec(env, config)
@@ -72,6 +72,8 @@ def new_model(config: TrainConfig, env: BatchVecEnv, seed: int, lr: float) -> An
             "cells": spec.cells,
             "roles": spec.roles,
             "cell_actions": spec.cell_actions,
+            "areas": spec.areas,
+            "area_actions": spec.area_actions,
         }
     elif config.critic == "central":
         from phobos.training.central_critic import CentralCriticPolicy
@@ -105,7 +107,7 @@ def load_model(config: TrainConfig, env: BatchVecEnv, folder: Path) -> Any:
 def policy_spec(env: BatchVecEnv, config: TrainConfig) -> SharedPolicySpec:
     """The exported policy's spec: the MLP, or the cell-set actor over the core's cells."""
     fields: dict[str, Any] = {}
-    if config.policy_network == "cells":
+    if config.policy_network in ("cells", "cells_areas"):
         from phobos.agents.roles import module_id
 
         cells, per_agent = env.core.cell_structure()
@@ -113,6 +115,10 @@ def policy_spec(env: BatchVecEnv, config: TrainConfig) -> SharedPolicySpec:
             "cells": cells,
             "cell_actions": {module_id(agent): pairs for agent, pairs in per_agent.items()},
         }
+        if config.policy_network == "cells_areas":
+            areas, firsts = env.core.area_structure()
+            fields["areas"] = areas
+            fields["area_actions"] = {module_id(agent): a for agent, a in firsts.items()}
     return SharedPolicySpec(
         hidden=tuple(config.hidden), activation="tanh", **env.spec_base, **fields
     )

@@ -104,13 +104,22 @@ def check(config: TrainConfig) -> None:
         task_spec(config.env).array_team(config.imitation_team)  # its array twin, or an error
     if config.num_envs < 1:
         raise ValueError(f"num_envs must be at least 1, got {config.num_envs}")
-    if config.policy_network == "cells":
+    if config.policy_network in ("cells", "cells_areas"):
+        network = config.policy_network
         if not shared_batch:
-            raise ValueError("policy_network 'cells' needs framework 'sb3' with sampler 'batch'")
-        if not hasattr(make_batch(config.env, 1, **config.env_config), "cell_structure"):
             raise ValueError(
-                f"policy_network 'cells': the {config.env} observation has no cell blocks; "
+                f"policy_network {network!r} needs framework 'sb3' with sampler 'batch'"
+            )
+        core = make_batch(config.env, 1, **config.env_config)
+        if not hasattr(core, "cell_structure"):
+            raise ValueError(
+                f"policy_network {network!r}: the {config.env} observation has no cell blocks; "
                 "use policy_network 'mlp'"
+            )
+        if network == "cells_areas" and not hasattr(core, "area_structure"):
+            raise ValueError(
+                f"policy_network 'cells_areas': the {config.env} actions have no areas; "
+                "use policy_network 'cells'"
             )
     if config.rollout_rounds < 0:
         raise ValueError(f"rollout_rounds must be 0 or more, got {config.rollout_rounds}")

@@ -37,11 +37,16 @@ def _exported(tmp_path, **fields):
     return config, env, model
 
 
-@pytest.mark.parametrize("critic", ["local", "central"])
-def test_the_exported_actor_gives_the_trained_network_s_logits_for_both_roles(tmp_path, critic):
-    _, env, model = _exported(tmp_path, critic=critic)
+@pytest.mark.parametrize(
+    ("critic", "network"), [("local", "cells"), ("central", "cells"), ("central", "cells_areas")]
+)
+def test_the_exported_actor_gives_the_trained_network_s_logits_for_both_roles(
+    tmp_path, critic, network
+):
+    _, env, model = _exported(tmp_path, critic=critic, policy_network=network)
     spec, actors = read_shared_policy(tmp_path)
     assert spec.cells == (14, 36, 16) and set(spec.cell_actions) == set(spec.roles)
+    assert (spec.areas is not None) == (network == "cells_areas")
     observations, masks = env.core.reset([5, 6, 7])
     for _ in range(8):  # past the first images: cells differ from the prior
         observations, masks, _, _, _ = env.core.step(np.asarray(model.policy.predict(
@@ -55,6 +60,30 @@ def test_the_exported_actor_gives_the_trained_network_s_logits_for_both_roles(tm
     # The cell actions are scored cell by cell: the lander's spectrometer and sample ranges
     # and the team's advice hold per-cell scores, which differ from cell to cell.
     assert np.ptp(exported[0, 42:78]) > 0 and np.ptp(exported[1, 1:37]) > 0
+    if network == "cells_areas":  # the image actions are scored area by area from their cells
+        pooled = np.ptp(exported[0, 2:6])
+        assert pooled > 0 and spec.area_actions == {"phobos_grunt": 2}
+        assert [len(cells) for cells in spec.areas] == [9, 9, 9, 9]
+
+
+def test_area_specs_that_do_not_fit_are_refused(tmp_path):
+    _exported(tmp_path, policy_network="cells_areas")
+    env = make("phobos-sampling-v0")
+    load_shared_team(str(tmp_path), env)  # as exported, it loads
+    spec = json.loads((tmp_path / SPEC_FILE).read_text())
+    assert spec["format"] == "phobos-shared-cells/2"
+    bad = [
+        ({"areas": [[0, 1], [36]]}, "an area names cell 36 of 36"),
+        ({"area_actions": {"phobos_grunt": 76}}, "area actions 76..79 .* exceed the 78 actions"),
+        ({"area_actions": {"rover": 2}}, "area_actions for unknown role 'rover'"),
+        ({"areas": [[]]}, "malformed field"),
+        ({"areas": [[0]] * 65}, "malformed field"),
+        ({"format": "phobos-shared-cells/1"}, "areas need format phobos-shared-cells/2"),
+    ]
+    for change, message in bad:
+        (tmp_path / SPEC_FILE).write_text(json.dumps(spec | change))
+        with pytest.raises(ValueError, match=message):
+            load_shared_team(str(tmp_path), env)
 
 
 def test_cell_specs_that_do_not_fit_are_refused(tmp_path):
@@ -81,6 +110,10 @@ def test_cell_specs_that_do_not_fit_are_refused(tmp_path):
     [
         ({"env": "orbit-scheduling-v1", "minibatch_size": 60}, "has no cell blocks"),
         ({"sampler": "env", "minibatch_size": 12}, "needs framework 'sb3' with sampler 'batch'"),
+        (
+            {"env": "orbit-scheduling-v1", "minibatch_size": 60, "policy_network": "cells_areas"},
+            "has no cell blocks",
+        ),
     ],
 )
 def test_configs_that_cannot_use_the_cell_set_actor_are_refused(fields, culprit):

@@ -264,6 +264,17 @@ class PhobosSamplingBatch(BatchState):
             team: ((1, 2),),
         }
 
+    def area_structure(self) -> tuple[tuple[tuple[int, ...], ...], dict[str, int]]:
+        """The cells of each image area, and per agent the first of its per-area actions.
+
+        What a cell-set policy that scores area actions from their cells needs
+        (:attr:`~phobos.agents.shared_policy.SharedPolicySpec.areas`).
+        """
+        from phobos.envs.sampling.site import area_cells
+
+        areas = tuple(tuple(int(c) for c in cells) for cells in area_cells(self.config.site))
+        return areas, {self.agents[0]: self.layout.image(0)}
+
     # ----------------------------------------------------------------------------- branches
     def branch(
         self, copies: int, episodes: Sequence[int] | np.ndarray | None = None
