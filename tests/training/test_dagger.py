@@ -118,3 +118,12 @@ def test_bad_on_policy_cloning_configs_are_refused_before_ray_starts(fields, cul
     with pytest.raises(ValueError, match=culprit):
         check(TrainConfig(**(base | fields)))
     assert not ray.is_initialized()
+
+
+def test_the_warm_start_collects_the_team_it_is_told_to():
+    from phobos.training.imitation import collect
+
+    send = make_batch("phobos-sampling-v0", 1).layout.SEND
+    for team, sends in (("greedy", False), ("informed", True)):
+        rows = collect("phobos-sampling-v0", {}, 2, 0, 0.99, team)["phobos_grunt"]
+        assert bool((rows.actions == send).any()) == sends, team
