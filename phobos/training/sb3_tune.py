@@ -28,6 +28,10 @@ TUNE_FOLDER = "tune"
 """Ray Tune's experiment folder inside the run folder."""
 
 
+ROUND_KINDS = ("rollout_rounds", "dagger_rounds")
+"""Teaching rounds a checkpoint's ``phobos.json`` records, each a list of per-round summaries."""
+
+
 def make_view(config: TrainConfig) -> Any:
     """The single-agent Gymnasium view ``config`` trains on (its task spec's view)."""
     from phobos.agents.views import single_agent
@@ -46,7 +50,8 @@ def trial(params: dict[str, Any]) -> None:
     batch = config.sampler == "batch"
     env, steps = _trial_env(config, seed)
     checkpoint = tune.get_checkpoint()
-    updates, elapsed, imitation, rounds = 0, 0.0, None, []
+    updates, elapsed, imitation = 0, 0.0, None
+    rounds: dict[str, list[dict[str, float]]] = {}  # per kind of teaching round, its summaries
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             if batch:
@@ -56,7 +61,7 @@ def trial(params: dict[str, Any]) -> None:
             state = json.loads((Path(folder) / "phobos.json").read_text())
         updates, elapsed = state["iteration"], state["elapsed_s"]
         imitation = state.get("imitation_accuracy")
-        rounds = state.get("rollout_rounds", [])
+        rounds = {kind: state[kind] for kind in ROUND_KINDS if kind in state}
     else:
         model = (
             sb3_batch.new_model(config, env, seed, lr)
@@ -79,15 +84,16 @@ def trial(params: dict[str, Any]) -> None:
                 return
             if batch and config.rollout_rounds > 0:
                 began = time.perf_counter()
-                rounds = sb3_batch.improve_by_rollouts(model, env, config, seed)
+                rounds["rollout_rounds"] = sb3_batch.improve_by_rollouts(model, env, config, seed)
                 elapsed += time.perf_counter() - began
-                imitation = rounds[-1]["accuracy"]
+                imitation = rounds["rollout_rounds"][-1]["accuracy"]
             if batch and config.dagger_rounds > 0:
                 from phobos.training.dagger import imitate_on_policy
 
                 began = time.perf_counter()
-                imitation = imitate_on_policy(model, env, config, seed)[-1]["accuracy"]
+                rounds["dagger_rounds"] = imitate_on_policy(model, env, config, seed)
                 elapsed += time.perf_counter() - began
+                imitation = rounds["dagger_rounds"][-1]["accuracy"]
             if batch and config.teacher_kl_coeff > 0:
                 model.freeze_teacher()
     samples = config.train_batch_size * (len(env.agents) if batch else 1)
@@ -119,8 +125,9 @@ def trial(params: dict[str, Any]) -> None:
             tune.report(metrics)
     if updates == 0:  # cloning only (total_env_steps 0): the warm-started policy is the result
         metrics = {"iteration": 0, "env_steps": 0, "time_s": round(elapsed, 2), "seed": seed}
-        if rounds:  # the distilled policy's return on the last round's episodes
-            metrics["team_return_mean"] = rounds[-1]["policy_return_mean"]
+        last = rounds.get("dagger_rounds") or rounds.get("rollout_rounds")
+        if last:  # the policy's return on the last teaching round's episodes
+            metrics["team_return_mean"] = last[-1]["policy_return_mean"]
         progress = _progress(0, 0, elapsed, imitation, rounds)
         _checkpoint(model, env, config, metrics | {"lr": lr}, progress)
     env.close()
@@ -131,7 +138,7 @@ def _progress(
     env_steps: int,
     elapsed: float,
     imitation: float | None,
-    rounds: list[dict[str, float]],
+    rounds: dict[str, list[dict[str, float]]],
 ) -> dict[str, Any]:
     """Where a trial stands, as its checkpoints record it (``phobos.json``)."""
     record = {
@@ -140,7 +147,7 @@ def _progress(
         "elapsed_s": elapsed,
         "imitation_accuracy": imitation,
     }
-    return record | ({"rollout_rounds": rounds} if rounds else {})
+    return record | {kind: summaries for kind, summaries in rounds.items() if summaries}
 
 
 def _checkpoint(

@@ -127,3 +127,38 @@ def test_the_warm_start_collects_the_team_it_is_told_to():
     for team, sends in (("greedy", False), ("informed", True)):
         rows = collect("phobos-sampling-v0", {}, 2, 0, 0.99, team)["phobos_grunt"]
         assert bool((rows.actions == send).any()) == sends, team
+
+
+def test_phobos_train_records_each_on_policy_round_in_the_export(tmp_path):
+    import json
+
+    from tests.training.conftest import overrides, phobos
+
+    folder = tmp_path / "run"
+    result = phobos(
+        "train",
+        "--config",
+        "configs/train/sampling_lander_informed.yaml",
+        "--out",
+        str(folder),
+        *overrides(
+            [
+                "num_envs=2",
+                f"env_config={{horizon_steps: {HORIZON}}}",
+                "train_batch_size=8",
+                "minibatch_size=8",
+                "hidden=[16]",
+                "imitation_episodes=1",
+                "imitation_epochs=1",
+                "dagger_rounds=2",
+                "dagger_episodes=2",
+                "dagger_epochs=1",
+            ]
+        ),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((folder / "policy" / "phobos.json").read_text())
+    assert record["iteration"] == 0 and record["env_steps"] == 0
+    assert [r["round"] for r in record["dagger_rounds"]] == [1, 2]
+    assert record["imitation_accuracy"] == record["dagger_rounds"][-1]["accuracy"]
+    assert "rollout_rounds" not in record
