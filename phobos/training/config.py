@@ -128,6 +128,11 @@ class TrainConfig:
     max_concurrent_trials: int = 2
     """sb3: trials run at once (one CPU each)."""
 
+    @property
+    def cell_network(self) -> bool:
+        """Whether the actor is the cell-set network (``cells`` or ``cells_areas``)."""
+        return self.policy_network in ("cells", "cells_areas")
+
     def sb3_ppo_arguments(self) -> dict[str, Any]:
         """Stable-Baselines3 PPO keyword arguments these fields set, on either sampler."""
         return {

@@ -62,7 +62,7 @@ def new_model(config: TrainConfig, env: BatchVecEnv, seed: int, lr: float) -> An
 
     policy: Any = "MlpPolicy"
     policy_kwargs: dict[str, Any] = {"net_arch": list(config.hidden)}
-    if config.policy_network in ("cells", "cells_areas"):
+    if config.cell_network:
         from phobos.training.cell_network import CellSetPolicy
 
         spec = policy_spec(env, config)
@@ -107,7 +107,7 @@ def load_model(config: TrainConfig, env: BatchVecEnv, folder: Path) -> Any:
 def policy_spec(env: BatchVecEnv, config: TrainConfig) -> SharedPolicySpec:
     """The exported policy's spec: the MLP, or the cell-set actor over the core's cells."""
     fields: dict[str, Any] = {}
-    if config.policy_network in ("cells", "cells_areas"):
+    if config.cell_network:
         from phobos.agents.roles import module_id
 
         cells, per_agent = env.core.cell_structure()

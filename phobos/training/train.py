@@ -104,7 +104,7 @@ def check(config: TrainConfig) -> None:
         task_spec(config.env).array_team(config.imitation_team)  # its array twin, or an error
     if config.num_envs < 1:
         raise ValueError(f"num_envs must be at least 1, got {config.num_envs}")
-    if config.policy_network in ("cells", "cells_areas"):
+    if config.cell_network:
         network = config.policy_network
         if not shared_batch:
             raise ValueError(
