@@ -29,6 +29,9 @@ def add_commands(commands: Any) -> None:
     )
     train.add_argument("--ray-address", help="join this Ray cluster (HOST:PORT)")
     train.add_argument("--num-env-runners", type=int, help="rllib: remote sampling workers")
+    train.add_argument(
+        "--num-learners", type=int, help="rllib: 1 learns in a remote Ray worker"
+    )
     train.add_argument("--quiet", action="store_true", help="no per-iteration lines")
     train.add_argument(
         "--print-config",
@@ -48,6 +51,8 @@ def _train(args: argparse.Namespace) -> int:
     overrides = list(args.set)
     if args.num_env_runners is not None:
         overrides.append(f"num_env_runners={args.num_env_runners}")
+    if args.num_learners is not None:
+        overrides.append(f"num_learners={args.num_learners}")
     if args.resume and args.force:
         raise ValueError("--resume continues the run in --out, --force deletes it; pick one")
     if args.resume:

@@ -44,6 +44,10 @@ class TrainConfig:
     own, so deployed agents stay decentralised and the export flies a plain ``ParallelEnv``."""
     num_env_runners: int = 0
     """rllib: remote sampling workers; 0 samples in the driver."""
+    num_learners: int = 0
+    """rllib: 0 learns in the driver; 1 learns in a remote Ray worker of its own (on a
+    cluster, a node with the cores or GPU for it). More (RLlib's DDP) is refused: its copies
+    of the role modules drift apart (see :func:`phobos.training.train.check`)."""
     envs_per_env_runner: int = 1
     """rllib: environments each runner steps (vectorised)."""
     train_batch_size: int = 4000

@@ -61,7 +61,7 @@ def build_algorithm(config: TrainConfig) -> Any:
         PPOConfig()
         .environment(PhobosMultiAgentEnv, env_config=env_config)
         .env_runners(**env_runner_settings(config))
-        .learners(num_learners=0)
+        .learners(num_learners=config.num_learners)
         .training(
             lr=config.lr,
             gamma=config.gamma,

@@ -37,6 +37,30 @@ class TrainRequest:
     force: bool = False
 
 
+def _check_learners(config: TrainConfig) -> None:
+    """``num_learners``: rllib only, 0 (the driver learns) or 1 (a remote learner).
+
+    Two or more would be RLlib's DDP, which wraps every role module in its own
+    ``DistributedDataParallel`` over one process group: measured here on 2.60, the two
+    spacecraft modules (same shapes) came out of one update different on the two learners,
+    so the learners no longer hold one policy (the per-module DDP hazard of
+    ray-project/ray#63819). Every task here has several role modules, so it is refused.
+    """
+    learners = config.num_learners
+    if learners < 0:
+        raise ValueError(f"num_learners must be 0 or more, got {learners}")
+    if learners and config.framework != "rllib":
+        raise ValueError(
+            f"num_learners {learners} needs framework 'rllib' (an sb3 trial learns in its own "
+            "process; run more trials with trial_seeds or trial_lrs)"
+        )
+    if learners > 1:
+        raise ValueError(
+            f"num_learners {learners}: RLlib 2.60 keeps one DDP per role module and its learners' "
+            "copies of the roles drift apart (ray-project/ray#63819); use 0 or 1"
+        )
+
+
 def check(config: TrainConfig) -> None:
     """Every check that can fail before Ray starts; raises ValueError naming the culprit."""
     make_config(config.env, **config.env_config)  # unknown env, keys or values
@@ -60,6 +84,7 @@ def check(config: TrainConfig) -> None:
             raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
     if config.num_env_runners < 0:
         raise ValueError(f"num_env_runners must be 0 or more, got {config.num_env_runners}")
+    _check_learners(config)
     shared_batch = config.framework == "sb3" and config.sampler == "batch"
     if not shared_batch and config.minibatch_size > config.train_batch_size:
         raise ValueError(
@@ -208,7 +233,8 @@ def run(request: TrainRequest) -> CheckpointInfo:
     torch.set_num_threads(1)
     per_trial = config.rollout_workers if config.rollout_rounds > 0 else 1
     trials = min(config.max_concurrent_trials, os.cpu_count() or 1)
-    cpus = max(2, config.num_env_runners + 1, trials * per_trial)
+    # A remote learner holds a CPU of Ray's, as a runner does (PPO's phases take turns).
+    cpus = max(2, config.num_env_runners + config.num_learners + 1, trials * per_trial)
     started = init_ray(cpus, request.ray_address)
     try:
         if config.framework == "rllib":

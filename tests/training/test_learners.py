@@ -1,0 +1,81 @@
+"""``num_learners``: a remote learner trains and feeds the runners; DDP learners are refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from phobos.agents.team_spec import TeamSpec, build_team
+from phobos.envs import make
+from phobos.training.config import TrainConfig
+from phobos.training.train import check
+from tests.training.conftest import TINY_ORBIT, overrides, phobos
+from tests.training.test_rllib_batch import HORIZON, TINY
+
+
+def _learner_weights(learner) -> dict[str, np.ndarray]:
+    state = learner.module.get_state(inference_only=True)
+    return {f"{m}/{k}": np.asarray(v) for m, params in state.items() for k, v in params.items()}
+
+
+def _runner_weights(runner) -> dict[str, np.ndarray]:
+    state = runner.module.get_state(inference_only=True)
+    return {f"{m}/{k}": np.asarray(v) for m, params in state.items() for k, v in params.items()}
+
+
+def test_a_remote_learner_updates_the_policy_and_the_runners_fly_it(ray_local):
+    from phobos.training.rllib_ppo import build_algorithm
+
+    algorithm = build_algorithm(TrainConfig(seed=5, num_learners=1, **TINY))
+    try:
+        group = algorithm.learner_group
+        assert group.is_remote and len(group._workers) == 1
+        before = next(iter(group.foreach_learner(_learner_weights))).get()
+        algorithm.train()
+        learned = next(iter(group.foreach_learner(_learner_weights))).get()
+        flown = algorithm.env_runner_group.foreach_env_runner(
+            _runner_weights, local_env_runner=True
+        )[0]
+    finally:
+        algorithm.stop()
+    assert any(not np.array_equal(learned[k], before[k]) for k in learned)
+    assert learned.keys() == flown.keys()
+    for name in learned:  # the sampling runner holds what the remote learner learned
+        np.testing.assert_allclose(flown[name], learned[name], err_msg=name)
+
+
+@pytest.mark.parametrize(
+    ("fields", "culprit"),
+    [
+        ({"num_learners": -1}, "num_learners must be 0 or more"),
+        ({"num_learners": 1, "framework": "sb3"}, "needs framework 'rllib'"),
+        ({"num_learners": 2}, "num_learners 2: RLlib 2.60 keeps one DDP per role module"),
+    ],
+)
+def test_learner_counts_that_do_not_fit_are_refused_before_ray(fields, culprit):
+    with pytest.raises(ValueError, match=culprit):
+        check(TrainConfig(**fields))
+
+
+def test_a_run_with_a_remote_learner_warm_starts_and_exports_a_policy_that_flies(tmp_path):
+    folder = tmp_path / "run"
+    settings = [
+        *TINY_ORBIT,
+        "sampler=batch",
+        "num_envs=4",
+        "total_env_steps=192",
+        "imitation_episodes=2",
+        "imitation_epochs=1",
+    ]
+    command = ["train", "--out", str(folder), "--num-learners", "1"]
+    result = phobos(*command, *overrides(settings))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "imitation phobos_grunt" in result.stdout
+    env = make("orbit-scheduling-v0", horizon_steps=HORIZON)
+    team = build_team(TeamSpec.parse(f"rllib:{folder / 'policy'}"), env, trust=True)
+    observations, _ = env.reset(seed=7)
+    while env.agents:
+        actions = {agent: team[agent](observations[agent]) for agent in env.agents}
+        for agent, action in actions.items():
+            assert observations[agent]["action_mask"][action] == 1
+        observations, _, _, _, _ = env.step(actions)
