@@ -40,6 +40,7 @@ def build_algorithm(config: TrainConfig) -> Any:
     from ray.util import log_once
 
     from phobos.training.rllib_batch import env_runner_settings
+    from phobos.training.rllib_learner import EpochPPOTorchLearner
 
     # RLlib warns once per process that PPO runs on the new API stack, the stack this project
     # chose on purpose; taking that one turn of its log_once key keeps the console for us.
@@ -63,6 +64,7 @@ def build_algorithm(config: TrainConfig) -> Any:
         .env_runners(**env_runner_settings(config))
         .learners(num_learners=config.num_learners)
         .training(
+            learner_class=EpochPPOTorchLearner,  # every role module gets num_epochs passes
             lr=config.lr,
             gamma=config.gamma,
             lambda_=config.gae_lambda,
