@@ -11,10 +11,11 @@ about ``seconds`` after a warm-up update, in one run:
 
 An agent-step is one sample a learner trains on: every agent of every env step for the team
 paths, the learner's own step for the single-agent view. Workers: for RLlib, env runners
-(remote Ray workers; the learner stays in the driver); for SB3, independent trials run as
-Ray tasks at once, as ``phobos train`` runs Tune trials (their rates add up). The share of
-wall time spent sampling is reported beside each rate (for RLlib: the wall time outside the
-learner's update; for SB3: inside ``collect_rollouts``), and for SB3 the share in resets.
+(remote Ray workers sharing out the same episodes; the learner stays in the driver); for
+SB3, independent trials run as Ray tasks at once, as ``phobos train`` runs Tune trials
+(their rates add up). The share of wall time spent sampling is reported beside each rate
+(for RLlib: the wall time outside the learner's update; for SB3: inside
+``collect_rollouts``), and for SB3 the share in resets.
 
 Targets (2-core machine): the fastest orbit path >= 20,000 agent-steps/s whole iterations;
 the lander's batch path >= 10,000; 2 workers >= 1.6x 1 worker. Benchmarks are not tests:
@@ -223,6 +224,10 @@ def _rows(seconds: float, overrides: dict[str, Any], reference: int) -> list[tup
 
     def rllib_batch(workers: int) -> dict[str, float]:
         fields = BATCH_CONFIG | {"framework": "rllib", "num_env_runners": workers} | overrides
+        # num_envs counts per runner in RLlib: the runners share the same episodes, so every
+        # worker count learns the same update (more, shorter fragments would cost the learner
+        # per fragment, and that is not what more workers should be charged for).
+        fields["num_envs"] = max(fields["num_envs"] // workers, 1)
         # RLlib's minibatch may not exceed its train batch (counted in env steps there).
         fields["minibatch_size"] = min(fields["minibatch_size"], fields["train_batch_size"])
         return _rllib(seconds, TrainConfig(**fields))

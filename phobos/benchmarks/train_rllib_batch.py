@@ -1,8 +1,8 @@
 """RLlib PPO on the batch core: whole-iteration agent-steps/s with 0, 1 and 2 env runners.
 
-Each setting trains the orbit-scheduling team (``sampler="batch"``, 256 episodes per runner,
-8,192 env steps = 40,960 agent steps per PPO iteration) for about ``seconds`` after a
-warm-up iteration, and splits the wall time into learning (the driver's
+Each setting trains the orbit-scheduling team (``sampler="batch"``, 256 episodes shared
+out over the runners, 8,192 env steps = 40,960 agent steps per PPO iteration) for about
+``seconds`` after a warm-up iteration, and splits the wall time into learning (the driver's
 ``LearnerGroup.update``: learner connectors, GAE and SGD) and sampling (the rest: the
 runners' ``sample()``, their metrics and the weight sync). Beside it, the same PPO settings on
 the reference ``env`` sampler (one ``ParallelEnv`` episode per runner, a smaller batch so an
@@ -32,7 +32,7 @@ SETTINGS = {
     "num_epochs": 4,
     "hidden": (128, 128),
 }
-"""The batch path's settings: 256 episodes, 32 steps each per iteration (per runner count)."""
+"""The batch path's settings: 256 episodes (shared out over the runners), 32 steps each."""
 REFERENCE_BATCH = 2000
 """Env steps per iteration of the reference ``env`` sampler."""
 
@@ -116,7 +116,9 @@ def rllib_batch_rates(
     began = time.perf_counter()
     try:
         for runners in RUNNERS:
-            config = TrainConfig(**(settings | {"num_env_runners": runners}))
+            # num_envs is per runner: the runners share the same episodes (the same update).
+            envs = max(settings["num_envs"] // max(runners, 1), 1)
+            config = TrainConfig(**(settings | {"num_env_runners": runners, "num_envs": envs}))
             results["paths"][("rllib batch", runners)] = measure(config, seconds)
         reference = min(REFERENCE_BATCH, settings["train_batch_size"])
         config = TrainConfig(
