@@ -13,13 +13,9 @@ from tests.training.conftest import TINY_ORBIT, overrides, phobos
 from tests.training.test_rllib_batch import HORIZON, TINY
 
 
-def _learner_weights(learner) -> dict[str, np.ndarray]:
-    state = learner.module.get_state(inference_only=True)
-    return {f"{m}/{k}": np.asarray(v) for m, params in state.items() for k, v in params.items()}
-
-
-def _runner_weights(runner) -> dict[str, np.ndarray]:
-    state = runner.module.get_state(inference_only=True)
+def _weights(holder) -> dict[str, np.ndarray]:
+    """A learner's or an env runner's module weights, by module and parameter."""
+    state = holder.module.get_state(inference_only=True)
     return {f"{m}/{k}": np.asarray(v) for m, params in state.items() for k, v in params.items()}
 
 
@@ -30,11 +26,11 @@ def test_a_remote_learner_updates_the_policy_and_the_runners_fly_it(ray_local):
     try:
         group = algorithm.learner_group
         assert group.is_remote and len(group._workers) == 1
-        before = next(iter(group.foreach_learner(_learner_weights))).get()
+        before = next(iter(group.foreach_learner(_weights))).get()
         algorithm.train()
-        learned = next(iter(group.foreach_learner(_learner_weights))).get()
+        learned = next(iter(group.foreach_learner(_weights))).get()
         flown = algorithm.env_runner_group.foreach_env_runner(
-            _runner_weights, local_env_runner=True
+            _weights, local_env_runner=True
         )[0]
     finally:
         algorithm.stop()
