@@ -62,9 +62,9 @@ def build_algorithm(config: TrainConfig) -> Any:
         PPOConfig()
         .environment(PhobosMultiAgentEnv, env_config=env_config)
         .env_runners(**env_runner_settings(config))
-        .learners(num_learners=config.num_learners)
+        # every role module gets num_epochs passes
+        .learners(num_learners=config.num_learners, learner_class=EpochPPOTorchLearner)
         .training(
-            learner_class=EpochPPOTorchLearner,  # every role module gets num_epochs passes
             lr=config.lr,
             gamma=config.gamma,
             lambda_=config.gae_lambda,
