@@ -11,9 +11,12 @@ the core's ``info["terminated"]`` says, and restarted alone while the others go 
 
 What it hands to PPO's learner: one ``SingleAgentEpisode`` chunk per (episode, agent), with
 ``agent_id``, ``module_id`` and a ``multi_agent_episode_id`` unique to the chunk, numpy data
-throughout. RLlib's learner connectors (``AddOneTsToEpisodesAndTruncate``, the observation
-and column connectors, ``AgentToModuleMapping``, GAE) only ever look at the single-agent
-episodes inside a ``MultiAgentEpisode``, so this skips building per-step agent dicts.
+throughout, and no spaces (nothing downstream checks data against them). RLlib's learner
+connectors (``AddOneTsToEpisodesAndTruncate``, the observation and column connectors,
+``AgentToModuleMapping``, GAE) only ever look at the single-agent episodes inside a
+``MultiAgentEpisode``, so this skips building per-step agent dicts; PPO's learner reads them
+with :class:`~phobos.training.rllib_train_batch.ChunksToTrainBatch`, which builds the same
+train batch from their arrays (``tests/training/test_rllib_train_batch.py`` runs both).
 
 Counting: ``num_env_steps_sampled`` counts **env steps**, one per episode step (all agents
 of one episode acting once), exactly as the ``env`` sampler does, so ``train_batch_size``

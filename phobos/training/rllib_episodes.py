@@ -137,17 +137,16 @@ def chunks(
             for j, a in enumerate(indices):
                 agent = roster.agents[a]
                 width = roster.action_spaces[agent].n
-                space = roster.observation_spaces[agent]
                 observations = {"observations": obs[g, a], "action_mask": mask[g, a, :, :width]}
                 if roster.joint_state:
                     observations[JOINT_STATE] = joint[g]
                 out.append(
                     SingleAgentEpisode(
-                        observations=InfiniteLookbackBuffer(observations, space=space),
-                        observation_space=space,
+                        # No spaces: nothing downstream checks data against them, and
+                        # deriving each buffer's space structure was a third of the cost.
+                        observations=InfiniteLookbackBuffer(observations),
                         infos=[{}] * (length + 1),
                         actions=InfiniteLookbackBuffer(actions[g, a]),
-                        action_space=roster.action_spaces[agent],
                         rewards=InfiniteLookbackBuffer(rewards[g]),
                         extra_model_outputs={
                             Columns.ACTION_DIST_INPUTS: InfiniteLookbackBuffer(

@@ -11,6 +11,7 @@ observation, so the export flies a ParallelEnv as a local-critic one does.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
 from collections.abc import Callable
@@ -40,7 +41,6 @@ def build_algorithm(config: TrainConfig) -> Any:
     from ray.util import log_once
 
     from phobos.training.rllib_batch import env_runner_settings
-    from phobos.training.rllib_learner import EpochPPOTorchLearner
 
     # RLlib warns once per process that PPO runs on the new API stack, the stack this project
     # chose on purpose; taking that one turn of its log_once key keeps the console for us.
@@ -62,8 +62,7 @@ def build_algorithm(config: TrainConfig) -> Any:
         PPOConfig()
         .environment(PhobosMultiAgentEnv, env_config=env_config)
         .env_runners(**env_runner_settings(config))
-        # every role module gets num_epochs passes
-        .learners(num_learners=config.num_learners, learner_class=EpochPPOTorchLearner)
+        .learners(**learner_settings(config))
         .training(
             lr=config.lr,
             gamma=config.gamma,
@@ -90,6 +89,29 @@ def build_algorithm(config: TrainConfig) -> Any:
         .reporting(metrics_num_episodes_for_smoothing=20)
     )
     return ppo.build_algo()
+
+
+def learner_settings(config: TrainConfig) -> dict[str, Any]:
+    """``AlgorithmConfig.learners(...)`` arguments for ``config``.
+
+    The epoch-true learner; for the batch sampler also the array-built train batch
+    (:mod:`phobos.training.rllib_train_batch`) in place of RLlib's episode-by-episode pipeline.
+    """
+    from phobos.training.rllib_learner import EpochPPOTorchLearner
+    from phobos.training.rllib_train_batch import ChunksToTrainBatch
+
+    settings: dict[str, Any] = {
+        "num_learners": config.num_learners,
+        "learner_class": EpochPPOTorchLearner,  # every role module gets num_epochs passes
+    }
+    if config.sampler == "batch":
+        settings.update(
+            learner_connector=functools.partial(
+                ChunksToTrainBatch, gamma=config.gamma, lambda_=config.gae_lambda
+            ),
+            add_default_connectors_to_learner_pipeline=False,
+        )
+    return settings
 
 
 def train(
