@@ -73,14 +73,21 @@ def test_train_report_flags_misses_and_rows_the_budget_left_out():
     verdicts = _verdicts(text.split("Targets:")[1])
     assert verdicts["fastest orbit path (SB3 MaskablePPO, batch core slots, shared network, "
                     "2 worker(s)), agent-steps/s"] == "met"
-    assert verdicts["lander batch path (256x256, 1 worker(s)), agent-steps/s"] == "**MISSED**"
+    assert verdicts["lander batch path (256x256 MLP, 1 worker(s)), agent-steps/s"] == "**MISSED**"
     assert "not measured (set-up)" in text and "every row runs from" in text
     assert "**1 of 3 MISSED**" in text
+
+    # The committed lander's network is judged on its own row.
+    results["paths"][("sb3 batch lander recipe", 2)] = rates(2_000)
+    text = train.report(results)
+    verdicts = _verdicts(text.split("Targets:")[1])
+    recipe = "lander batch path (the committed lander's network, 2 worker(s)), agent-steps/s"
+    assert verdicts[recipe] == "**MISSED**" and "**2 of 4 MISSED**" in text
 
     # Two lander trials side by side: the faster row is the one judged.
     results["paths"][("sb3 batch lander", 2)] = rates(11_000)
     verdicts = _verdicts(train.report(results).split("Targets:")[1])
-    assert verdicts["lander batch path (256x256, 2 worker(s)), agent-steps/s"] == "met"
+    assert verdicts["lander batch path (256x256 MLP, 2 worker(s)), agent-steps/s"] == "met"
 
 
 def test_train_leaves_out_rows_whose_set_up_dwarfs_the_seconds(monkeypatch):

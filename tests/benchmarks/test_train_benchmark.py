@@ -16,6 +16,7 @@ def test_train_benchmark_runs_every_path_with_one_and_two_workers():
             assert rates["agent_steps_per_s"] > 0 and rates["updates"] >= 2
     for path in ("sb3 view", "sb3 batch lander", "sb3 view lander"):
         assert paths[(path, 1)]["agent_steps_per_s"] > 0
+    assert paths[("sb3 batch lander recipe", 2)]["agent_steps_per_s"] > 0
     assert 0 < paths[("sb3 batch", 2)]["sampling_share"] < 1
     table = train_bench.report(results)
     assert "batch core slots" in table and "(reference)" in table
