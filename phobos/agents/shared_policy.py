@@ -317,6 +317,10 @@ class SharedTeamPolicy(Policy):
 
     def act(self, observation: Any) -> int:
         """Argmax of the logits over the actions the observation's mask allows."""
+        return int(np.argmax(self.scores(observation)))
+
+    def scores(self, observation: Any) -> np.ndarray:
+        """The actor's logits of every action (float64), ``-inf`` where the mask forbids it."""
         count = self.actor.spec.action_count
         mask = np.zeros(count, dtype=np.float32)
         given = np.asarray(observation["action_mask"])
@@ -328,7 +332,7 @@ class SharedTeamPolicy(Policy):
         }
         inputs = np.concatenate([blocks[name] for name in self.actor.spec.inputs])[None]
         scores = self.actor.logits(inputs)[0].astype(np.float64)
-        return int(np.argmax(np.where(mask > 0, scores, -np.inf)))
+        return np.where(mask > 0, scores, -np.inf)
 
 
 def load_shared_team(path: str, env: Any, partial: bool = False) -> dict[str, Policy]:
