@@ -90,6 +90,43 @@ def measure(config: TrainConfig, seconds: float) -> dict[str, float]:
     }
 
 
+def measure_sampling(config: TrainConfig, seconds: float) -> dict[str, float]:
+    """PPO's sampling phase alone: the runners' ``sample()`` with the episodes in the driver.
+
+    What ``training_step`` does before its learner update, repeated for about ``seconds`` (at
+    least two rounds) after a warm-up round, with the weights left as built: the part of an
+    iteration that more runners share out.
+
+    Returns:
+        ``agent_steps_per_s``, and the ``agent_steps`` and ``rounds`` measured.
+
+    """
+    from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
+
+    from phobos.training.rllib_ppo import build_algorithm
+
+    algorithm = build_algorithm(config)
+
+    def sample() -> int:
+        episodes = synchronous_parallel_sample(
+            worker_set=algorithm.env_runner_group,
+            max_env_steps=config.train_batch_size,
+            _uses_new_env_runners=True,
+        )
+        return sum(len(episode) for episode in episodes)  # agent steps: one agent per chunk
+
+    try:
+        sample()
+        agent_steps, rounds, began = 0, 0, time.perf_counter()
+        while time.perf_counter() - began < seconds or rounds < 2:
+            agent_steps += sample()
+            rounds += 1
+        wall = time.perf_counter() - began
+    finally:
+        algorithm.stop()
+    return {"agent_steps_per_s": agent_steps / wall, "agent_steps": agent_steps, "rounds": rounds}
+
+
 def rllib_batch_rates(
     seconds: float = 20.0, overrides: dict[str, Any] | None = None
 ) -> dict[str, Any]:

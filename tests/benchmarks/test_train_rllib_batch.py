@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from phobos.benchmarks.train_rllib_batch import RUNNERS, report, rllib_batch_rates
+from phobos.benchmarks.train_rllib_batch import (
+    RUNNERS,
+    measure_sampling,
+    report,
+    rllib_batch_rates,
+)
+from phobos.ray_cluster import init_ray
+from phobos.training.config import TrainConfig
 
 SMALL = {
     "env_config": {"horizon_steps": 24},
@@ -28,3 +35,17 @@ def test_rllib_batch_benchmark_measures_every_runner_count_beside_the_env_path()
         assert abs(row["sampling_share"] + row["learning_share"] - 1) < 1e-9
     assert paths[("rllib env", 1)]["agent_steps_per_s"] > 0
     assert "rllib env" in report(results)
+
+
+def test_the_sampling_phase_alone_counts_every_agent_step_the_runner_hands_over():
+    import ray
+
+    started = init_ray(2)
+    try:
+        row = measure_sampling(TrainConfig(**SMALL, sampler="batch", num_env_runners=1), 0.0)
+    finally:
+        if started:
+            ray.shutdown()
+    # 96 env steps per round (4 episodes x 24 steps), 5 agents each, from the remote runner.
+    assert row["rounds"] >= 2 and row["agent_steps"] == row["rounds"] * 96 * 5
+    assert row["agent_steps_per_s"] > 0
