@@ -108,10 +108,14 @@ def measure_sampling(config: TrainConfig, seconds: float) -> dict[str, float]:
     algorithm = build_algorithm(config)
 
     def sample() -> int:
-        episodes = synchronous_parallel_sample(
+        # As training_step calls it: with the runners' metrics, which count env steps (without
+        # them it counts each chunk's steps as env steps and keeps the first runner's only).
+        episodes, _ = synchronous_parallel_sample(
             worker_set=algorithm.env_runner_group,
             max_env_steps=config.train_batch_size,
+            sample_timeout_s=algorithm.config.sample_timeout_s,
             _uses_new_env_runners=True,
+            _return_metrics=True,
         )
         return sum(len(episode) for episode in episodes)  # agent steps: one agent per chunk
 
