@@ -69,14 +69,17 @@ class CellSetActor(nn.Module):
         observation = self.header + self.count * self.size
         context = torch.cat([x[:, : self.header], x[:, observation:]], dim=1)
         cells = x[:, self.header : observation].reshape(len(x), self.count, self.size)
-        spread = context[:, None, :].expand(-1, self.count, -1)
-        h = self.cell(torch.cat([cells, spread], dim=2))
+        # The first layer over [cell, context] as its two halves: the context's half once per
+        # row, not once per cell (the same weights; about 1.15x the lander's training rate).
+        first = self.cell[0]
+        shared = nn.functional.linear(context, first.weight[:, self.size :], first.bias)
+        h = self.cell[1:](cells @ first.weight[:, : self.size].T + shared[:, None, :])
         scores = self.cell_logits(h)  # [batch, count, groups]
         mixed = self.activation(self.mix(torch.cat([context, h.mean(dim=1)], dim=1)))
         logits = self.logits(mixed)
         areas = None
         if self.area_actions:
-            pooled = torch.einsum("ac,bch->bah", self.area_means, h)
+            pooled = torch.matmul(self.area_means, h)  # [areas, cells] @ [batch, cells, h]
             areas = self.area_logits(pooled)[..., 0]  # [batch, areas]
         role = x[:, observation:].argmax(dim=1)
         out = logits
