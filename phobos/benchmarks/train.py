@@ -31,6 +31,7 @@ import yaml
 
 from phobos.agents.teams import TRAINED
 from phobos.benchmarks.targets import Target, table, verdict
+from phobos.benchmarks.train_sb3_batch import cap_line, sb3_batch
 from phobos.envs.orbit_scheduling.task import ID_V0 as ORBIT
 from phobos.envs.sampling.task import ID_V0 as SAMPLING
 from phobos.ray_cluster import init_ray
@@ -63,69 +64,6 @@ def lander_recipe() -> dict[str, Any]:
     fields = {key: recorded[key] for key in ("policy_network", "hidden", "critic")}
     return {"env": SAMPLING, **fields, "hidden": tuple(fields["hidden"])}
 TARGET_LANDER_AGENT_STEPS = 10_000
-
-
-def sb3_batch_worker(seconds: float, seed: int, overrides: dict[str, Any]) -> dict[str, float]:
-    """Train one SB3 batch model for ``seconds`` after a warm-up update; what it sampled."""
-    import torch
-
-    from phobos.training import sb3_batch
-
-    torch.set_num_threads(1)
-    config = TrainConfig(**(BATCH_CONFIG | overrides))
-    env = sb3_batch.make_env(config, seed)
-    model = sb3_batch.new_model(config, env, seed, config.lr)
-    spent = {"sampling": 0.0}
-    collect = model.collect_rollouts
-
-    def timed_collect(*args: Any, **kwargs: Any) -> Any:
-        began = time.perf_counter()
-        try:
-            return collect(*args, **kwargs)
-        finally:
-            spent["sampling"] += time.perf_counter() - began
-
-    model.collect_rollouts = timed_collect
-    reset = env.core.reset
-    spent["resets"] = 0.0
-
-    def timed_reset(*args: Any, **kwargs: Any) -> Any:
-        began = time.perf_counter()
-        try:
-            return reset(*args, **kwargs)
-        finally:
-            spent["resets"] += time.perf_counter() - began
-
-    env.core.reset = timed_reset
-    samples = config.train_batch_size * len(env.agents)
-    model.learn(samples)  # warm-up
-    spent["sampling"], spent["resets"], updates = 0.0, 0.0, 0
-    began = time.perf_counter()
-    while time.perf_counter() - began < seconds or updates < 2:
-        model.learn(samples, reset_num_timesteps=False)
-        updates += 1
-    wall = time.perf_counter() - began
-    return {
-        "agent_steps": samples * updates,
-        "wall_s": wall,
-        "sampling_s": spent["sampling"],
-        "resets_s": spent["resets"],
-        "updates": updates,
-    }
-
-
-def _sb3_batch(seconds: float, workers: int, overrides: dict[str, Any]) -> dict[str, float]:
-    import ray
-
-    task = ray.remote(num_cpus=1)(sb3_batch_worker)
-    parts = ray.get([task.remote(seconds, seed, overrides) for seed in range(workers)])
-    rate = sum(p["agent_steps"] / p["wall_s"] for p in parts)
-    return {
-        "agent_steps_per_s": rate,
-        "sampling_share": sum(p["sampling_s"] / p["wall_s"] for p in parts) / workers,
-        "reset_share": sum(p["resets_s"] / p["wall_s"] for p in parts) / workers,
-        "updates": sum(p["updates"] for p in parts),
-    }
 
 
 def _rllib(seconds: float, config: TrainConfig) -> dict[str, float]:
@@ -217,7 +155,7 @@ def run(
 
 
 def _import_trainers() -> None:
-    from phobos.training import sb3_batch  # noqa: F401 - imports torch and SB3 once
+    import phobos.training.sb3_batch  # noqa: F401 - imports torch and SB3 once
 
 
 def _warm_workers(workers: int) -> None:
@@ -250,21 +188,21 @@ def _rows(seconds: float, overrides: dict[str, Any], reference: int) -> list[tup
         )
         return _rllib(seconds, config)
 
-    lander = {"env": LANDER_ENV, "hidden": LANDER_HIDDEN} | overrides
+    lander = BATCH_CONFIG | {"env": LANDER_ENV, "hidden": LANDER_HIDDEN} | overrides
     lander_hidden = overrides.get("hidden", LANDER_HIDDEN)
     return [
         *(
-            (("sb3 batch", w), "sb3", lambda w=w: _sb3_batch(seconds, w, overrides))
+            (("sb3 batch", w), "sb3", lambda w=w: sb3_batch(seconds, w, BATCH_CONFIG | overrides))
             for w in WORKERS
         ),
         *(
-            (("sb3 batch lander", w), "sb3", lambda w=w: _sb3_batch(seconds, w, lander))
+            (("sb3 batch lander", w), "sb3", lambda w=w: sb3_batch(seconds, w, lander))
             for w in WORKERS
         ),
         (
             ("sb3 batch lander recipe", max(WORKERS)),
             "sb3",
-            lambda: _sb3_batch(seconds, max(WORKERS), lander_recipe() | overrides),
+            lambda: sb3_batch(seconds, max(WORKERS), BATCH_CONFIG | lander_recipe() | overrides),
         ),
         (("sb3 view", 1), "sb3", lambda: _sb3_view(seconds, reference)),
         (
@@ -367,6 +305,10 @@ def _summary(paths: dict) -> list[str]:
         for t in _lander_targets(paths)
         if t.met is not None
     ]
+    for kind in ("sb3 batch lander", "sb3 batch lander recipe"):
+        workers, _ = _fastest_lander(paths, kind)
+        if workers and "matmul_ceiling" in paths[(kind, workers)]:
+            lines.append(cap_line(_LABELS[kind], paths[(kind, workers)], workers))
     for path in ("sb3 batch", "rllib batch", "rllib env"):
         one, two = _rate(paths, (path, 1)), _rate(paths, (path, 2))
         if one and two:
