@@ -22,6 +22,7 @@ from typing import Any
 
 from phobos import config as config_tools
 from phobos.envs.orbit_scheduling.task import ID_V0 as DEFAULT_ENV
+from phobos.ray_cluster import use_torch_env
 
 
 def env_help() -> str:
@@ -36,6 +37,7 @@ def env_help() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``phobos`` console script."""
+    use_torch_env()  # before anything imports torch (see TORCH_ENV)
     parser = argparse.ArgumentParser(prog="phobos", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
