@@ -23,6 +23,7 @@ workers >= 1.6x 1 worker. Benchmarks are not tests: CI checks that :func:`run` r
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from typing import Any
@@ -109,7 +110,7 @@ def _sb3_view(
 SETUP_GUESS_S = {"rllib batch": 15.0, "rllib env": 25.0}
 """What a row of each RLlib kind costs beyond its measured seconds before one has run (its
 build with its env runners, the warm-up iteration) on the 2-core machine."""
-SETUP_FACTOR = 2.0
+SETUP_FACTOR = 3.0
 """A row whose set-up is expected to take more than this many times ``seconds`` is not run."""
 
 
@@ -135,13 +136,14 @@ def run(
     started_here = not ray.is_initialized()
     began = time.perf_counter()
     init_ray(max(WORKERS) + 1)
-    results: dict[str, Any] = {"seconds": seconds, "paths": {}, "skipped": []}
+    results: dict[str, Any] = {"seconds": seconds, "paths": {}, "skipped": [], "setup_s": 0.0}
     setup = dict(SETUP_GUESS_S)
     try:
         _warm_workers(max(WORKERS))
         for key, kind, measure in _rows(seconds, overrides, reference):
             if seconds > 0 and setup.get(kind, 0.0) > SETUP_FACTOR * seconds:
                 results["skipped"].append(key)
+                results["setup_s"] = max(results["setup_s"], setup[kind])
                 continue
             row_began = time.perf_counter()
             results["paths"][key] = measure()
@@ -271,13 +273,14 @@ def report(results: dict[str, Any]) -> str:
             f"{resets} | {rates['updates']} | {rates.get('row_s', float('nan')):.0f} |"
         )
     if results.get("skipped"):
+        expected = results.get("setup_s", 0.0)
         lines += [
             "",
             f"{len(results['skipped'])} row(s) not measured: their set-up (an RLlib build "
-            f"with its env runners and a warm-up iteration, about "
-            f"{SETUP_GUESS_S['rllib batch']:.0f}-{SETUP_GUESS_S['rllib env']:.0f} s here) "
-            f"exceeds {SETUP_FACTOR:g}x --seconds {results['seconds']:g}; every row runs from "
-            "about --seconds 15.",
+            f"with its env runners and a warm-up iteration, up to {expected:.0f} s "
+            f"expected from the last row of their kind) exceeds {SETUP_FACTOR:g}x --seconds "
+            f"{results['seconds']:g}; --seconds "
+            f"{math.ceil(expected / SETUP_FACTOR)} or more runs them.",
         ]
     lines += ["", *_summary(paths), "", table(targets(results))]
     return "\n".join(lines)
