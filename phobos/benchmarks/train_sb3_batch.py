@@ -113,17 +113,20 @@ def sample_flops(model: Any, config: TrainConfig) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    data = next(model.rollout_buffer.get(config.minibatch_size))
-    rows = len(data.actions)
-    policy, actions = model.policy, data.actions.long().flatten()
+    # The buffer's first rows, not its shuffled minibatches: those draw from numpy's global RNG.
+    buffer, policy = model.rollout_buffer, model.policy
+    rows = min(config.minibatch_size, buffer.buffer_size * buffer.n_envs)
+    observations = torch.as_tensor(buffer.observations.reshape(-1, *buffer.obs_shape)[:rows])
+    actions = torch.as_tensor(buffer.actions.reshape(-1)[:rows]).long()
+    masks = torch.as_tensor(buffer.action_masks.reshape(-1, buffer.mask_dims)[:rows])
     with FlopCounterMode(display=False) as update:
         values, log_prob, entropy = policy.evaluate_actions(
-            data.observations, actions, action_masks=data.action_masks
+            observations, actions, action_masks=masks
         )
         (values.sum() + log_prob.sum() + entropy.sum()).backward()
     policy.optimizer.zero_grad()  # the counted pass must not leak into the next update
     with torch.no_grad(), FlopCounterMode(display=False) as rollout:
-        policy(data.observations, action_masks=data.action_masks)
+        policy(observations, action_masks=masks)
     return (config.num_epochs * update.get_total_flops() + rollout.get_total_flops()) / rows
 
 
