@@ -42,12 +42,17 @@ def measure(config: TrainConfig, seconds: float) -> dict[str, float]:
 
     Returns:
         ``agent_steps_per_s`` (whole iterations), ``sampling_share`` and ``learning_share`` of
-        the wall time, ``iterations`` and the env steps per iteration.
+        the wall time, ``iterations``, the env steps per iteration and the driver learner's
+        torch threads (NaN for a remote learner).
 
     """
+    import torch
+
     from phobos.training.rllib_ppo import build_algorithm
 
     algorithm = build_algorithm(config)
+    # The driver's learner set its process's torch threads as it was built.
+    threads = float("nan") if algorithm.learner_group.is_remote else torch.get_num_threads()
     update = algorithm.learner_group.update
     spent = {"learning": 0.0}
 
@@ -87,6 +92,7 @@ def measure(config: TrainConfig, seconds: float) -> dict[str, float]:
         "iterations": iterations,
         "env_steps_per_iteration": steps / iterations,
         "cpu_agent_steps_per_s": steps * AGENTS / cpu_s,
+        "learner_threads": threads,
     }
 
 

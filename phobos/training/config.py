@@ -48,6 +48,11 @@ class TrainConfig:
     """rllib: 0 learns in the driver; 1 learns in a remote Ray worker of its own (on a
     cluster, a node with the cores or GPU for it). More (RLlib's DDP) is refused: its copies
     of the role modules drift apart (see :func:`phobos.training.train.check`)."""
+    learner_threads: int = 1
+    """rllib: torch threads of the learner (the driver's, or the remote one's). PPO's phases
+    take turns: the learner waits while the runners sample and they wait while it learns, so
+    it may use the runners' cores; 2 with 2 runners on 2 cores gave 1.25x (docs/benchmarks.md).
+    Float sums then run in another order, so a run repeats only at the same setting."""
     envs_per_env_runner: int = 1
     """rllib: environments each runner steps (vectorised)."""
     train_batch_size: int = 4000

@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+import torch
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.policy.sample_batch import MultiAgentBatch
 from ray.rllib.utils.minibatch_utils import MiniBatchCyclicIterator
@@ -61,8 +62,22 @@ class EpochMinibatches:
                 yield MultiAgentBatch(minibatch, len(self._batch))
 
 
+TORCH_THREADS = "torch_threads"
+"""``learner_config_dict`` key: the learner's torch threads (``TrainConfig.learner_threads``)."""
+
+
 class EpochPPOTorchLearner(PPOTorchLearner):
-    """PPO's torch learner iterating :class:`EpochMinibatches` instead of RLlib's cycling."""
+    """PPO's torch learner iterating :class:`EpochMinibatches` instead of RLlib's cycling.
+
+    It also sets its process's torch threads to ``learner_config_dict[TORCH_THREADS]`` (1 when
+    absent): RLlib leaves torch's default, every core, which on a small machine fights the env
+    runners.
+    """
+
+    def build(self) -> None:
+        """Set the torch threads, then build as PPO's torch learner does."""
+        torch.set_num_threads(int(self.config.learner_config_dict.get(TORCH_THREADS, 1)))
+        super().build()
 
     def _create_iterator_if_necessary(self, **kwargs: Any) -> Any:
         iterator = super()._create_iterator_if_necessary(**kwargs)

@@ -97,12 +97,13 @@ def learner_settings(config: TrainConfig) -> dict[str, Any]:
     The epoch-true learner; for the batch sampler also the array-built train batch
     (:mod:`phobos.training.rllib_train_batch`) in place of RLlib's episode-by-episode pipeline.
     """
-    from phobos.training.rllib_learner import EpochPPOTorchLearner
+    from phobos.training.rllib_learner import TORCH_THREADS, EpochPPOTorchLearner
     from phobos.training.rllib_train_batch import ChunksToTrainBatch
 
     settings: dict[str, Any] = {
         "num_learners": config.num_learners,
         "learner_class": EpochPPOTorchLearner,  # every role module gets num_epochs passes
+        "learner_config_dict": {TORCH_THREADS: config.learner_threads},
     }
     if config.sampler == "batch":
         settings.update(

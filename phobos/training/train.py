@@ -54,6 +54,13 @@ def _check_learners(config: TrainConfig) -> None:
             f"num_learners {learners} needs framework 'rllib' (an sb3 trial learns in its own "
             "process; run more trials with trial_seeds or trial_lrs)"
         )
+    if config.learner_threads < 1:
+        raise ValueError(f"learner_threads must be at least 1, got {config.learner_threads}")
+    if config.learner_threads > 1 and config.framework != "rllib":
+        raise ValueError(
+            f"learner_threads {config.learner_threads} needs framework 'rllib' (an sb3 trial "
+            "samples and learns in one process on one core)"
+        )
     if learners > 1:
         raise ValueError(
             f"num_learners {learners}: RLlib 2.60 keeps one DDP per role module and its learners' "

@@ -40,12 +40,32 @@ def test_a_remote_learner_updates_the_policy_and_the_runners_fly_it(ray_local):
         np.testing.assert_allclose(flown[name], learned[name], err_msg=name)
 
 
+def test_the_driver_learner_runs_on_the_threads_asked_for(ray_local):
+    import torch
+
+    from phobos.training.rllib_ppo import build_algorithm
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        algorithm = build_algorithm(TrainConfig(seed=5, learner_threads=2, **TINY))
+        try:
+            assert not algorithm.learner_group.is_remote
+            assert torch.get_num_threads() == 2
+        finally:
+            algorithm.stop()
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize(
     ("fields", "culprit"),
     [
         ({"num_learners": -1}, "num_learners must be 0 or more"),
         ({"num_learners": 1, "framework": "sb3"}, "needs framework 'rllib'"),
         ({"num_learners": 2}, "num_learners 2: RLlib 2.60 keeps one DDP per role module"),
+        ({"learner_threads": 0}, "learner_threads must be at least 1, got 0"),
+        ({"learner_threads": 2, "framework": "sb3"}, "learner_threads 2 needs framework 'rllib'"),
     ],
 )
 def test_learner_counts_that_do_not_fit_are_refused_before_ray(fields, culprit):
