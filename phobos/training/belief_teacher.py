@@ -32,6 +32,20 @@ LANDER = 0
 """The lander's index in the sampling task's agent order."""
 
 
+def _fly_on(branch: Any, first: np.ndarray, policy: TeamPolicy, horizon: int, config: Any) -> Any:
+    """Each copy's return over ``horizon`` steps: ``first``, then the policy (ended: ignored)."""
+    observations, masks, reward, done, _ = branch.step(first)
+    total = np.array(reward, dtype=np.float64)
+    ended = done.copy()
+    for _ in range(horizon - 1):
+        if ended.all() or int(branch.step_index[0]) >= config.horizon_steps:
+            break
+        observations, masks, reward, done, _ = branch.step(policy(observations, masks))
+        total += np.where(ended, 0.0, reward)
+        ended |= done
+    return total
+
+
 class BeliefRolloutTeacher:
     """The search of the module notes over one sampling batch core.
 
@@ -67,6 +81,12 @@ class BeliefRolloutTeacher:
         self.min_gain = max(min_gain, TIE_MARGIN)
         self.sample_cells, self.spectrum_cells = sample_cells, spectrum_cells
         self._episode_seeds: list[int] = []
+
+    fly_policy = False
+    """Whether :meth:`fly` steps the episodes with the policy's actions (not the search's)."""
+    fill_untried = False
+    """Whether an allowed lander action the search did not try gets the row's largest regret
+    (else 0, which the expected-regret term would read as the best)."""
 
     # ------------------------------------------------------------------------- candidates
     def candidates(
@@ -132,6 +152,9 @@ class BeliefRolloutTeacher:
         value[table < 0] = -np.inf
         tried = table >= 0
         regret = value.max(axis=1, keepdims=True) - np.where(tried, value, 0.0)
+        if self.fill_untried:
+            worst = regret.max(axis=1, where=tried, initial=0.0)
+            regrets[choosing, LANDER] = np.where(masks[choosing, LANDER] == 1, worst[:, None], 0)
         rows = np.repeat(choosing, width)[tried.reshape(-1)]
         regrets[rows, LANDER, table[tried]] = regret[tried]
         value[:, 0] += self.min_gain  # column 0 is the policy's own action
@@ -156,15 +179,7 @@ class BeliefRolloutTeacher:
         branch.imagine(imagined, labels)
         first = np.repeat(base, width * k, axis=0)
         first[:, LANDER] = np.repeat(np.maximum(table, 0).reshape(-1), k)
-        observations, masks, reward, done, _ = branch.step(first)
-        total = np.array(reward, dtype=np.float64)
-        ended = done.copy()
-        for _ in range(self.horizon - 1):
-            if ended.all() or int(branch.step_index[0]) >= self.core.config.horizon_steps:
-                break
-            observations, masks, reward, done, _ = branch.step(self.policy(observations, masks))
-            total += np.where(ended, 0.0, reward)
-            ended |= done
+        total = _fly_on(branch, first, self.policy, self.horizon, self.core.config)
         return total.reshape(m, width, k).mean(axis=2)
 
     def fly(self, seeds: list[int]) -> TeacherEpisodes:
@@ -186,7 +201,7 @@ class BeliefRolloutTeacher:
             allowed.append(np.where(ended[:, None, None], 0, masks))
             chosen.append(actions)
             regrets.append(regret)
-            observations, masks, reward, done, _ = core.step(actions)
+            observations, masks, reward, done, _ = core.step(base if self.fly_policy else actions)
             rewards.append(np.where(ended, 0.0, np.asarray(reward, dtype=np.float64)))
             ended |= done
         return TeacherEpisodes(
@@ -196,4 +211,46 @@ class BeliefRolloutTeacher:
             np.stack(rewards),
             np.stack(regrets),
             changed / max(decisions, 1),
+        )
+
+
+class SiteRolloutTeacher(BeliefRolloutTeacher):
+    """The same candidates, each tried once on the true site, on the policy's own states.
+
+    A search on the true site picks by what the lander cannot know (the soil under a cell),
+    so its choices are not the lander's to copy. Its regrets are, on average: over the states
+    that look alike to the lander, the true sites are spread as its belief is, so the action
+    whose regret is least on average is the one with the highest mean return under that
+    belief, the belief teacher's answer without its K imagined sites per decision, each true
+    site met once and the averaging left to the learning (``rollout_regret_weight``). Three
+    things keep it from teaching clairvoyance: the episodes fly the policy's actions, so no
+    state the policy learns on was reached knowing the site; the rows' cross-entropy labels
+    are the policy's own actions unless a change gains ``min_gain``; and an allowed action not
+    tried counts as the worst tried (``fill_untried``). Each copy draws its labels from a copy
+    of its episode's generator (common random numbers across the candidates).
+
+    Args:
+        core: A sampling batch core (``branch``).
+        policy: The base team policy.
+        horizon: Steps each rollout flies at most.
+        min_gain: Return a candidate must add on this one site to become the row's label.
+
+    """
+
+    fly_policy = True
+    fill_untried = True
+
+    def __init__(
+        self, core: Any, policy: TeamPolicy, horizon: int, min_gain: float = TIE_MARGIN
+    ) -> None:
+        super().__init__(core, policy, 1, horizon, min_gain)
+
+    def _values(self, episodes: np.ndarray, table: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """Return ``[m, C]`` of each candidate on the true site, the policy flying on."""
+        m, width = table.shape
+        branch = self.core.branch(width, episodes)
+        first = np.repeat(base, width, axis=0)
+        first[:, LANDER] = np.maximum(table, 0).reshape(-1)
+        return _fly_on(branch, first, self.policy, self.horizon, self.core.config).reshape(
+            m, width
         )

@@ -98,7 +98,8 @@ class TrainConfig:
     cell_network`); ``cells_areas``, the same whose per-area actions (image an area) are
     scored from the mean latent of the area's cells."""
     rollout_rounds: int = 0
-    """sb3 batch sampler, after the warm start and before PPO: rounds of distilling a rollout
+    """sb3 batch sampler, after the warm start (and any on-policy cloning rounds) and before
+    PPO: rounds of distilling a rollout
     search's better actions into the policy (:mod:`phobos.training.rollout_teacher`); 0: off.
     Needs a batch core that can branch (both tasks)."""
     rollout_episodes: int = 64
@@ -119,8 +120,13 @@ class TrainConfig:
     """Sites imagined from the lander's belief per decision, for a task whose world is hidden
     (phobos-sampling: :mod:`phobos.training.belief_teacher`); 0 where the batch core is
     known exactly and the search branches the true episode (orbit scheduling)."""
+    rollout_true_site: bool = False
+    """phobos-sampling: search on the true site instead, one try per candidate, on the states
+    the policy's own actions reach, learned through the expected-regret term alone
+    (:class:`~phobos.training.belief_teacher.SiteRolloutTeacher`); needs ``rollout_samples``
+    0 and ``rollout_regret_weight`` above 0."""
     dagger_rounds: int = 0
-    """sb3 batch sampler, after the warm start (and any rollout rounds), before PPO: rounds of
+    """sb3 batch sampler, after the warm start, before any rollout rounds and PPO: rounds of
     on-policy cloning (:mod:`phobos.training.dagger`): the policy flies ``dagger_episodes``
     episodes, the ``imitation_team``'s array twin labels every state it reached, and the
     policy is cloned again on all rounds' rows; 0: off."""

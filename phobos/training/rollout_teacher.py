@@ -205,6 +205,7 @@ def fly_teacher(
     min_gain: float,
     samples: int = 0,
     seed: int = 0,
+    true_site: bool = False,
 ) -> TeacherEpisodes:
     """The teacher over a shared policy's actor, on episodes ``seeds``: one worker's share.
 
@@ -219,6 +220,8 @@ def fly_teacher(
         samples: Sites imagined per decision where the world is hidden
             (:class:`~phobos.training.belief_teacher.BeliefRolloutTeacher`); 0: exact.
         seed: Seeds the imagined sites.
+        true_site: Where the world is hidden, search the true site instead
+            (:class:`~phobos.training.belief_teacher.SiteRolloutTeacher`).
 
     """
     from phobos.agents.shared_policy import SharedActor
@@ -227,6 +230,10 @@ def fly_teacher(
     core = make_batch(env_id, len(seeds), **env_config)
     actor = SharedActor(spec, tensors, "the policy in training")
     policy = actor_policy(actor, spec.role_features(core.agents))
+    if true_site:
+        from phobos.training.belief_teacher import SiteRolloutTeacher
+
+        return SiteRolloutTeacher(core, policy, horizon, min_gain).fly(list(seeds))
     if samples:
         from phobos.training.belief_teacher import BeliefRolloutTeacher
 

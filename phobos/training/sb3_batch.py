@@ -213,6 +213,7 @@ def _fly_teacher(
     arguments = [
         (config.env, config.env_config, spec, actor, [int(x) for x in share])
         + (config.rollout_horizon, config.rollout_min_gain, config.rollout_samples, seed)
+        + (config.rollout_true_site,)
         for share in shares
     ]
     if len(arguments) == 1:
@@ -306,8 +307,10 @@ def improve_by_rollouts(
             "changed": flown.changed,
             "accuracy": fitted["accuracy"],
         }
+        # The true-site search flies the policy's own actions: its return is the policy's.
+        flew = "the policy flew" if config.rollout_true_site else "teacher return"
         log(
-            f"rollout round {round_index + 1}: teacher return {summary['teacher_return_mean']:.2f}"
+            f"rollout round {round_index + 1}: {flew} {summary['teacher_return_mean']:.2f}"
             f", {flown.changed:.1%} of actions changed; policy matches {fitted['accuracy']:.1%} "
             f"and returns {summary['policy_return_mean']:.2f} on the same episodes"
         )

@@ -82,11 +82,6 @@ def trial(params: dict[str, Any]) -> None:
                 tune.report({"warm_start_s": elapsed, "seed": seed, "lr": lr})
                 env.close()
                 return
-            if batch and config.rollout_rounds > 0:
-                began = time.perf_counter()
-                rounds["rollout_rounds"] = sb3_batch.improve_by_rollouts(model, env, config, seed)
-                elapsed += time.perf_counter() - began
-                imitation = rounds["rollout_rounds"][-1]["accuracy"]
             if batch and config.dagger_rounds > 0:
                 from phobos.training.dagger import imitate_on_policy
 
@@ -94,6 +89,11 @@ def trial(params: dict[str, Any]) -> None:
                 rounds["dagger_rounds"] = imitate_on_policy(model, env, config, seed)
                 elapsed += time.perf_counter() - began
                 imitation = rounds["dagger_rounds"][-1]["accuracy"]
+            if batch and config.rollout_rounds > 0:  # searches from the on-policy clone
+                began = time.perf_counter()
+                rounds["rollout_rounds"] = sb3_batch.improve_by_rollouts(model, env, config, seed)
+                elapsed += time.perf_counter() - began
+                imitation = rounds["rollout_rounds"][-1]["accuracy"]
             if batch and config.teacher_kl_coeff > 0:
                 model.freeze_teacher()
     samples = config.train_batch_size * (len(env.agents) if batch else 1)
@@ -125,7 +125,7 @@ def trial(params: dict[str, Any]) -> None:
             tune.report(metrics)
     if updates == 0:  # cloning only (total_env_steps 0): the warm-started policy is the result
         metrics = {"iteration": 0, "env_steps": 0, "time_s": round(elapsed, 2), "seed": seed}
-        last = rounds.get("dagger_rounds") or rounds.get("rollout_rounds")
+        last = rounds.get("rollout_rounds") or rounds.get("dagger_rounds")
         if last:  # the policy's return on the last teaching round's episodes
             metrics["team_return_mean"] = last[-1]["policy_return_mean"]
         progress = _progress(0, 0, elapsed, imitation, rounds)

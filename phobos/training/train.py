@@ -68,6 +68,25 @@ def _check_learners(config: TrainConfig) -> None:
         )
 
 
+def _check_true_site(config: TrainConfig, hidden: bool) -> None:
+    """``rollout_true_site``: a hidden world, no imagined sites, and the regrets to learn."""
+    if not hidden:
+        raise ValueError(
+            f"rollout_true_site: the {config.env} search already branches the true episode "
+            "(nothing is hidden there); leave it false"
+        )
+    if config.rollout_samples:
+        raise ValueError(
+            f"rollout_true_site searches the true site: rollout_samples must be 0, got "
+            f"{config.rollout_samples}"
+        )
+    if config.rollout_regret_weight <= 0:
+        raise ValueError(
+            "rollout_true_site needs rollout_regret_weight above 0: copying each true site's "
+            "best action would teach what the lander cannot know"
+        )
+
+
 def check(config: TrainConfig) -> None:
     """Every check that can fail before Ray starts; raises ValueError naming the culprit."""
     make_config(config.env, **config.env_config)  # unknown env, keys or values
@@ -174,7 +193,9 @@ def check(config: TrainConfig) -> None:
                 "search runs on it; set rollout_rounds: 0"
             )
         hidden = hasattr(core, "believed_sites")
-        if hidden and config.rollout_samples < 1:
+        if config.rollout_true_site:
+            _check_true_site(config, hidden)
+        elif hidden and config.rollout_samples < 1:
             raise ValueError(
                 f"rollout_samples must be at least 1 for {config.env}: its world is hidden "
                 "from the lander, so the search imagines sites from the lander's belief"

@@ -1,14 +1,16 @@
 """The belief rollout teacher: candidates the lander may take, a search that never reads the
-hidden site, that repeats exactly, and that beats a policy with clearly better choices."""
+hidden site, that repeats exactly, and that beats a policy with clearly better choices; and
+the true-site teacher, which flies the policy's own states and leaves no action free of regret."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from phobos.agents.sampling_policies import GreedyTeamArrays
 from phobos.envs import make_batch
 from phobos.training import sb3_batch
-from phobos.training.belief_teacher import BeliefRolloutTeacher
+from phobos.training.belief_teacher import BeliefRolloutTeacher, SiteRolloutTeacher
 from phobos.training.rollout_teacher import fly_teacher
 
 SEEDS = [51, 52]
@@ -131,7 +133,100 @@ def test_a_worker_s_share_is_the_belief_search_over_the_policy_s_actor():
     np.testing.assert_array_equal(share.actions, direct.actions)
 
 
-def test_phobos_train_distils_the_belief_search_into_a_sampling_team(tmp_path):
+def test_the_true_site_teacher_flies_the_policy_and_prices_every_allowed_action():
+    core = _core()
+    policy = GreedyTeamArrays(core.config)
+    flown = SiteRolloutTeacher(core, policy, horizon=SHORT).fly(SEEDS)
+    # The states are the policy's own: the episodes return what the policy alone returns.
+    np.testing.assert_allclose(flown.rewards.sum(axis=0), sb3_batch.fly(core, policy, SEEDS))
+    assert 0 < flown.changed < 1  # the search would change some choices, not all
+    lander = flown.regrets[:, :, 0]
+    allowed = flown.masks[:, :, 0] == 1
+    searched = (allowed.sum(axis=-1) > 1) & (lander.max(axis=-1) > 0)
+    assert searched.sum() > 10
+    assert (lander[~allowed] == 0).all()
+    assert (flown.regrets[:, :, 1] == 0).all()  # the science team follows the policy
+    # An allowed action the search did not try counts as the worst it tried, not as free.
+    observations, masks = _mid_episode(core, policy)
+    teacher = SiteRolloutTeacher(core, policy, horizon=SHORT)
+    table = teacher.candidates(observations, masks, policy(observations, masks))
+    _, _, regrets = teacher.improve(observations, masks)
+    for row, tried, regret in zip(masks[:, 0], table, regrets[:, 0], strict=True):
+        untried = np.flatnonzero(row == 1)
+        untried = untried[~np.isin(untried, tried)]
+        assert untried.size > 0 and regret.max() > 0
+        np.testing.assert_array_equal(regret[untried], regret.max())
+
+
+def test_the_true_site_search_reads_the_site_and_a_worker_s_share_is_the_same_search():
+    from phobos.agents.shared_policy import SharedActor, SharedPolicySpec
+    from phobos.training.rollout_teacher import actor_policy
+
+    core = _core()
+    rng = np.random.default_rng(0)
+    size, actions = core.layout.size, core.layout.lander_actions
+    spec = SharedPolicySpec(
+        env="phobos-sampling-v0",
+        roles=("phobos_grunt", "science_team"),
+        observation_size=size,
+        action_count=actions,
+        hidden=(8,),
+    )
+    tensors = {
+        "actor.0.weight": rng.normal(size=(8, size + 2)).astype(np.float32),
+        "actor.0.bias": np.zeros(8, np.float32),
+        "actor.logits.weight": rng.normal(size=(actions, 8)).astype(np.float32),
+        "actor.logits.bias": np.zeros(actions, np.float32),
+    }
+    share = fly_teacher(
+        "phobos-sampling-v0", {"horizon_steps": SHORT}, spec, tensors, SEEDS, SHORT, 0.0, 0, 0, True
+    )
+    policy = actor_policy(SharedActor(spec, tensors, "test"), spec.role_features(core.agents))
+    direct = SiteRolloutTeacher(core, policy, SHORT).fly(SEEDS)
+    np.testing.assert_array_equal(share.actions, direct.actions)
+    np.testing.assert_array_equal(share.regrets, direct.regrets)
+    greedy = GreedyTeamArrays(core.config)
+    observations, masks = _mid_episode(core, greedy)
+    teacher = SiteRolloutTeacher(core, greedy, horizon=SHORT)
+    base = greedy(observations, masks)
+    episodes = np.arange(len(SEEDS))
+    table = teacher.candidates(observations, masks, base)
+    before = teacher._values(episodes, table, base)
+    for name in ("value", "composition"):
+        core.site[name][:] = core.site[name][:, ::-1]
+    assert not np.array_equal(before, teacher._values(episodes, table, base))
+
+
+@pytest.mark.parametrize(
+    ("fields", "culprit"),
+    [
+        ({"rollout_samples": 2}, "rollout_samples must be 0, got 2"),
+        ({"rollout_regret_weight": 0.0}, "needs rollout_regret_weight above 0"),
+        ({"env": "orbit-scheduling-v1"}, "already branches the true episode"),
+    ],
+)
+def test_true_site_settings_that_cannot_work_are_refused_before_ray(fields, culprit):
+    from phobos.training.config import TrainConfig
+    from phobos.training.train import check
+
+    settings = {
+        "env": "phobos-sampling-v0",
+        "framework": "sb3",
+        "sampler": "batch",
+        "num_envs": 4,
+        "train_batch_size": 8,
+        "minibatch_size": 8,
+        "imitation_episodes": 1,
+        "rollout_rounds": 1,
+        "rollout_true_site": True,
+        "rollout_regret_weight": 1.0,
+    }
+    with pytest.raises(ValueError, match=culprit):
+        check(TrainConfig(**(settings | fields)))
+
+
+@pytest.mark.parametrize("search", ["rollout_samples=2", "rollout_true_site=true"])
+def test_phobos_train_distils_the_belief_search_into_a_sampling_team(tmp_path, search):
     import json
 
     from phobos.agents.team_spec import TeamSpec, build_team
@@ -159,7 +254,8 @@ def test_phobos_train_distils_the_belief_search_into_a_sampling_team(tmp_path):
                 "imitation_epochs=1",
                 "rollout_rounds=1",
                 "rollout_episodes=2",
-                "rollout_samples=2",
+                search,
+                "rollout_regret_weight=1.0",
                 f"rollout_horizon={SHORT}",
                 "rollout_epochs=1",
                 "rollout_workers=2",
