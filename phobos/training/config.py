@@ -49,10 +49,12 @@ class TrainConfig:
     cluster, a node with the cores or GPU for it). More (RLlib's DDP) is refused: its copies
     of the role modules drift apart (see :func:`phobos.training.train.check`)."""
     learner_threads: int = 1
-    """rllib: torch threads of the learner (the driver's, or the remote one's). PPO's phases
-    take turns: the learner waits while the runners sample and they wait while it learns, so
-    it may use the runners' cores; 2 with 2 runners on 2 cores gave 1.25x (docs/benchmarks.md).
-    Float sums then run in another order, so a run repeats only at the same setting."""
+    """Torch threads of the learner. rllib: the driver's learner, or the remote one's. PPO's
+    phases take turns: the learner waits while the runners sample and they wait while it
+    learns, so it may use the runners' cores; 2 with 2 runners on 2 cores gave 1.25x. sb3:
+    each trial's (Tune gives a trial this many CPUs), for a run of fewer trials than cores;
+    the lander's cell-set network learned 1.5x faster on 2 (docs/benchmarks.md). Float sums
+    then run in another order, so a run repeats only at the same setting."""
     envs_per_env_runner: int = 1
     """rllib: environments each runner steps (vectorised)."""
     train_batch_size: int = 4000

@@ -44,8 +44,8 @@ def trial(params: dict[str, Any]) -> None:
     import torch
     from sb3_contrib import MaskablePPO
 
-    torch.set_num_threads(1)
     config = config_tools.from_mapping(TrainConfig, params["config"])
+    torch.set_num_threads(config.learner_threads)
     seed, lr = int(params["seed"]), float(params["lr"])
     batch = config.sampler == "batch"
     env, steps = _trial_env(config, seed)
@@ -141,11 +141,14 @@ def _progress(
     rounds: dict[str, list[dict[str, float]]],
 ) -> dict[str, Any]:
     """Where a trial stands, as its checkpoints record it (``phobos.json``)."""
+    import torch
+
     record = {
         "iteration": updates,
         "env_steps": env_steps,
         "elapsed_s": elapsed,
         "imitation_accuracy": imitation,
+        "torch_threads": torch.get_num_threads(),  # as the trial ran, not as asked
     }
     return record | {kind: summaries for kind, summaries in rounds.items() if summaries}
 
@@ -230,7 +233,7 @@ def train(
     # One CPU for the trial, and one more for each rollout worker beyond its own share
     # (Tune launches a trial's tasks only inside the trial's placement group).
     extra = config.rollout_workers - 1 if config.rollout_rounds > 0 else 0
-    bundles = [{"CPU": 1.0}] + [{"CPU": 1.0}] * extra
+    bundles = [{"CPU": float(config.learner_threads)}] + [{"CPU": 1.0}] * extra
     trainable = tune.with_resources(trial, tune.PlacementGroupFactory(bundles))
     experiment = run.path.resolve() / TUNE_FOLDER
     if resume and tune.Tuner.can_restore(str(experiment)):

@@ -56,11 +56,6 @@ def _check_learners(config: TrainConfig) -> None:
         )
     if config.learner_threads < 1:
         raise ValueError(f"learner_threads must be at least 1, got {config.learner_threads}")
-    if config.learner_threads > 1 and config.framework != "rllib":
-        raise ValueError(
-            f"learner_threads {config.learner_threads} needs framework 'rllib' (an sb3 trial "
-            "samples and learns in one process on one core)"
-        )
     if learners > 1:
         raise ValueError(
             f"num_learners {learners}: RLlib 2.60 keeps one DDP per role module and its learners' "
@@ -259,7 +254,9 @@ def run(request: TrainRequest) -> CheckpointInfo:
 
     # On small machines torch's thread pool fights Ray's workers for the same cores.
     torch.set_num_threads(1)
-    per_trial = config.rollout_workers if config.rollout_rounds > 0 else 1
+    per_trial = config.learner_threads + (
+        config.rollout_workers - 1 if config.rollout_rounds > 0 else 0
+    )
     trials = min(config.max_concurrent_trials, os.cpu_count() or 1)
     # A remote learner holds a CPU of Ray's, as a runner does (PPO's phases take turns).
     cpus = max(2, config.num_env_runners + config.num_learners + 1, trials * per_trial)
