@@ -105,11 +105,10 @@ def test_min_gain_leaves_the_policy_its_choices_and_the_search_repeats_exactly()
     assert not np.array_equal(first.regrets, other.regrets)  # the seed draws the worlds
 
 
-def test_a_worker_s_share_is_the_belief_search_over_the_policy_s_actor():
-    from phobos.agents.shared_policy import SharedActor, SharedPolicySpec
-    from phobos.training.rollout_teacher import actor_policy
+def _random_actor(core):
+    """A shared actor's spec and random weights for the lander and the science team."""
+    from phobos.agents.shared_policy import SharedPolicySpec
 
-    core = _core()
     rng = np.random.default_rng(0)
     size, actions = core.layout.size, core.layout.lander_actions
     spec = SharedPolicySpec(
@@ -125,6 +124,15 @@ def test_a_worker_s_share_is_the_belief_search_over_the_policy_s_actor():
         "actor.logits.weight": rng.normal(size=(actions, 8)).astype(np.float32),
         "actor.logits.bias": np.zeros(actions, np.float32),
     }
+    return spec, tensors
+
+
+def test_a_worker_s_share_is_the_belief_search_over_the_policy_s_actor():
+    from phobos.agents.shared_policy import SharedActor
+    from phobos.training.rollout_teacher import actor_policy
+
+    core = _core()
+    spec, tensors = _random_actor(core)
     share = fly_teacher(
         "phobos-sampling-v0", {"horizon_steps": SHORT}, spec, tensors, SEEDS, SHORT, 0.0, 2, 9
     )
@@ -159,25 +167,11 @@ def test_the_true_site_teacher_flies_the_policy_and_prices_every_allowed_action(
 
 
 def test_the_true_site_search_reads_the_site_and_a_worker_s_share_is_the_same_search():
-    from phobos.agents.shared_policy import SharedActor, SharedPolicySpec
+    from phobos.agents.shared_policy import SharedActor
     from phobos.training.rollout_teacher import actor_policy
 
     core = _core()
-    rng = np.random.default_rng(0)
-    size, actions = core.layout.size, core.layout.lander_actions
-    spec = SharedPolicySpec(
-        env="phobos-sampling-v0",
-        roles=("phobos_grunt", "science_team"),
-        observation_size=size,
-        action_count=actions,
-        hidden=(8,),
-    )
-    tensors = {
-        "actor.0.weight": rng.normal(size=(8, size + 2)).astype(np.float32),
-        "actor.0.bias": np.zeros(8, np.float32),
-        "actor.logits.weight": rng.normal(size=(actions, 8)).astype(np.float32),
-        "actor.logits.bias": np.zeros(actions, np.float32),
-    }
+    spec, tensors = _random_actor(core)
     share = fly_teacher(
         "phobos-sampling-v0", {"horizon_steps": SHORT}, spec, tensors, SEEDS, SHORT, 0.0, 0, 0, True
     )
