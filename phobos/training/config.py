@@ -54,8 +54,8 @@ class TrainConfig:
     learns, so it may use the runners' cores; 2 with 2 runners on 2 cores gave 1.25x. sb3:
     each trial's (Tune gives a trial this many CPUs), for a run of fewer trials than cores;
     the lander's cell-set network's PPO updates ran 1.5x faster on 2, its cloning's small
-    minibatches no faster (docs/benchmarks.md). Float sums
-    then run in another order, so a run repeats only at the same setting."""
+    minibatches no faster (docs/benchmarks.md). Float sums then run in another order, so a
+    run repeats only at the same setting."""
     envs_per_env_runner: int = 1
     """rllib: environments each runner steps (vectorised)."""
     train_batch_size: int = 4000
