@@ -230,8 +230,8 @@ def train(
 ) -> CheckpointInfo:
     """Run every trial (seeds x learning rates) under Tune; export the best one."""
     lrs = list(config.trial_lrs) or [config.lr]
-    # One CPU for the trial, and one more for each rollout worker beyond its own share
-    # (Tune launches a trial's tasks only inside the trial's placement group).
+    # A CPU for each of the trial's torch threads, and one more for each rollout worker beyond
+    # its own share (Tune launches a trial's tasks only inside the trial's placement group).
     extra = config.rollout_workers - 1 if config.rollout_rounds > 0 else 0
     bundles = [{"CPU": float(config.learner_threads)}] + [{"CPU": 1.0}] * extra
     trainable = tune.with_resources(trial, tune.PlacementGroupFactory(bundles))
