@@ -144,7 +144,12 @@ class TrainConfig:
     trial_lrs: tuple[float, ...] = ()
     """sb3: learning rates to grid-search; empty uses ``lr``."""
     max_concurrent_trials: int = 2
-    """sb3: trials run at once (one CPU each)."""
+    """sb3: trials run at once (``learner_threads`` CPUs each, plus extra rollout workers)."""
+
+    @property
+    def extra_rollout_workers(self) -> int:
+        """Rollout workers beyond the trial's own share, a CPU each (0 without rollout rounds)."""
+        return self.rollout_workers - 1 if self.rollout_rounds > 0 else 0
 
     @property
     def cell_network(self) -> bool:

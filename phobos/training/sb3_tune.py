@@ -232,8 +232,8 @@ def train(
     lrs = list(config.trial_lrs) or [config.lr]
     # A CPU for each of the trial's torch threads, and one more for each rollout worker beyond
     # its own share (Tune launches a trial's tasks only inside the trial's placement group).
-    extra = config.rollout_workers - 1 if config.rollout_rounds > 0 else 0
-    bundles = [{"CPU": float(config.learner_threads)}] + [{"CPU": 1.0}] * extra
+    extra = [{"CPU": 1.0}] * config.extra_rollout_workers
+    bundles = [{"CPU": float(config.learner_threads)}] + extra
     trainable = tune.with_resources(trial, tune.PlacementGroupFactory(bundles))
     experiment = run.path.resolve() / TUNE_FOLDER
     if resume and tune.Tuner.can_restore(str(experiment)):

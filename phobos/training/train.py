@@ -254,9 +254,7 @@ def run(request: TrainRequest) -> CheckpointInfo:
 
     # On small machines torch's thread pool fights Ray's workers for the same cores.
     torch.set_num_threads(1)
-    per_trial = config.learner_threads + (
-        config.rollout_workers - 1 if config.rollout_rounds > 0 else 0
-    )
+    per_trial = config.learner_threads + config.extra_rollout_workers
     trials = min(config.max_concurrent_trials, os.cpu_count() or 1)
     # A remote learner holds a CPU of Ray's, as a runner does (PPO's phases take turns).
     cpus = max(2, config.num_env_runners + config.num_learners + 1, trials * per_trial)
