@@ -19,6 +19,7 @@ from phobos.envs.sampling.layout import (
     PROBABLE_VALUE,
     SPECTRUM,
     SUN,
+    TIME,
 )
 
 
@@ -130,3 +131,21 @@ def test_the_informed_lander_weighs_what_a_damaged_sampler_forfeits():
     # Net of the failure penalty alone the risky cell is better, as the greedy lander sees it.
     assert GreedyLander(config).act(observation) == layout.sample(4)
     assert lander.act(observation) == layout.sample(9)
+
+
+def test_the_informed_lander_skips_the_spectrometer_when_the_clock_runs_short():
+    config = make("phobos-sampling-v0").config
+    cell = {"material": 1, "value": 0.6, "hazard": 0.0}
+    lander, layout, observation = _two_cells(0.0, cell, {"material": 1, "value": 0.1, "hazard": 0})
+    vector, mask = observation["observations"], observation["action_mask"]
+    cells = vector[layout.header :].reshape(layout.cells, layout.cell_size)
+    cells[4, : layout.classes] = 1.0 / layout.classes  # vague: worth a spectrum
+    vector[layout.header :] = cells.reshape(-1)
+    mask[layout.spectrometer(4)] = 1
+    vector[TIME] = 0.1
+    assert lander.act(observation) == layout.spectrometer(4)
+    # Half the container still to fill and a tenth of the campaign left: sample it now.
+    vector[layout.own_field(CONTAINER)] = 0.5
+    vector[TIME] = 0.9
+    assert lander.act(observation) == layout.sample(4)
+    assert GreedyLander(config).act(observation) == layout.spectrometer(4)
