@@ -91,7 +91,7 @@ def test_each_round_clones_on_all_rounds_rows_labelled_by_the_expert(monkeypatch
     assert len(both.actions) > len(first.actions)  # the second round adds to the first's rows
     np.testing.assert_array_equal(both.actions[: len(first.actions)], first.actions)
     # Every row's label is the informed team's choice in that row's state.
-    expert = InformedTeamArrays(make_batch("phobos-sampling-v0", 1).config)
+    expert = InformedTeamArrays(make_batch("phobos-sampling-v0", 1, horizon_steps=HORIZON).config)
     width = first.observations.shape[1] - env.role_features.shape[1]  # slots: state, role
     states = first.observations[:, :width].reshape(-1, 2, width)
     masks = first.masks.reshape(-1, 2, first.masks.shape[1])
