@@ -51,32 +51,19 @@ def test_the_array_informed_team_chooses_as_the_informed_lander_and_science_team
 
 
 def test_the_informed_lander_samples_the_cell_the_ground_values_over_its_own_estimate():
-    env = make("phobos-sampling-v0")
-    team = make_team("informed", env)
-    observations, _ = env.reset(seed=3)
-    lander = team["phobos_grunt"]
-    layout = lander._rule.layout
+    # Its own estimate favours cell 4; the ground ranks cell 9 first, and high.
+    own = {"material": 1, "value": 0.9, "hazard": 0.0}
+    lander, layout, observation = _two_cells(0.0, own, {"material": 1, "value": 0.2, "hazard": 0})
     extra = layout.classes + layout.materials
-    vector = observations["phobos_grunt"]["observations"].copy()
-    mask = np.zeros(layout.lander_actions, dtype=np.int8)
-    mask[[layout.WAIT, layout.sample(4), layout.sample(9)]] = 1
+    vector = observation["observations"]
     cells = vector[layout.header :].reshape(layout.cells, layout.cell_size)
-    cells[:, extra:] = 0.0
-    cells[:, extra + IMAGED] = 1.0
-    cells[:, : layout.classes] = 0.0
-    cells[:, 0] = 1.0  # sure of the class, so it does not confirm
-    cells[4, extra + PROBABLE_VALUE] = 0.9  # its own estimate favours cell 4
-    cells[9, extra + PROBABLE_VALUE] = 0.2
-    cells[9, extra + ADVICE_RANK] = 1.0  # the ground ranks cell 9 first, and high
+    cells[9, extra + ADVICE_RANK] = 1.0
     cells[9, extra + ADVICE_VALUE] = 1.0
     vector[layout.header :] = cells.reshape(-1)
-    vector[layout.own_field(ADVICE_RECEIVED)] = 1.0  # a ranking has arrived: no waiting
-    vector[SUN] = 1.0
-    vector[layout.own_field(BATTERY)] = 1.0
-    assert lander.act({"observations": vector, "action_mask": mask}) == layout.sample(9)
+    assert lander.act(observation) == layout.sample(9)
     cells[9, extra + SPECTRUM] = 1.0  # once a spectrum is taken, its own estimate rules again
     vector[layout.header :] = cells.reshape(-1)
-    assert lander.act({"observations": vector, "action_mask": mask}) == layout.sample(4)
+    assert lander.act(observation) == layout.sample(4)
 
 
 def _two_cells(fill: float, first: dict[str, float], second: dict[str, float]):
@@ -100,7 +87,7 @@ def _two_cells(fill: float, first: dict[str, float], second: dict[str, float]):
         cells[cell, extra + PROBABLE_VALUE] = spec["value"]
         cells[cell, extra + HAZARD] = spec["hazard"]
     vector[layout.header :] = cells.reshape(-1)
-    vector[layout.own_field(ADVICE_RECEIVED)] = 1.0
+    vector[layout.own_field(ADVICE_RECEIVED)] = 1.0  # a ranking has arrived: no waiting
     vector[layout.own_field(CONTAINER)] = fill
     vector[SUN] = 1.0
     vector[layout.own_field(BATTERY)] = 1.0
