@@ -136,7 +136,7 @@ def run(
     reference = reference_batch or REFERENCE_BATCH
     started_here = not ray.is_initialized()
     began = time.perf_counter()
-    init_ray(max(WORKERS) + 1)
+    init_ray(2 * max(WORKERS) + 1)  # the learners row: a runner and a learner per worker
     results: dict[str, Any] = {"seconds": seconds, "paths": {}, "skipped": [], "setup_s": 0.0}
     setup = dict(SETUP_GUESS_S)
     try:
@@ -172,7 +172,7 @@ def _warm_workers(workers: int) -> None:
 def _rows(seconds: float, overrides: dict[str, Any], reference: int) -> list[tuple]:
     """(path key, kind, measure) for every row, the SB3 ones (cheap to set up) first."""
 
-    def rllib_batch(workers: int, threads: int = 1) -> dict[str, float]:
+    def rllib_batch(workers: int, threads: int = 1, learners: int = 0) -> dict[str, float]:
         fields = BATCH_CONFIG | {"framework": "rllib", "num_env_runners": workers} | overrides
         fields["learner_threads"] = threads
         # num_envs counts per runner in RLlib: the runners share out the same episodes, so
@@ -180,6 +180,10 @@ def _rows(seconds: float, overrides: dict[str, Any], reference: int) -> list[tup
         fields["num_envs"] = max(fields["num_envs"] // workers, 1)
         # RLlib's minibatch may not exceed its train batch (counted in env steps there).
         fields["minibatch_size"] = min(fields["minibatch_size"], fields["train_batch_size"])
+        if learners > 1:  # both sizes count per learner: each takes its share of the update
+            fields["num_learners"] = learners
+            for size in ("train_batch_size", "minibatch_size"):
+                fields[size] = max(fields[size] // learners, 1)
         return _rllib(seconds, TrainConfig(**fields))
 
     def rllib_env(workers: int) -> dict[str, float]:
@@ -220,6 +224,11 @@ def _rows(seconds: float, overrides: dict[str, Any], reference: int) -> list[tup
             "rllib batch",
             lambda: rllib_batch(max(WORKERS), threads=max(WORKERS)),
         ),
+        (
+            ("rllib batch learners", max(WORKERS)),
+            "rllib batch",
+            lambda: rllib_batch(max(WORKERS), learners=max(WORKERS)),
+        ),
         *((("rllib env", w), "rllib env", lambda w=w: rllib_env(w)) for w in WORKERS),
     ]
 
@@ -228,6 +237,7 @@ _LABELS = {
     "sb3 batch": "SB3 MaskablePPO, batch core slots, shared network",
     "rllib batch": "RLlib PPO, env runners step the batch core",
     "rllib batch threads": "RLlib PPO, the same, the learner on one thread per runner",
+    "rllib batch learners": "RLlib PPO, the same, as many data-parallel learners as runners",
     "rllib env": "RLlib PPO, one ParallelEnv episode per runner (reference)",
     "sb3 view": "SB3 MaskablePPO, single-agent view (reference)",
     "sb3 batch lander": "lander: SB3 MaskablePPO, batch core slots, shared network",
@@ -242,6 +252,7 @@ ORDER = (
     ("sb3 batch", 2),
     ("rllib batch", 2),
     ("rllib batch threads", max(WORKERS)),
+    ("rllib batch learners", max(WORKERS)),
     ("rllib env", 1),
     ("rllib env", 2),
     ("sb3 view", 1),
@@ -334,7 +345,25 @@ def _summary(paths: dict) -> list[str]:
             f"- {_LABELS['rllib batch threads']}, 2 runners / the 1-runner row = "
             f"{threaded / one:.2f}x (not the scaling target: the learner has a second thread)"
         )
+    learners = _learner_scaling(paths)
+    if learners.met is not None:
+        lines.append(
+            f"- {learners.what} = **{learners.measured}** (target {TARGET_SCALING}x: "
+            f"{verdict(learners.met)})"
+        )
     return lines
+
+
+def _learner_scaling(paths: dict) -> Target:
+    """RLlib's workers as runner-and-learner pairs: 2 of each against 1 runner, 1 learner."""
+    one, two = _rate(paths, ("rllib batch", 1)), _rate(paths, ("rllib batch learners", 2))
+    ratio = two / one if one and two else None
+    return Target(
+        f"{_LABELS['rllib batch learners']}: 2 runners and 2 learners / 1 runner and its learner",
+        f">= {TARGET_SCALING}x",
+        "-" if ratio is None else f"{ratio:.2f}x",
+        None if ratio is None else ratio >= TARGET_SCALING,
+    )
 
 
 def _fastest_lander(paths: dict, kind: str) -> tuple[int | None, float | None]:
@@ -402,7 +431,7 @@ def targets(results: dict[str, Any]) -> list[Target]:
                 None if ratio is None else ratio >= TARGET_SCALING,
             )
         )
-    return found
+    return [*found, _learner_scaling(paths)]
 
 
 def markdown(seconds: float) -> str:

@@ -68,7 +68,13 @@ from ray.rllib.utils.metrics import (
 
 from phobos.envs import make, make_batch
 from phobos.training.config import TrainConfig
-from phobos.training.rllib_episodes import Roster, chunks, log_counts, log_episodes
+from phobos.training.rllib_episodes import (
+    Roster,
+    chunks,
+    log_counts,
+    log_episodes,
+    pickle_chunks_whole,
+)
 
 SAMPLE_CPU_S = "sample_cpu_s"
 """Env-runner metric: CPU seconds spent in ``sample()`` (summed over calls and runners)."""
@@ -108,6 +114,7 @@ class BatchEnvRunner(EnvRunner, Checkpointable):
         super().__init__(config=config, **kwargs)
         if self.worker_index:  # a remote runner is one CPU's worth: no intra-op thread pool
             torch.set_num_threads(1)
+        pickle_chunks_whole()  # its samples go to the driver, and on to remote learners
         env_config = dict(self.config.env_config)
         self._env_id = env_config["env"]
         self._overrides = dict(env_config.get("overrides") or {})

@@ -5,16 +5,20 @@ numpy throughout, with the ``agent_id``, ``module_id`` and a chunk-unique
 ``multi_agent_episode_id`` that RLlib's multi-agent learner connectors key their batches by;
 finished episodes and step counters become the env-runner metrics RLlib's ``MultiAgentEnvRunner``
 reports under the same names.
+
+:func:`pickle_chunks_whole` makes Ray ship those chunks as one pickle each.
 """
 
 from __future__ import annotations
 
+import pickle
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 import gymnasium
 import numpy as np
+import ray
 from ray.rllib.core.columns import Columns
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.env.utils.infinite_lookback_buffer import InfiniteLookbackBuffer
@@ -211,3 +215,23 @@ def log_counts(metrics: Any, roster: Roster, env_steps: int, ended: int) -> None
     if ended:
         log(NUM_EPISODES, ended, reduce="sum")
         log(NUM_EPISODES_LIFETIME, ended, reduce="lifetime_sum")
+
+
+def pickle_chunks_whole() -> None:
+    """Make this process's Ray serialise each ``SingleAgentEpisode`` with ``pickle``, in band.
+
+    Ray's own serialiser hands every numpy array of an object to the object store as a
+    buffer of its own; an orbit update's 1,280 chunks hold about ten thousand small arrays,
+    and ``ray.put`` of them took 0.46 s where ``pickle.dumps`` took 0.09 (7.8 MB either way).
+    Registered, the put took 0.10 s. It matters twice an iteration: env runner to driver, and
+    driver to remote learners. Only the sending process registers (the receiver finds
+    :func:`pickle.loads` by name). Nothing new is trusted: Ray unpickles between its own
+    workers already.
+    """
+    ray.util.register_serializer(
+        SingleAgentEpisode, serializer=_whole_pickle, deserializer=pickle.loads
+    )
+
+
+def _whole_pickle(episode: SingleAgentEpisode) -> bytes:
+    return pickle.dumps(episode, protocol=pickle.HIGHEST_PROTOCOL)

@@ -225,6 +225,10 @@ def warm_start(algorithm: Any, config: TrainConfig, announce: Callable[[str], No
         return results
 
     fitted = next(iter(algorithm.learner_group.foreach_learner(fit))).get()
+    # Several learners each cloned the same rows; they must also hold the same float bits.
+    agree = algorithm.learner_group.foreach_learner(lambda learner: learner.agree_on_weights())
+    for agreed in agree:
+        agreed.get()  # raises what a learner raised
     sync_env_runners(algorithm)
     for module_name, metrics in fitted.items():
         announce(

@@ -38,13 +38,13 @@ class TrainRequest:
 
 
 def _check_learners(config: TrainConfig) -> None:
-    """``num_learners``: rllib only, 0 (the driver learns) or 1 (a remote learner).
+    """``num_learners``: rllib only; 0 (the driver learns), 1 (a remote learner) or more.
 
-    Two or more would be RLlib's DDP, which wraps every role module in its own
-    ``DistributedDataParallel`` over one process group: measured here on 2.60, the two
-    spacecraft modules (same shapes) came out of one update different on the two learners,
-    so the learners no longer hold one policy (the per-module DDP hazard of
-    ray-project/ray#63819). Every task here has several role modules, so it is refused.
+    Two or more learn in data parallel, each on its shard of the batch, averaging gradients
+    every SGD step (:class:`~phobos.training.rllib_learner.EpochPPOTorchLearner`); RLlib's
+    ``train_batch_size_per_learner`` and ``minibatch_size`` are per learner, so an iteration
+    samples ``num_learners`` times ``train_batch_size``. On the batch sampler every learner
+    gets whole episodes: the episodes stepped at once must split evenly among them.
     """
     learners = config.num_learners
     if learners < 0:
@@ -56,10 +56,11 @@ def _check_learners(config: TrainConfig) -> None:
         )
     if config.learner_threads < 1:
         raise ValueError(f"learner_threads must be at least 1, got {config.learner_threads}")
-    if learners > 1:
+    episodes = config.num_envs * max(config.num_env_runners, 1)
+    if learners > 1 and config.sampler == "batch" and episodes % learners:
         raise ValueError(
-            f"num_learners {learners}: RLlib 2.60 keeps one DDP per role module and its learners' "
-            "copies of the roles drift apart (ray-project/ray#63819); use 0 or 1"
+            f"num_learners {learners} must divide the {episodes} episodes stepped at once "
+            f"(num_envs {config.num_envs} x {max(config.num_env_runners, 1)} env runner(s))"
         )
 
 

@@ -20,6 +20,7 @@ def test_train_benchmark_runs_every_path_with_one_and_two_workers():
     threaded = paths[("rllib batch threads", 2)]
     assert threaded["agent_steps_per_s"] > 0 and threaded["learner_threads"] == 2
     assert paths[("rllib batch", 2)]["learner_threads"] == 1
+    assert paths[("rllib batch learners", 2)]["agent_steps_per_s"] > 0
     assert 0 < paths[("sb3 batch", 2)]["sampling_share"] < 1
     for key in (("sb3 batch lander", 2), ("sb3 batch lander recipe", 2)):
         # Matmuls alone at the measured rate bound the rate; a miscounted FLOP would not.
@@ -28,4 +29,5 @@ def test_train_benchmark_runs_every_path_with_one_and_two_workers():
     assert "batch core slots" in table and "(reference)" in table
     assert "MFLOP of matmuls per agent-step" in table
     assert "the learner on one thread per runner, 2 runners / the 1-runner row" in table
+    assert "2 runners and 2 learners / 1 runner and its learner = **" in table
     assert "target 20,000" in table and "target 1.6x" in table and "target 10,000" in table

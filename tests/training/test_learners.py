@@ -1,4 +1,4 @@
-"""``num_learners``: a remote learner trains and feeds the runners; DDP learners are refused."""
+"""``num_learners``: a remote learner trains and feeds the runners; several hold one policy."""
 
 from __future__ import annotations
 
@@ -38,6 +38,52 @@ def test_a_remote_learner_updates_the_policy_and_the_runners_fly_it(ray_local):
     assert learned.keys() == flown.keys()
     for name in learned:  # the sampling runner holds what the remote learner learned
         np.testing.assert_allclose(flown[name], learned[name], err_msg=name)
+
+
+def _full_weights(learner) -> dict[str, np.ndarray]:
+    state = learner.module.get_state(inference_only=False)
+    return {f"{m}/{k}": np.asarray(v) for m, params in state.items() for k, v in params.items()}
+
+
+def _nudge_the_second_learner(learner) -> None:
+    import torch
+
+    if torch.distributed.get_rank() == 1:
+        with torch.no_grad():
+            for param in (p for module in learner.module.values() for p in module.parameters()):
+                param.add_(1.0)
+
+
+def test_two_learners_hold_one_policy_through_imitation_and_updates(ray_local):
+    from phobos.training.rllib_ppo import build_algorithm, warm_start
+
+    config = TrainConfig(seed=5, num_learners=2, imitation_episodes=2, imitation_epochs=1, **TINY)
+    algorithm = build_algorithm(config)
+    try:
+        group = algorithm.learner_group
+        assert group.is_remote and len(group._workers) == 2
+        [r.get() for r in group.foreach_learner(_nudge_the_second_learner)]
+        [r.get() for r in group.foreach_learner(lambda learner: learner.agree_on_weights())]
+        built = [r.get() for r in group.foreach_learner(_full_weights)]  # learner 0's again
+        warm_start(algorithm, config, lambda line: None)
+        cloned = [r.get() for r in group.foreach_learner(_full_weights)]
+        algorithm.train()
+        algorithm.train()
+        learned = [r.get() for r in group.foreach_learner(_full_weights)]
+        flown = algorithm.env_runner_group.foreach_env_runner(
+            _weights, local_env_runner=True
+        )[0]
+    finally:
+        algorithm.stop()
+    for name in learned[0]:
+        # Bit for bit: one policy, though each learner saw only its half of the batch.
+        np.testing.assert_array_equal(built[1][name], built[0][name], err_msg=name)
+        np.testing.assert_array_equal(cloned[1][name], cloned[0][name], err_msg=name)
+        np.testing.assert_array_equal(learned[1][name], learned[0][name], err_msg=name)
+    assert any(not np.array_equal(cloned[0][k], built[0][k]) for k in built[0])
+    assert any(not np.array_equal(learned[0][k], cloned[0][k]) for k in cloned[0])
+    for name in flown:  # the sampling runner flies what the learners learned
+        np.testing.assert_allclose(flown[name], learned[0][name], err_msg=name)
 
 
 def test_the_driver_learner_runs_on_the_threads_asked_for(ray_local):
@@ -83,7 +129,14 @@ def test_an_sb3_trial_learns_on_the_threads_asked_for(tmp_path):
     [
         ({"num_learners": -1}, "num_learners must be 0 or more"),
         ({"num_learners": 1, "framework": "sb3"}, "needs framework 'rllib'"),
-        ({"num_learners": 2}, "num_learners 2: RLlib 2.60 keeps one DDP per role module"),
+        (
+            {"num_learners": 3, "num_envs": 4, "sampler": "batch"},
+            "num_learners 3 must divide the 4 episodes",
+        ),
+        (
+            {"num_learners": 2, "num_envs": 3, "num_env_runners": 3, "sampler": "batch"},
+            r"the 9 episodes stepped at once \(num_envs 3 x 3 env runner\(s\)\)",
+        ),
         ({"learner_threads": 0}, "learner_threads must be at least 1, got 0"),
     ],
 )
