@@ -30,7 +30,9 @@ def add_commands(commands: Any) -> None:
     train.add_argument("--ray-address", help="join this Ray cluster (HOST:PORT)")
     train.add_argument("--num-env-runners", type=int, help="rllib: remote sampling workers")
     train.add_argument(
-        "--num-learners", type=int, help="rllib: 1 learns in a remote Ray worker"
+        "--num-learners",
+        type=int,
+        help="rllib: 1 learns in a remote Ray worker; 2 or more in data parallel",
     )
     train.add_argument("--quiet", action="store_true", help="no per-iteration lines")
     train.add_argument(

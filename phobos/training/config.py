@@ -46,8 +46,10 @@ class TrainConfig:
     """rllib: remote sampling workers; 0 samples in the driver."""
     num_learners: int = 0
     """rllib: 0 learns in the driver; 1 learns in a remote Ray worker of its own (on a
-    cluster, a node with the cores or GPU for it). More (RLlib's DDP) is refused: its copies
-    of the role modules drift apart (see :func:`phobos.training.train.check`)."""
+    cluster, a node with the cores or GPU for it); more learn in data parallel, one shard of
+    the batch each, averaging gradients every SGD step (``train_batch_size`` and
+    ``minibatch_size`` count per learner, as in RLlib; see
+    :class:`phobos.training.rllib_learner.EpochPPOTorchLearner`)."""
     learner_threads: int = 1
     """Torch threads of the learner. rllib: the driver's learner, or the remote one's. PPO's
     phases take turns: the learner waits while the runners sample and they wait while it
