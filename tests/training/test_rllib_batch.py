@@ -194,6 +194,25 @@ def test_runner_samples_whole_episodes_on_request(algorithm):
     assert {c.module_id for c in chunks} == {"phobos_grunt", "yinghuo1", "ground"}
 
 
+def test_chunks_cross_the_object_store_unchanged(algorithm):
+    import ray
+    import tree
+
+    chunks = algorithm.env_runner.sample(num_episodes=TINY["num_envs"], explore=True)
+    # The runner registered its whole-chunk pickling as it was built (the driver's, here).
+    back = ray.get(ray.put(chunks))
+    assert len(back) == len(chunks)
+    for sent, got in zip(chunks, back, strict=True):
+        assert type(got) is type(sent)
+        sent_state, got_state = sent.get_state(), got.get_state()
+        assert tree.flatten_with_path(sent_state) and got_state.keys() == sent_state.keys()
+        for (path, a), (path_b, b) in zip(
+            tree.flatten_with_path(sent_state), tree.flatten_with_path(got_state), strict=True
+        ):
+            assert path == path_b
+            np.testing.assert_array_equal(np.asarray(b), np.asarray(a), err_msg=str(path))
+
+
 def test_exploration_is_seeded_allowed_and_its_logp_is_the_module_s(ray_local):
     from phobos.training.rllib_ppo import build_algorithm
 
