@@ -332,38 +332,53 @@ def _summary(paths: dict) -> list[str]:
         workers, _ = _fastest_lander(paths, kind)
         if workers and "matmul_ceiling" in paths[(kind, workers)]:
             lines.append(cap_line(_LABELS[kind], paths[(kind, workers)], workers))
-    for path in ("sb3 batch", "rllib batch", "rllib env"):
-        one, two = _rate(paths, (path, 1)), _rate(paths, (path, 2))
-        if one and two:
-            lines.append(
-                f"- {_LABELS[path]}: 2 workers / 1 = **{two / one:.2f}x** (target "
-                f"{TARGET_SCALING}x: {verdict(two / one >= TARGET_SCALING)})"
-            )
+    scaling = _scaling_targets(paths)
+    lines += [
+        f"- {t.what} = **{t.measured}** (target {TARGET_SCALING}x: {verdict(t.met)})"
+        for t in scaling[:3]
+        if t.met is not None
+    ]
     one, threaded = _rate(paths, ("rllib batch", 1)), _rate(paths, ("rllib batch threads", 2))
     if one and threaded:
         lines.append(
             f"- {_LABELS['rllib batch threads']}, 2 runners / the 1-runner row = "
             f"{threaded / one:.2f}x (not the scaling target: the learner has a second thread)"
         )
-    learners = _learner_scaling(paths)
-    if learners.met is not None:
-        lines.append(
-            f"- {learners.what} = **{learners.measured}** (target {TARGET_SCALING}x: "
-            f"{verdict(learners.met)})"
-        )
+    lines += [
+        f"- {t.what} = **{t.measured}** (target {TARGET_SCALING}x: {verdict(t.met)})"
+        for t in scaling[3:]
+        if t.met is not None
+    ]
     return lines
 
 
-def _learner_scaling(paths: dict) -> Target:
-    """RLlib's workers as runner-and-learner pairs: 2 of each against 1 runner, 1 learner."""
-    one, two = _rate(paths, ("rllib batch", 1)), _rate(paths, ("rllib batch learners", 2))
-    ratio = two / one if one and two else None
-    return Target(
-        f"{_LABELS['rllib batch learners']}: 2 runners and 2 learners / 1 runner and its learner",
-        f">= {TARGET_SCALING}x",
-        "-" if ratio is None else f"{ratio:.2f}x",
-        None if ratio is None else ratio >= TARGET_SCALING,
+def _scaling_targets(paths: dict) -> list[Target]:
+    """2 workers against 1 for each path; last, RLlib's workers as runner-and-learner pairs."""
+    pairs = [
+        (f"{_LABELS[path]}: 2 workers / 1", (path, 1), (path, 2))
+        for path in ("sb3 batch", "rllib batch", "rllib env")
+    ]
+    pairs.append(
+        (
+            f"{_LABELS['rllib batch learners']}: 2 runners and 2 learners / 1 runner and its "
+            "learner",
+            ("rllib batch", 1),
+            ("rllib batch learners", 2),
+        )
     )
+    found = []
+    for what, one_key, two_key in pairs:
+        one, two = _rate(paths, one_key), _rate(paths, two_key)
+        ratio = two / one if one and two else None
+        found.append(
+            Target(
+                what,
+                f">= {TARGET_SCALING}x",
+                "-" if ratio is None else f"{ratio:.2f}x",
+                None if ratio is None else ratio >= TARGET_SCALING,
+            )
+        )
+    return found
 
 
 def _fastest_lander(paths: dict, kind: str) -> tuple[int | None, float | None]:
@@ -419,19 +434,7 @@ def targets(results: dict[str, Any]) -> list[Target]:
             f"{rate:,.0f}{versus}",
             rate >= TARGET_AGENT_STEPS,
         )
-    found = [fastest, *_lander_targets(paths)]
-    for path in ("sb3 batch", "rllib batch", "rllib env"):
-        one, two = _rate(paths, (path, 1)), _rate(paths, (path, 2))
-        ratio = two / one if one and two else None
-        found.append(
-            Target(
-                f"{_LABELS[path]}: 2 workers / 1",
-                f">= {TARGET_SCALING}x",
-                "-" if ratio is None else f"{ratio:.2f}x",
-                None if ratio is None else ratio >= TARGET_SCALING,
-            )
-        )
-    return [*found, _learner_scaling(paths)]
+    return [fastest, *_lander_targets(paths), *_scaling_targets(paths)]
 
 
 def markdown(seconds: float) -> str:

@@ -13,9 +13,9 @@ from tests.training.conftest import TINY_ORBIT, overrides, phobos
 from tests.training.test_rllib_batch import HORIZON, TINY
 
 
-def _weights(holder) -> dict[str, np.ndarray]:
+def _weights(holder, inference_only: bool = True) -> dict[str, np.ndarray]:
     """A learner's or an env runner's module weights, by module and parameter."""
-    state = holder.module.get_state(inference_only=True)
+    state = holder.module.get_state(inference_only=inference_only)
     return {f"{m}/{k}": np.asarray(v) for m, params in state.items() for k, v in params.items()}
 
 
@@ -41,8 +41,7 @@ def test_a_remote_learner_updates_the_policy_and_the_runners_fly_it(ray_local):
 
 
 def _full_weights(learner) -> dict[str, np.ndarray]:
-    state = learner.module.get_state(inference_only=False)
-    return {f"{m}/{k}": np.asarray(v) for m, params in state.items() for k, v in params.items()}
+    return _weights(learner, inference_only=False)  # the critics too
 
 
 def _nudge_the_second_learner(learner) -> None:
