@@ -85,6 +85,7 @@ def _sb3_view(
 ) -> dict[str, float]:
     from sb3_contrib import MaskablePPO
 
+    from phobos.agents.activations import Tanh
     from phobos.training.sb3_tune import make_view
 
     model = MaskablePPO(
@@ -93,7 +94,7 @@ def _sb3_view(
         n_steps=batch,
         batch_size=min(500, batch),
         n_epochs=2,
-        policy_kwargs={"net_arch": list(hidden)},
+        policy_kwargs={"net_arch": list(hidden), "activation_fn": Tanh},  # as sb3_tune's
         seed=0,
         device="cpu",
     )

@@ -58,10 +58,11 @@ def check(config: TrainConfig, agents: int) -> None:
 
 def new_model(config: TrainConfig, env: BatchVecEnv, seed: int, lr: float) -> Any:
     """A fresh MaskablePPO over the slots."""
+    from phobos.agents.activations import Tanh
     from phobos.training.teacher_kl import TeacherKLMaskablePPO
 
     policy: Any = "MlpPolicy"
-    policy_kwargs: dict[str, Any] = {"net_arch": list(config.hidden)}
+    policy_kwargs: dict[str, Any] = {"net_arch": list(config.hidden), "activation_fn": Tanh}
     if config.cell_network:
         from phobos.training.cell_network import CellSetPolicy
 

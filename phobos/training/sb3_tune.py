@@ -188,12 +188,14 @@ def _view_model(config: TrainConfig, env: Any, seed: int, lr: float) -> Any:
     """MaskablePPO on the single-agent view (one learner, scripted teammates)."""
     from sb3_contrib import MaskablePPO
 
+    from phobos.agents.activations import Tanh
+
     return MaskablePPO(
         "MultiInputPolicy",
         env,
         learning_rate=lr,
         n_steps=config.train_batch_size,
-        policy_kwargs={"net_arch": list(config.hidden)},
+        policy_kwargs={"net_arch": list(config.hidden), "activation_fn": Tanh},
         seed=seed,
         **config.sb3_ppo_arguments(),
     )
