@@ -9,7 +9,8 @@ Its accuracy: within 1.4 ulp of the float64 value (torch's within 0.52), and the
 inference every deployed agent runs (:mod:`phobos.agents.shared_policy`) already calls
 ``np.tanh``. The gradient is torch's own ``tanh_backward`` of the output, which is vectorised.
 
-Tensors numpy cannot view (not on the CPU, not float32 or float64) fall back to ``torch.tanh``.
+Tensors numpy cannot view (not on the CPU, not float32 or float64, sparse, a lazily negated
+view) fall back to ``torch.tanh``.
 :class:`Tanh` is a drop-in ``nn.Module``; :func:`use_numpy_tanh` swaps it in for every
 ``nn.Tanh`` of a built module.
 """
@@ -26,7 +27,12 @@ _NUMPY_DTYPES = (torch.float32, torch.float64)
 
 
 def _numpy_viewable(x: torch.Tensor) -> bool:
-    return x.device.type == "cpu" and x.dtype in _NUMPY_DTYPES and not x.is_conj()
+    return (
+        x.device.type == "cpu"
+        and x.dtype in _NUMPY_DTYPES
+        and x.layout == torch.strided
+        and not x.is_neg()
+    )
 
 
 def _numpy_tanh(x: torch.Tensor) -> torch.Tensor:

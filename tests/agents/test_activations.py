@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils import skip_init
 
 from phobos.agents.activations import Tanh, tanh, use_numpy_tanh
 from phobos.envs import make
@@ -33,12 +34,18 @@ def test_values_and_gradients_are_torch_s(dtype):
 def test_a_tensor_numpy_cannot_view_is_left_to_torch():
     x = torch.linspace(-3, 3, 7, dtype=torch.bfloat16)
     assert torch.equal(tanh(x), torch.tanh(x))
+    sparse = torch.linspace(-3, 3, 6).reshape(2, 3).to_sparse()
+    assert torch.equal(tanh(sparse).to_dense(), torch.tanh(sparse).to_dense())
 
 
 def test_the_swap_reaches_nested_tanh_and_leaves_the_state_dict_alone():
-    torch.manual_seed(0)
-    network = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Sequential(nn.Linear(4, 2), nn.Tanh()))
-    x = torch.randn(5, 3)
+    generator = torch.Generator().manual_seed(0)
+    first, second = (skip_init(nn.Linear, *shape) for shape in ((3, 4), (4, 2)))
+    network = nn.Sequential(first, nn.Tanh(), nn.Sequential(second, nn.Tanh()))
+    with torch.no_grad():  # weights from our generator, not the global one
+        for parameter in network.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator))
+    x = torch.randn(5, 3, generator=generator)
     before, keys = network(x), set(network.state_dict())
     assert use_numpy_tanh(network) == 2
     assert not any(type(m) is nn.Tanh for m in network.modules())
