@@ -97,3 +97,14 @@ def test_sb3_batch_models_train_on_the_numpy_tanh(network):
     model = sb3_batch.new_model(config, sb3_batch.make_env(config, 0), 0, 1e-3)
     assert _torch_tanh_left(model.policy) == []
     assert any(type(m) is Tanh for m in model.policy.modules())
+
+
+def test_the_single_agent_view_model_trains_on_the_numpy_tanh():
+    from phobos.training.sb3_tune import _view_model, make_view
+
+    config = TrainConfig(
+        env="orbit-scheduling-v0", framework="sb3", train_batch_size=8, minibatch_size=8
+    )
+    model = _view_model(config, make_view(config), 0, 1e-3)
+    assert _torch_tanh_left(model.policy) == []
+    assert any(type(m) is Tanh for m in model.policy.modules())
